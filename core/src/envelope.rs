@@ -1,0 +1,333 @@
+//! The envelope: how one sealed value is laid out (docs/FORMAT.md §1).
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     magic 0xE5
+//! 1       1     format version (1)
+//! 2       1     algorithm (1 = XAES-256-GCM)
+//! 3       1     flags (bit 0 = PHI; other bits must be 0)
+//! 4       2     keyring id, big-endian
+//! 6       2     key version, big-endian
+//! 8       24    nonce, random
+//! 32      n     ciphertext
+//! 32+n    16    tag
+//! ```
+//!
+//! The associated data binds the 8 header bytes and the value's location: the Redis key name
+//! and, for a hash field, the field name (§1.5). Nonces are drawn inside [`seal`]; callers never
+//! supply one.
+
+use rand::RngCore;
+use xaes_256_gcm::aead::{inout::InOutBuf, AeadInOut};
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::key::{DataKey, KeyId, KeyVersion, KeyringId};
+
+/// First byte of every envelope.
+pub const MAGIC: u8 = 0xE5;
+/// The format version this module writes (§1.4).
+pub const FORMAT_V1: u8 = 1;
+/// Header length in bytes.
+pub const HEADER_LEN: usize = 8;
+/// XAES-256-GCM nonce length in bytes.
+pub const NONCE_LEN: usize = 24;
+/// GCM tag length in bytes.
+pub const TAG_LEN: usize = 16;
+/// Bytes an envelope adds to its plaintext.
+pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+/// Format versions 1..=15 are reserved for redis-enc envelopes; together with the magic they
+/// never start valid UTF-8 text (§1.4).
+const RESERVED_VERSIONS: std::ops::RangeInclusive<u8> = 1..=15;
+/// Largest plaintext GCM accepts (2^36 - 32 bytes).
+const MAX_PLAINTEXT: u64 = (1 << 36) - 32;
+
+/// The AEAD that sealed an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// XAES-256-GCM (C2SP), 192-bit random nonces.
+    Xaes256Gcm,
+}
+
+impl Algorithm {
+    fn id(self) -> u8 {
+        match self {
+            Algorithm::Xaes256Gcm => 1,
+        }
+    }
+
+    fn from_id(id: u8) -> Option<Algorithm> {
+        match id {
+            1 => Some(Algorithm::Xaes256Gcm),
+            _ => None,
+        }
+    }
+
+    /// The algorithm's name as `ENC.INSPECT` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Xaes256Gcm => "XAES-256-GCM",
+        }
+    }
+}
+
+/// Envelope flags, authenticated as part of the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags {
+    /// The value was written as protected health information.
+    pub phi: bool,
+}
+
+impl Flags {
+    const PHI: u8 = 0b0000_0001;
+
+    fn to_byte(self) -> u8 {
+        if self.phi {
+            Flags::PHI
+        } else {
+            0
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Flags> {
+        if b & !Flags::PHI != 0 {
+            return None;
+        }
+        Some(Flags {
+            phi: b & Flags::PHI != 0,
+        })
+    }
+}
+
+/// Where a sealed value lives. The location is authenticated, so a value copied elsewhere
+/// does not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location<'a> {
+    /// The value of a string key.
+    Value {
+        /// The Redis key name.
+        key: &'a [u8],
+    },
+    /// One field of a hash.
+    HashField {
+        /// The Redis key name of the hash.
+        key: &'a [u8],
+        /// The field name.
+        field: &'a [u8],
+    },
+}
+
+impl Location<'_> {
+    const VALUE: u8 = 1;
+    const HASH_FIELD: u8 = 2;
+
+    /// Associated data: header, a location tag, then each name with a 32-bit length (§1.5).
+    fn associated_data(&self, header: &[u8; HEADER_LEN]) -> Vec<u8> {
+        let (tag, key, field) = match *self {
+            Location::Value { key } => (Location::VALUE, key, None),
+            Location::HashField { key, field } => (Location::HASH_FIELD, key, Some(field)),
+        };
+        let mut aad = Vec::with_capacity(HEADER_LEN + 9 + key.len() + field.map_or(0, <[u8]>::len));
+        aad.extend_from_slice(header);
+        aad.push(tag);
+        push_with_len(&mut aad, key);
+        if let Some(field) = field {
+            push_with_len(&mut aad, field);
+        }
+        aad
+    }
+}
+
+fn push_with_len(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Redis caps keys and fields at 512 MiB, so the length always fits in 32 bits.
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The clear-text header of an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The AEAD.
+    pub algorithm: Algorithm,
+    /// Flags.
+    pub flags: Flags,
+    /// Which data key sealed the value.
+    pub key_id: KeyId,
+}
+
+impl Header {
+    fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let ring = self.key_id.keyring.0.to_be_bytes();
+        let version = self.key_id.version.0.to_be_bytes();
+        [
+            MAGIC,
+            FORMAT_V1,
+            self.algorithm.id(),
+            self.flags.to_byte(),
+            ring[0],
+            ring[1],
+            version[0],
+            version[1],
+        ]
+    }
+}
+
+/// Whether `bytes` carry the envelope magic and a reserved format version. A cheap test for
+/// "was this written by redis-enc", used before anything is parsed.
+pub fn looks_sealed(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && bytes[0] == MAGIC && RESERVED_VERSIONS.contains(&bytes[1])
+}
+
+/// A parsed envelope, borrowing the stored bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    header: Header,
+    header_bytes: &'a [u8; HEADER_LEN],
+    nonce: &'a [u8; NONCE_LEN],
+    ciphertext: &'a [u8],
+    tag: &'a [u8; TAG_LEN],
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses stored bytes (§1.4). Fails with [`Error::NotAnEnvelope`] when the magic is
+    /// missing, [`Error::UnsupportedFormat`] for another reserved version, and
+    /// [`Error::DecryptFailed`] for anything else that is wrong: too short, an unknown
+    /// algorithm, reserved flag bits set.
+    pub fn parse(bytes: &'a [u8]) -> Result<Envelope<'a>, Error> {
+        if !looks_sealed(bytes) {
+            return Err(Error::NotAnEnvelope);
+        }
+        if bytes[1] != FORMAT_V1 {
+            return Err(Error::UnsupportedFormat(bytes[1]));
+        }
+        if bytes.len() < OVERHEAD {
+            return Err(Error::DecryptFailed);
+        }
+        let (header_bytes, rest) = bytes.split_at(HEADER_LEN);
+        let (nonce, rest) = rest.split_at(NONCE_LEN);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let header_bytes: &[u8; HEADER_LEN] =
+            header_bytes.try_into().map_err(|_| Error::DecryptFailed)?;
+        let algorithm = Algorithm::from_id(header_bytes[2]).ok_or(Error::DecryptFailed)?;
+        let flags = Flags::from_byte(header_bytes[3]).ok_or(Error::DecryptFailed)?;
+        let key_id = KeyId {
+            keyring: KeyringId(u16::from_be_bytes([header_bytes[4], header_bytes[5]])),
+            version: KeyVersion(u16::from_be_bytes([header_bytes[6], header_bytes[7]])),
+        };
+        Ok(Envelope {
+            header: Header {
+                algorithm,
+                flags,
+                key_id,
+            },
+            header_bytes,
+            nonce: nonce.try_into().map_err(|_| Error::DecryptFailed)?,
+            ciphertext,
+            tag: tag.try_into().map_err(|_| Error::DecryptFailed)?,
+        })
+    }
+
+    /// The clear-text header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Length of the plaintext this envelope holds.
+    pub fn plaintext_len(&self) -> usize {
+        self.ciphertext.len()
+    }
+
+    /// Authenticates and decrypts. `key` must be the data key named by the header; any
+    /// failure is [`Error::DecryptFailed`].
+    pub fn open(
+        &self,
+        key: &DataKey,
+        location: &Location<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let mut out = Zeroizing::new(vec![0u8; self.ciphertext.len()]);
+        self.open_into(key, location, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Envelope::open`], writing the plaintext into `out`, which must be exactly
+    /// [`Envelope::plaintext_len`] bytes. On failure `out` is zeroed.
+    pub fn open_into(
+        &self,
+        key: &DataKey,
+        location: &Location<'_>,
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        if key.id() != self.header.key_id || out.len() != self.ciphertext.len() {
+            return Err(Error::DecryptFailed);
+        }
+        let aad = location.associated_data(self.header_bytes);
+        let buffer = InOutBuf::new(self.ciphertext, out).map_err(|_| Error::DecryptFailed)?;
+        let result =
+            key.cipher()
+                .decrypt_inout_detached(self.nonce.into(), &aad, buffer, self.tag.into());
+        if result.is_err() {
+            out.fill(0);
+            return Err(Error::DecryptFailed);
+        }
+        Ok(())
+    }
+}
+
+/// Seals `plaintext` for `location` under `key`, with a fresh random 192-bit nonce.
+pub fn seal(
+    key: &DataKey,
+    flags: Flags,
+    location: &Location<'_>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    seal_with_nonce(key, flags, location, plaintext, &nonce)
+}
+
+fn seal_with_nonce(
+    key: &DataKey,
+    flags: Flags,
+    location: &Location<'_>,
+    plaintext: &[u8],
+    nonce: &[u8; NONCE_LEN],
+) -> Result<Vec<u8>, Error> {
+    if plaintext.len() as u64 > MAX_PLAINTEXT {
+        return Err(Error::TooLarge);
+    }
+    let header = Header {
+        algorithm: Algorithm::Xaes256Gcm,
+        flags,
+        key_id: key.id(),
+    };
+    let header_bytes = header.to_bytes();
+    let aad = location.associated_data(&header_bytes);
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+    out.extend_from_slice(&header_bytes);
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(plaintext);
+    let body = &mut out[HEADER_LEN + NONCE_LEN..];
+    let tag = key
+        .cipher()
+        .encrypt_inout_detached(nonce.into(), &aad, body.into())
+        .map_err(|_| Error::TooLarge)?;
+    out.extend_from_slice(tag.as_slice());
+    Ok(out)
+}
+
+/// Seals with a caller-chosen nonce. Reusing a nonce under one key is catastrophic; this exists
+/// only so that the known-answer vectors in `tests/data/` can be checked in both directions.
+#[cfg(test)]
+pub(crate) fn seal_with_nonce_for_known_answer_tests(
+    key: &DataKey,
+    flags: Flags,
+    location: &Location<'_>,
+    plaintext: &[u8],
+    nonce: &[u8; NONCE_LEN],
+) -> Result<Vec<u8>, Error> {
+    seal_with_nonce(key, flags, location, plaintext, nonce)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! The error type of the core layer.
+//!
+//! Messages are written for the person who has to act on them. Every authentication failure is
+//! the same [`Error::DecryptFailed`]: a caller cannot tell a wrong key from a flipped bit, a moved
+//! value or a truncated one. No variant carries key material, plaintext or ciphertext.
+
+use std::fmt;
+
+use crate::key::{KeyVersion, KeyringId};
+
+/// Everything that can go wrong in the core layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes do not start with the envelope magic: this value was not sealed by redis-enc.
+    NotAnEnvelope,
+    /// The envelope names a format version this build does not read (docs/FORMAT.md §1.4).
+    UnsupportedFormat(u8),
+    /// The envelope names a data key this keyring does not hold.
+    UnknownKey {
+        /// Keyring id from the envelope header.
+        keyring: KeyringId,
+        /// Key version from the envelope header.
+        version: KeyVersion,
+    },
+    /// Authentication failed: the value was modified, truncated, moved to another key or field,
+    /// or sealed under a different master key.
+    DecryptFailed,
+    /// A value too large for the cipher (more than 2^36 - 32 bytes).
+    TooLarge,
+    /// The master key could not be obtained; the string says which source and why.
+    MasterKey(MasterKeyError),
+    /// A keyring name that is not valid (empty, too long, or with control characters).
+    InvalidKeyringName,
+    /// A keyring name that this server does not hold.
+    UnknownKeyring,
+}
+
+/// Why a master key could not be loaded. Names the source (a path or a variable name, never
+/// the key) and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterKeyError {
+    /// No `master-key` argument was given.
+    NotConfigured,
+    /// The URI scheme is not one of `file:`, `env:`, `exec:`.
+    UnknownScheme(String),
+    /// The key file could not be read.
+    Unreadable {
+        /// Path of the key file.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The key file can be read by group or others.
+    Permissions {
+        /// Path of the key file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The environment variable is not set or not valid UTF-8.
+    EnvMissing(String),
+    /// The helper program failed: did not start, timed out, or exited non-zero.
+    Exec(String),
+    /// The key is not base64 of one line.
+    Malformed {
+        /// Where the key came from (`file /path`, `variable NAME`, `program /path`).
+        source: String,
+    },
+    /// The key decoded to the wrong number of bytes.
+    WrongSize {
+        /// Where the key came from.
+        source: String,
+        /// How many bytes it decoded to.
+        len: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotAnEnvelope => f.write_str("value is not a redis-enc envelope"),
+            Error::UnsupportedFormat(v) => write!(
+                f,
+                "envelope format version {v} is not supported by this build of redis-enc"
+            ),
+            Error::UnknownKey { keyring, version } => write!(
+                f,
+                "data key {version} of keyring {keyring} is not in this server's keyring"
+            ),
+            Error::DecryptFailed => f.write_str(
+                "decryption failed: the value was modified, moved from another key or field, \
+                 or sealed under a different master key",
+            ),
+            Error::TooLarge => f.write_str("value is too large to seal"),
+            Error::MasterKey(e) => write!(f, "master key: {e}"),
+            Error::InvalidKeyringName => {
+                f.write_str("invalid keyring name: use 1 to 64 printable characters without spaces")
+            }
+            Error::UnknownKeyring => f.write_str("no such keyring"),
+        }
+    }
+}
+
+impl fmt::Display for MasterKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MasterKeyError::NotConfigured => f.write_str(
+                "no master key configured; add 'master-key file:/path/to/master.key' \
+                 (or env:NAME, exec:/path/to/program) to the loadmodule line",
+            ),
+            MasterKeyError::UnknownScheme(s) => write!(
+                f,
+                "unknown master key provider '{s}'; use file:PATH, env:NAME or exec:PATH [ARGS]"
+            ),
+            MasterKeyError::Unreadable { path, reason } => {
+                write!(f, "cannot read key file {path}: {reason}")
+            }
+            MasterKeyError::Permissions { path, mode } => write!(
+                f,
+                "key file {path} is readable by group or others (mode {mode:04o}); \
+                 run 'chmod 600 {path}'"
+            ),
+            MasterKeyError::EnvMissing(name) => {
+                write!(f, "environment variable {name} is not set or not UTF-8")
+            }
+            MasterKeyError::Exec(reason) => write!(f, "key program failed: {reason}"),
+            MasterKeyError::Malformed { source } => write!(
+                f,
+                "{source} does not hold a key: expected one line of base64 \
+                 (make one with 'redis-enc keygen')"
+            ),
+            MasterKeyError::WrongSize { source, len } => write!(
+                f,
+                "{source} holds {len} bytes; a master key is exactly 32 bytes \
+                 (make one with 'redis-enc keygen')"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+impl std::error::Error for MasterKeyError {}
+
+impl From<MasterKeyError> for Error {
+    fn from(e: MasterKeyError) -> Self {
+        Error::MasterKey(e)
+    }
+}

@@ -1,0 +1,235 @@
+//! Key types. None of them is `Clone`; each zeroizes its bytes when dropped and prints only
+//! its identifier in `Debug`, so that a stray `{:?}` in a log line cannot leak key material.
+
+use std::fmt;
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use hkdf::Hkdf;
+use rand::RngCore;
+use sha2::Sha256;
+use xaes_256_gcm::{aead::KeyInit, Xaes256Gcm};
+use zeroize::Zeroizing;
+
+use crate::error::MasterKeyError;
+
+/// Length in bytes of master keys and data keys (AES-256).
+pub const KEY_LEN: usize = 32;
+
+/// HKDF salt for every derivation from the master key (docs/FORMAT.md §3).
+const HKDF_SALT: &[u8] = b"redis-enc v1";
+/// HKDF info label for data keys; followed by the key id (docs/FORMAT.md §3).
+const DATA_KEY_INFO: &[u8] = b"redis-enc data key";
+/// HKDF info label for the public master-key identifier (docs/FORMAT.md §3).
+const MASTER_ID_INFO: &[u8] = b"redis-enc master key id";
+
+/// Number of a keyring inside one server's key store. `0` is always the keyring `default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyringId(pub u16);
+
+/// Version of a data key inside a keyring; versions start at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyVersion(pub u16);
+
+/// Which data key sealed an envelope: stored in clear in its header (docs/FORMAT.md §1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId {
+    /// The keyring.
+    pub keyring: KeyringId,
+    /// The version inside that keyring.
+    pub version: KeyVersion,
+}
+
+impl fmt::Display for KeyringId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for KeyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+/// The master key: 32 bytes held outside Redis, from which data keys are derived or by which
+/// they are wrapped. It never leaves this type except through [`MasterKey::to_base64`], which
+/// exists for `redis-enc keygen`.
+pub struct MasterKey {
+    bytes: Zeroizing<[u8; KEY_LEN]>,
+    id: String,
+}
+
+impl MasterKey {
+    /// Makes a new random master key from the operating system's generator.
+    pub fn generate() -> MasterKey {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        MasterKey::from_bytes(bytes)
+    }
+
+    /// Decodes one line of base64 (surrounding whitespace ignored). `source` names where the
+    /// text came from, for the error message; it never contains the key.
+    pub fn from_base64(text: &str, source: &str) -> Result<MasterKey, MasterKeyError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.contains(['\n', '\r']) {
+            return Err(MasterKeyError::Malformed {
+                source: source.to_owned(),
+            });
+        }
+        let decoded =
+            Zeroizing::new(
+                STANDARD
+                    .decode(trimmed)
+                    .map_err(|_| MasterKeyError::Malformed {
+                        source: source.to_owned(),
+                    })?,
+            );
+        if decoded.len() != KEY_LEN {
+            return Err(MasterKeyError::WrongSize {
+                source: source.to_owned(),
+                len: decoded.len(),
+            });
+        }
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        bytes.copy_from_slice(&decoded);
+        Ok(MasterKey::from_bytes(bytes))
+    }
+
+    fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> MasterKey {
+        let mut id = [0u8; 8];
+        hkdf(bytes.as_ref(), MASTER_ID_INFO, &mut id);
+        let id = id.iter().map(|b| format!("{b:02x}")).collect();
+        MasterKey { bytes, id }
+    }
+
+    /// A public fingerprint of the key (16 hex digits), one-way derived with HKDF: lets an
+    /// operator check that two servers hold the same master key without showing it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The key as one line of base64, for writing a key file.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(STANDARD.encode(self.bytes.as_ref()))
+    }
+
+    /// Derives the data key `id` with HKDF-SHA256 (docs/FORMAT.md §3).
+    pub fn derive_data_key(&self, id: KeyId) -> DataKey {
+        let mut info = Vec::with_capacity(DATA_KEY_INFO.len() + 4);
+        info.extend_from_slice(DATA_KEY_INFO);
+        info.extend_from_slice(&id.keyring.0.to_be_bytes());
+        info.extend_from_slice(&id.version.0.to_be_bytes());
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        hkdf(self.bytes.as_ref(), &info, bytes.as_mut());
+        DataKey::from_bytes(id, bytes)
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey").field("id", &self.id).finish()
+    }
+}
+
+fn hkdf(ikm: &[u8], info: &[u8], out: &mut [u8]) {
+    let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), ikm);
+    // Output lengths used here are 8 and 32 bytes, far below HKDF-SHA256's 8160-byte limit.
+    hk.expand(info, out)
+        .expect("HKDF output length is within bounds");
+}
+
+/// A data key: the AES-256 key that seals and opens envelopes, held as a ready cipher.
+///
+/// The cipher's AES round keys are zeroized on drop by the `aes` crate (feature `zeroize`).
+pub struct DataKey {
+    id: KeyId,
+    cipher: Xaes256Gcm,
+}
+
+impl DataKey {
+    /// Builds a data key from raw bytes; the bytes are zeroized when `bytes` drops.
+    pub fn from_bytes(id: KeyId, bytes: Zeroizing<[u8; KEY_LEN]>) -> DataKey {
+        // A 32-byte slice is always a valid AES-256 key.
+        let cipher = Xaes256Gcm::new_from_slice(bytes.as_ref()).expect("32-byte key");
+        DataKey { id, cipher }
+    }
+
+    /// Which keyring and version this key is.
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
+    pub(crate) fn cipher(&self) -> &Xaes256Gcm {
+        &self.cipher
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKey")
+            .field("keyring", &self.id.keyring.0)
+            .field("version", &self.id.version.0)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn debug_output_shows_only_the_identifier() {
+        let master = MasterKey::from_base64(KEY_B64, "test").unwrap();
+        let debug = format!("{master:?}");
+        assert_eq!(debug, format!("MasterKey {{ id: \"{}\" }}", master.id()));
+        let data = master.derive_data_key(KeyId {
+            keyring: KeyringId(0),
+            version: KeyVersion(1),
+        });
+        assert_eq!(format!("{data:?}"), "DataKey { keyring: 0, version: 1 }");
+    }
+
+    #[test]
+    fn master_key_id_is_stable_and_not_the_key() {
+        let master = MasterKey::from_base64(KEY_B64, "test").unwrap();
+        assert_eq!(master.id().len(), 16);
+        assert_eq!(
+            master.id(),
+            MasterKey::from_base64(KEY_B64, "test").unwrap().id()
+        );
+        assert_ne!(master.id(), MasterKey::generate().id());
+        assert!(!KEY_B64.contains(master.id()));
+    }
+
+    #[test]
+    fn malformed_and_wrong_sized_keys_are_refused() {
+        assert!(matches!(
+            MasterKey::from_base64("not base64!", "file k"),
+            Err(MasterKeyError::Malformed { .. })
+        ));
+        assert!(matches!(
+            MasterKey::from_base64("", "file k"),
+            Err(MasterKeyError::Malformed { .. })
+        ));
+        assert_eq!(
+            MasterKey::from_base64("AAAA", "file k").unwrap_err(),
+            MasterKeyError::WrongSize {
+                source: "file k".into(),
+                len: 3
+            }
+        );
+        let two_lines = format!("{KEY_B64}\n{KEY_B64}");
+        assert!(matches!(
+            MasterKey::from_base64(&two_lines, "file k"),
+            Err(MasterKeyError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        let master = MasterKey::from_base64(&format!("  {KEY_B64}\n"), "test").unwrap();
+        assert_eq!(master.to_base64().as_str(), KEY_B64);
+    }
+}

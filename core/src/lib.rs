@@ -1,0 +1,23 @@
+//! The core of redis-enc: everything that does not need a Redis server.
+//!
+//! - [`envelope`]: the sealed-value format (docs/FORMAT.md §1) and `seal` / `open`.
+//! - [`key`]: master and data key types; zeroized on drop, never printed.
+//! - [`keyring`]: which data key seals new values and which opens a given envelope.
+//! - [`provider`]: where the master key comes from (`file:`, `env:`, `exec:`).
+//! - [`error`]: the one error type of this layer.
+//!
+//! The Redis adapter (the loadable module) and the `redis-enc` command-line tool both build on
+//! this crate; neither reimplements anything here.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod envelope;
+pub mod error;
+pub mod key;
+pub mod keyring;
+pub mod provider;
+
+pub use envelope::{Envelope, Flags, Location};
+pub use error::Error;
+pub use key::{DataKey, KeyId, KeyVersion, KeyringId, MasterKey};
+pub use keyring::{Keyring, KeyringName};

@@ -1,0 +1,155 @@
+//! `ENC.HSETFIELD`, `ENC.HGETFIELD`, `ENC.HGETALL`.
+
+use redis_enc_core::envelope::looks_sealed;
+use redis_enc_core::{Flags, KeyringName, Location};
+use zeroize::Zeroizing;
+
+use super::open_for_reader;
+use super::string::pairs_and_phi;
+use crate::entry::arity;
+use crate::error::CmdError;
+use crate::info;
+use crate::rm::{Arg, Ctx, KeyType, OwnedString};
+use crate::state;
+
+/// `ENC.HSETFIELD key field value [field value ...] [PHI]`: replies with the number of fields
+/// added, as HSET does.
+pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    arity(args, 4, "enc.hsetfield")?;
+    for pos in (3..args.len()).step_by(2) {
+        ctx.redact(pos);
+    }
+    let name = args[1];
+    let (pairs, phi) = pairs_and_phi(&args[2..]).ok_or(CmdError::WrongArity("enc.hsetfield"))?;
+    let mut key = ctx.open_write(name);
+    if !matches!(key.key_type(), KeyType::Empty | KeyType::Hash) {
+        return Err(CmdError::WrongType);
+    }
+    let sealed: Vec<OwnedString> = state::with(|s| {
+        pairs
+            .chunks(2)
+            .map(|fv| {
+                let location = Location::HashField {
+                    key: name.bytes(),
+                    field: fv[0].bytes(),
+                };
+                Ok(ctx.string(&s.keyring.seal(
+                    &KeyringName::default_name(),
+                    Flags { phi },
+                    &location,
+                    fv[1].bytes(),
+                )?))
+            })
+            .collect()
+    })?;
+    let mut added = 0;
+    let mut replicated = Vec::with_capacity(pairs.len() + 1);
+    replicated.push(name.as_ptr());
+    for (fv, value) in pairs.chunks(2).zip(&sealed) {
+        if !key.hash_has(fv[0]) {
+            added += 1;
+        }
+        if !key.hash_set(fv[0], value) {
+            return Err(CmdError::Server("ERR the server refused the write".into()));
+        }
+        replicated.push(fv[0].as_ptr());
+        replicated.push(value.as_ptr());
+    }
+    info::count_sealed(sealed.len() as u64);
+    ctx.notify(redis_module::raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
+    ctx.replicate(c"HSET", &replicated);
+    ctx.reply_int(added);
+    Ok(())
+}
+
+/// `ENC.HGETFIELD key field [field ...]`: an array with one entry per field, nil where the
+/// field or the key does not exist.
+pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    arity(args, 3, "enc.hgetfield")?;
+    let name = args[1];
+    let key = ctx.open_read(name);
+    let values: Vec<Option<Zeroizing<Vec<u8>>>> = match key.key_type() {
+        KeyType::Empty => args[2..].iter().map(|_| None).collect(),
+        KeyType::Hash => state::with(|s| {
+            args[2..]
+                .iter()
+                .map(|field| match key.hash_get(*field) {
+                    None => Ok(None),
+                    Some(stored) => {
+                        let location = Location::HashField {
+                            key: name.bytes(),
+                            field: field.bytes(),
+                        };
+                        open_for_reader(s, stored.bytes(), &location).map(Some)
+                    }
+                })
+                .collect()
+        })?,
+        _ => return Err(CmdError::WrongType),
+    };
+    ctx.reply_array(values.len());
+    for value in values {
+        match value {
+            Some(v) => ctx.reply_bulk(&v),
+            None => ctx.reply_null(),
+        }
+    }
+    Ok(())
+}
+
+/// One hash field and its stored value.
+pub(super) type FieldValue = (Vec<u8>, Vec<u8>);
+
+/// Every field and stored value of a hash, read with `HGETALL`.
+pub(super) fn all_fields(ctx: Ctx, name: Arg) -> Result<Vec<FieldValue>, CmdError> {
+    let reply = ctx.call(c"HGETALL", c"", &[name.as_ptr()]);
+    if reply.is_error() {
+        return Err(CmdError::Server(reply.error_text()));
+    }
+    let mut flat = reply.string_elements().into_iter();
+    let mut fields = Vec::new();
+    while let (Some(f), Some(v)) = (flat.next(), flat.next()) {
+        fields.push((f, v));
+    }
+    Ok(fields)
+}
+
+/// `ENC.HGETALL key`: a map (RESP3) or flat array (RESP2) of every field; sealed fields are
+/// opened, plain fields returned as stored.
+pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    if args.len() != 2 {
+        return Err(CmdError::WrongArity("enc.hgetall"));
+    }
+    let name = args[1];
+    match ctx.open_read(name).key_type() {
+        KeyType::Empty | KeyType::Hash => {}
+        _ => return Err(CmdError::WrongType),
+    }
+    let fields = all_fields(ctx, name)?;
+    let opened: Vec<(Vec<u8>, Zeroizing<Vec<u8>>)> = state::with(|s| {
+        fields
+            .into_iter()
+            .map(|(field, stored)| {
+                let value = if looks_sealed(&stored) {
+                    open_for_reader(
+                        s,
+                        &stored,
+                        &Location::HashField {
+                            key: name.bytes(),
+                            field: &field,
+                        },
+                    )?
+                } else {
+                    Zeroizing::new(stored)
+                };
+                Ok((field, value))
+            })
+            .collect()
+    })?;
+    ctx.reply_map(opened.len());
+    for (field, value) in opened {
+        ctx.reply_bulk(&field);
+        ctx.reply_bulk(&value);
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The `ENC.*` commands: their table (flags, key specs, documentation) and what they share.
+//!
+//! Writing commands redact their plaintext arguments first thing, then validate everything,
+//! then write through the low-level key API and replicate the resulting ciphertext write
+//! (`SET`, `MSET`, `HSET`, ...), never the `ENC.*` command with its plaintext.
+
+mod hash;
+mod inspect;
+mod relocate;
+mod string;
+
+use redis_enc_core::keyring::Opened;
+use redis_enc_core::{Error as CoreError, Location};
+use zeroize::Zeroizing;
+
+use crate::command_entry;
+use crate::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
+use crate::config;
+use crate::error::CmdError;
+use crate::info;
+use crate::rm::Ctx;
+use crate::state::State;
+
+/// Opens a stored value for a reader. Values that are not envelopes are returned as they are
+/// only when `enc.allow-plaintext-read` is on.
+fn open_for_reader(
+    state: &State,
+    stored: &[u8],
+    location: &Location<'_>,
+) -> Result<Zeroizing<Vec<u8>>, CmdError> {
+    match state.keyring.open(stored, location) {
+        Ok(Opened { plaintext, .. }) => {
+            info::count_opened(1);
+            Ok(plaintext)
+        }
+        Err(CoreError::NotAnEnvelope) if config::allow_plaintext_read() => {
+            info::count_plaintext_read();
+            Ok(Zeroizing::new(stored.to_vec()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn key_spec(key_use: KeyUse, first: i32, last: i32, step: i32) -> KeySpec {
+    KeySpec {
+        key_use,
+        first,
+        last,
+        step,
+    }
+}
+
+fn one_key(key_use: KeyUse) -> Vec<KeySpec> {
+    vec![key_spec(key_use, 1, 0, 1)]
+}
+
+fn set_doc() -> CommandDoc {
+    CommandDoc {
+        summary:
+            "Seals a value and stores it in a string key; options mean what they mean for SET.",
+        complexity: "O(N) where N is the length of the value",
+        since: "0.1.0",
+        arity: -3,
+        keys: one_key(KeyUse::Overwrite),
+        args: vec![
+            ArgDoc::key("key", 0),
+            ArgDoc::string("value"),
+            ArgDoc::one_of("condition", vec![ArgDoc::token("NX"), ArgDoc::token("XX")]).optional(),
+            ArgDoc::token("GET").optional(),
+            ArgDoc::one_of(
+                "expiration",
+                vec![
+                    ArgDoc::integer("seconds").after("EX"),
+                    ArgDoc::integer("milliseconds").after("PX"),
+                    ArgDoc::unix_time("unix-time-seconds").after("EXAT"),
+                    ArgDoc::unix_time("unix-time-milliseconds").after("PXAT"),
+                    ArgDoc::token("KEEPTTL"),
+                ],
+            )
+            .optional(),
+            ArgDoc::token("PHI").optional(),
+            ArgDoc::string("keyring").after("KEYRING").optional(),
+        ],
+    }
+}
+
+/// One row of the command table.
+struct Command {
+    name: &'static str,
+    handler: redis_module::raw::RedisModuleCmdFunc,
+    flags: &'static str,
+    /// ACL categories, set on servers where modules can set them (Redis 7.2+, Valkey).
+    acl: &'static str,
+    doc: CommandDoc,
+}
+
+fn table() -> Vec<Command> {
+    let read_one = one_key(KeyUse::Read);
+    vec![
+        Command { name: "enc.set", handler: command_entry!("enc.set", string::set), flags: "write deny-oom", acl: "write string slow", doc: set_doc() },
+        Command {
+            name: "enc.get",
+            handler: command_entry!("enc.get", string::get),
+            flags: "readonly fast", acl: "read string fast",
+            doc: CommandDoc {
+                summary: "Opens the sealed value of a string key and returns the plaintext.",
+                complexity: "O(N) where N is the length of the value",
+                since: "0.1.0",
+                arity: 2,
+                keys: read_one.clone(),
+                args: vec![ArgDoc::key("key", 0)],
+            },
+        },
+        Command {
+            name: "enc.mset",
+            handler: command_entry!("enc.mset", string::mset),
+            flags: "write deny-oom", acl: "write string slow",
+            doc: CommandDoc {
+                summary: "Seals and stores several values at once, as MSET does.",
+                complexity: "O(N) where N is the total length of the values",
+                since: "0.1.0",
+                arity: -3,
+                keys: vec![key_spec(KeyUse::Overwrite, 1, -1, 2)],
+                args: vec![ArgDoc::block("data", vec![ArgDoc::key("key", 0), ArgDoc::string("value")]).multiple()],
+            },
+        },
+        Command {
+            name: "enc.mget",
+            handler: command_entry!("enc.mget", string::mget),
+            flags: "readonly fast", acl: "read string fast",
+            doc: CommandDoc {
+                summary: "Opens the sealed values of several string keys, as MGET does.",
+                complexity: "O(N) where N is the total length of the values",
+                since: "0.1.0",
+                arity: -2,
+                keys: vec![key_spec(KeyUse::Read, 1, -1, 1)],
+                args: vec![ArgDoc::key("key", 0).multiple()],
+            },
+        },
+        Command {
+            name: "enc.hsetfield",
+            handler: command_entry!("enc.hsetfield", hash::set_fields),
+            flags: "write deny-oom fast", acl: "write hash fast",
+            doc: CommandDoc {
+                summary: "Seals hash fields; the other fields of the hash stay as they are.",
+                complexity: "O(N) where N is the total length of the values",
+                since: "0.1.0",
+                arity: -4,
+                keys: one_key(KeyUse::Update),
+                args: vec![
+                    ArgDoc::key("key", 0),
+                    ArgDoc::block("data", vec![ArgDoc::string("field"), ArgDoc::string("value")]).multiple(),
+                    ArgDoc::token("PHI").optional(),
+                ],
+            },
+        },
+        Command {
+            name: "enc.hgetfield",
+            handler: command_entry!("enc.hgetfield", hash::get_fields),
+            flags: "readonly fast", acl: "read hash fast",
+            doc: CommandDoc {
+                summary: "Opens the named sealed hash fields; replies with an array, as HMGET does.",
+                complexity: "O(N) where N is the total length of the values",
+                since: "0.1.0",
+                arity: -3,
+                keys: read_one.clone(),
+                args: vec![ArgDoc::key("key", 0), ArgDoc::string("field").multiple()],
+            },
+        },
+        Command {
+            name: "enc.hgetall",
+            handler: command_entry!("enc.hgetall", hash::get_all),
+            flags: "readonly", acl: "read hash slow",
+            doc: CommandDoc {
+                summary: "Returns every field of a hash, sealed fields opened and plain fields as stored.",
+                complexity: "O(N) where N is the size of the hash",
+                since: "0.1.0",
+                arity: 2,
+                keys: read_one.clone(),
+                args: vec![ArgDoc::key("key", 0)],
+            },
+        },
+        Command {
+            name: "enc.rename",
+            handler: command_entry!("enc.rename", relocate::rename),
+            flags: "write", acl: "write keyspace slow",
+            doc: CommandDoc {
+                summary: "Renames a key, re-sealing its sealed values for the new name.",
+                complexity: "O(N) where N is the size of the value",
+                since: "0.1.0",
+                arity: 3,
+                keys: vec![key_spec(KeyUse::ReadDelete, 1, 0, 1), key_spec(KeyUse::Overwrite, 2, 0, 1)],
+                args: vec![ArgDoc::key("key", 0), ArgDoc::key("newkey", 1)],
+            },
+        },
+        Command {
+            name: "enc.copy",
+            handler: command_entry!("enc.copy", relocate::copy),
+            flags: "write deny-oom", acl: "write keyspace slow",
+            doc: CommandDoc {
+                summary: "Copies a key, re-sealing its sealed values for the destination name.",
+                complexity: "O(N) where N is the size of the value",
+                since: "0.1.0",
+                arity: -3,
+                keys: vec![key_spec(KeyUse::Read, 1, 0, 1), key_spec(KeyUse::Overwrite, 2, 0, 1)],
+                args: vec![
+                    ArgDoc::key("source", 0),
+                    ArgDoc::key("destination", 1),
+                    ArgDoc::token("REPLACE").optional(),
+                ],
+            },
+        },
+        Command {
+            name: "enc.inspect",
+            handler: command_entry!("enc.inspect", inspect::inspect),
+            flags: "readonly fast", acl: "read keyspace fast",
+            doc: CommandDoc {
+                summary: "Shows the envelope metadata of a sealed value without decrypting it.",
+                complexity: "O(1)",
+                since: "0.1.0",
+                arity: -2,
+                keys: one_key(KeyUse::ReadMetadata),
+                args: vec![ArgDoc::key("key", 0), ArgDoc::string("field").optional()],
+            },
+        },
+    ]
+}
+
+/// Creates every command.
+pub fn register(ctx: Ctx) -> Result<(), String> {
+    for c in table() {
+        let legacy = legacy_key_range(&c.doc.keys);
+        ctx.create_command(c.name, c.handler, c.flags, c.acl, legacy, &c.doc.to_raw())?;
+    }
+    Ok(())
+}
+
+/// The first/last/step triple for servers that read only the legacy range.
+fn legacy_key_range(keys: &[KeySpec]) -> (i32, i32, i32) {
+    match keys {
+        [] => (0, 0, 0),
+        [only] => (
+            only.first,
+            if only.last == 0 {
+                only.first
+            } else {
+                only.last
+            },
+            only.step,
+        ),
+        [first, .., last] => (first.first, last.first, 1),
+    }
+}

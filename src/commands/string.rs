@@ -1,0 +1,221 @@
+//! `ENC.SET`, `ENC.GET`, `ENC.MSET`, `ENC.MGET`.
+
+use redis_enc_core::{Flags, KeyringName, Location};
+use zeroize::Zeroizing;
+
+use super::open_for_reader;
+use crate::entry::arity;
+use crate::error::CmdError;
+use crate::info;
+use crate::rm::{Arg, Ctx, Key, KeyType, OwnedString};
+use crate::setopts::{Condition, Expiry, SetOptions};
+use crate::state;
+
+const NOTIFY_STRING: i32 = redis_module::raw::REDISMODULE_NOTIFY_STRING;
+const NOTIFY_GENERIC: i32 = redis_module::raw::REDISMODULE_NOTIFY_GENERIC;
+
+/// `ENC.SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL] [PHI] [KEYRING name]`
+pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    arity(args, 3, "enc.set")?;
+    ctx.redact(2);
+    let words: Vec<&[u8]> = args[3..].iter().map(Arg::bytes).collect();
+    let opts = SetOptions::parse(&words, now_ms())?;
+    let name = args[1];
+    let mut key = ctx.open_write(name);
+    let existing = key.key_type();
+    state::with(|state| {
+        let old = if opts.get {
+            if !ctx.may_read_key(name) {
+                return Err(CmdError::NoReadPermission);
+            }
+            match existing {
+                KeyType::Empty => None,
+                KeyType::String => Some(open_for_reader(
+                    state,
+                    key.string_value(),
+                    &Location::Value { key: name.bytes() },
+                )?),
+                _ => return Err(CmdError::WrongType),
+            }
+        } else {
+            None
+        };
+        let write = match opts.condition {
+            Condition::Always => true,
+            Condition::IfAbsent => existing == KeyType::Empty,
+            Condition::IfPresent => existing != KeyType::Empty,
+        };
+        if write {
+            let keyring = opts
+                .keyring
+                .clone()
+                .unwrap_or_else(KeyringName::default_name);
+            let sealed = state.keyring.seal(
+                &keyring,
+                Flags { phi: opts.phi },
+                &Location::Value { key: name.bytes() },
+                args[2].bytes(),
+            )?;
+            let expiry = match opts.expiry {
+                Expiry::Keep => key.expire_at().map_or(Expiry::Clear, Expiry::At),
+                other => other,
+            };
+            store_string(ctx, &mut key, name, &ctx.string(&sealed), expiry)?;
+        }
+        match (opts.get, old) {
+            (true, Some(old)) => ctx.reply_bulk(&old),
+            (true, None) => ctx.reply_null(),
+            (false, _) if write => ctx.reply_ok(),
+            (false, _) => ctx.reply_null(),
+        }
+        Ok(())
+    })
+}
+
+/// Replaces the key's value with `sealed`, applies `expiry`, and replicates the write as
+/// `SET key <ciphertext> [PXAT t]`.
+fn store_string(
+    ctx: Ctx,
+    key: &mut Key,
+    name: Arg,
+    sealed: &OwnedString,
+    expiry: Expiry,
+) -> Result<(), CmdError> {
+    if !key.set_string(sealed) {
+        return Err(CmdError::Server("ERR the server refused the write".into()));
+    }
+    match expiry {
+        Expiry::Clear | Expiry::Keep => {}
+        Expiry::In(ms) => key.set_expire_in(ms),
+        Expiry::At(unix_ms) => key.set_expire_at(unix_ms),
+    }
+    info::count_sealed(1);
+    ctx.notify(NOTIFY_STRING, c"set", name);
+    match key.expire_at() {
+        Some(at) if expiry != Expiry::Clear => {
+            let pxat = ctx.string(b"PXAT");
+            let at = ctx.string(at.to_string().as_bytes());
+            ctx.replicate(
+                c"SET",
+                &[name.as_ptr(), sealed.as_ptr(), pxat.as_ptr(), at.as_ptr()],
+            );
+            ctx.notify(NOTIFY_GENERIC, c"expire", name);
+        }
+        _ => ctx.replicate(c"SET", &[name.as_ptr(), sealed.as_ptr()]),
+    }
+    Ok(())
+}
+
+/// `ENC.GET key`
+pub fn get(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    if args.len() != 2 {
+        return Err(CmdError::WrongArity("enc.get"));
+    }
+    let key = ctx.open_read(args[1]);
+    match key.key_type() {
+        KeyType::Empty => ctx.reply_null(),
+        KeyType::String => {
+            let plaintext = state::with(|s| {
+                open_for_reader(
+                    s,
+                    key.string_value(),
+                    &Location::Value {
+                        key: args[1].bytes(),
+                    },
+                )
+            })?;
+            ctx.reply_bulk(&plaintext);
+        }
+        _ => return Err(CmdError::WrongType),
+    }
+    Ok(())
+}
+
+/// Splits `field value [field value ...] [PHI]` into pairs and the PHI flag: a trailing `PHI`
+/// makes the count odd, so it cannot be a field or a value.
+pub(super) fn pairs_and_phi(rest: &[Arg]) -> Option<(&[Arg], bool)> {
+    let phi = rest.len() % 2 == 1
+        && rest
+            .last()
+            .is_some_and(|a| a.bytes().eq_ignore_ascii_case(b"PHI"));
+    let pairs = if phi { &rest[..rest.len() - 1] } else { rest };
+    (pairs.len() % 2 == 0 && !pairs.is_empty()).then_some((pairs, phi))
+}
+
+/// `ENC.MSET key value [key value ...]`
+pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    arity(args, 3, "enc.mset")?;
+    for pos in (2..args.len()).step_by(2) {
+        ctx.redact(pos);
+    }
+    if args.len() % 2 == 0 {
+        return Err(CmdError::WrongArity("enc.mset"));
+    }
+    let pairs = &args[1..];
+    let sealed: Vec<OwnedString> = state::with(|s| {
+        pairs
+            .chunks(2)
+            .map(|kv| {
+                let location = Location::Value { key: kv[0].bytes() };
+                Ok(ctx.string(&s.keyring.seal(
+                    &KeyringName::default_name(),
+                    Flags::default(),
+                    &location,
+                    kv[1].bytes(),
+                )?))
+            })
+            .collect()
+    })?;
+    let mut replicated = Vec::with_capacity(pairs.len());
+    for (kv, value) in pairs.chunks(2).zip(&sealed) {
+        let mut key = ctx.open_write(kv[0]);
+        if !key.set_string(value) {
+            return Err(CmdError::Server("ERR the server refused the write".into()));
+        }
+        ctx.notify(NOTIFY_STRING, c"set", kv[0]);
+        replicated.push(kv[0].as_ptr());
+        replicated.push(value.as_ptr());
+    }
+    info::count_sealed(sealed.len() as u64);
+    ctx.replicate(c"MSET", &replicated);
+    ctx.reply_ok();
+    Ok(())
+}
+
+/// `ENC.MGET key [key ...]`: nil for missing keys and keys of other types, as MGET; fails
+/// whole if any value cannot be opened.
+pub fn mget(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    arity(args, 2, "enc.mget")?;
+    let values: Vec<Option<Zeroizing<Vec<u8>>>> = state::with(|s| {
+        args[1..]
+            .iter()
+            .map(|name| {
+                let key = ctx.open_read(*name);
+                match key.key_type() {
+                    KeyType::String => open_for_reader(
+                        s,
+                        key.string_value(),
+                        &Location::Value { key: name.bytes() },
+                    )
+                    .map(Some),
+                    _ => Ok(None),
+                }
+            })
+            .collect()
+    })?;
+    ctx.reply_array(values.len());
+    for value in values {
+        match value {
+            Some(v) => ctx.reply_bulk(&v),
+            None => ctx.reply_null(),
+        }
+    }
+    Ok(())
+}
+
+/// The server's clock in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

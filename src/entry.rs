@@ -1,0 +1,80 @@
+//! Every entry point from Redis into the module goes through here, so that a panic never
+//! crosses into the server (DESIGN.md invariant 7): it becomes an error reply and a log line.
+
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::raw;
+
+use crate::error::CmdError;
+use crate::info;
+use crate::rm::{self, Arg, Ctx, Level};
+
+/// A command handler: validates everything before it writes or starts a reply, so that an
+/// error leaves stored data untouched and the reply well-formed.
+pub type Handler = fn(Ctx, &[Arg]) -> Result<(), CmdError>;
+
+/// Runs a command handler under `catch_unwind` and turns its error into the reply.
+pub fn run_command(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    name: &'static str,
+    handler: Handler,
+) -> c_int {
+    let ctx = Ctx::new(ctx);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: Redis passes `argc` live argument strings for the duration of the call.
+        let args = unsafe { rm::args(argv, argc) };
+        handler(ctx, args)
+    }));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            info::count_error(&e);
+            ctx.reply_error(&e.reply_text());
+        }
+        Err(_) => {
+            info::count_internal_error();
+            ctx.log(
+                Level::Warning,
+                &format!("redis-enc: internal error in {name}; the command was stopped"),
+            );
+            ctx.reply_error("ERR redis-enc internal error; see the server log");
+        }
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Runs any other callback under `catch_unwind`; `fallback` is returned if it panics.
+pub fn run_callback<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        info::count_internal_error();
+        eprintln!("redis-enc: internal error in {what}");
+        fallback
+    })
+}
+
+/// Declares the `extern "C"` function Redis calls for one command.
+#[macro_export]
+macro_rules! command_entry {
+    ($name:literal, $handler:path) => {{
+        extern "C" fn entry(
+            ctx: *mut redis_module::raw::RedisModuleCtx,
+            argv: *mut *mut redis_module::raw::RedisModuleString,
+            argc: std::ffi::c_int,
+        ) -> std::ffi::c_int {
+            $crate::entry::run_command(ctx, argv, argc, $name, $handler)
+        }
+        let entry: redis_module::raw::RedisModuleCmdFunc = Some(entry);
+        entry
+    }};
+}
+
+/// Checks the argument count of a command.
+pub fn arity(args: &[Arg], min: usize, name: &'static str) -> Result<(), CmdError> {
+    if args.len() < min {
+        return Err(CmdError::WrongArity(name));
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Errors of the adapter layer and the one mapping from every error to a Redis reply.
+//!
+//! Messages are fixed strings (the only variable parts are numbers and command names): an error
+//! reply never carries plaintext, ciphertext, key material, or a key name.
+
+use std::borrow::Cow;
+
+use redis_enc_core::Error as CoreError;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum CmdError {
+    /// Wrong number of arguments for the named command.
+    WrongArity(&'static str),
+    Syntax,
+    NotInteger,
+    /// An expire time out of range, for the named command.
+    InvalidExpire(&'static str),
+    WrongType,
+    NoSuchKey,
+    /// The user may write the key but not read it (the `GET` option of `ENC.SET`).
+    NoReadPermission,
+    /// The core refused: bad envelope, unknown key, and so on.
+    Core(CoreError),
+    /// A server-side failure of a write (out of memory, for example): the server's own text.
+    Server(String),
+    /// The module has no keyring (it failed to load completely).
+    NotReady,
+}
+
+impl From<CoreError> for CmdError {
+    fn from(e: CoreError) -> Self {
+        CmdError::Core(e)
+    }
+}
+
+impl CmdError {
+    /// The reply text, starting with the Redis error code.
+    pub fn reply_text(&self) -> Cow<'static, str> {
+        match self {
+            CmdError::WrongArity(cmd) => {
+                format!("ERR wrong number of arguments for '{cmd}' command").into()
+            }
+            CmdError::Syntax => "ERR syntax error".into(),
+            CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
+            CmdError::InvalidExpire(cmd) => {
+                format!("ERR invalid expire time in '{cmd}' command").into()
+            }
+            CmdError::WrongType => {
+                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+            }
+            CmdError::NoSuchKey => "ERR no such key".into(),
+            CmdError::NoReadPermission => {
+                "NOPERM this user has no permissions to read the key (needed by the GET option)"
+                    .into()
+            }
+            CmdError::Server(text) => text.clone().into(),
+            CmdError::NotReady => "ERR redis-enc has no keyring loaded".into(),
+            CmdError::Core(e) => core_reply_text(e),
+        }
+    }
+
+    /// A short name for the `INFO enc` error counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CmdError::WrongArity(_)
+            | CmdError::Syntax
+            | CmdError::NotInteger
+            | CmdError::InvalidExpire(_) => "syntax",
+            CmdError::WrongType => "wrongtype",
+            CmdError::NoSuchKey => "nokey",
+            CmdError::NoReadPermission => "noperm",
+            CmdError::Server(_) | CmdError::NotReady => "server",
+            CmdError::Core(e) => match e {
+                CoreError::NotAnEnvelope => "not_envelope",
+                CoreError::DecryptFailed => "decrypt_failed",
+                CoreError::UnknownKey { .. } => "unknown_key",
+                CoreError::UnsupportedFormat(_) => "unsupported_format",
+                _ => "other",
+            },
+        }
+    }
+}
+
+fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
+    match e {
+        CoreError::NotAnEnvelope => {
+            "ERR value is not sealed by redis-enc (read it with GET, or seal it with ENC.SET)"
+                .into()
+        }
+        CoreError::DecryptFailed => {
+            "ERR decryption failed: the value was modified, moved from another key or \
+                                     field, or sealed under a different master key"
+                .into()
+        }
+        CoreError::UnsupportedFormat(v) => {
+            format!("ERR envelope format version {v} is not supported by this redis-enc build")
+                .into()
+        }
+        CoreError::UnknownKey { keyring, version } => format!(
+            "ERR unknown data key: keyring id {keyring} version {} is not held by this server",
+            version.0
+        )
+        .into(),
+        CoreError::TooLarge => "ERR value too large to seal".into(),
+        CoreError::InvalidKeyringName => {
+            "ERR invalid keyring name: use 1 to 64 printable characters without spaces".into()
+        }
+        CoreError::UnknownKeyring => "ERR no such keyring".into(),
+        CoreError::MasterKey(_) => "ERR master key unavailable".into(),
+        _ => "ERR redis-enc internal error".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reply_starts_with_an_error_code() {
+        let errors = [
+            CmdError::WrongArity("enc.get"),
+            CmdError::Syntax,
+            CmdError::NotInteger,
+            CmdError::InvalidExpire("enc.set"),
+            CmdError::WrongType,
+            CmdError::NoSuchKey,
+            CmdError::NoReadPermission,
+            CmdError::NotReady,
+            CmdError::Core(CoreError::NotAnEnvelope),
+            CmdError::Core(CoreError::DecryptFailed),
+            CmdError::Core(CoreError::UnsupportedFormat(2)),
+            CmdError::Core(CoreError::TooLarge),
+        ];
+        for e in errors {
+            let text = e.reply_text();
+            let code = text.split(' ').next().unwrap();
+            assert!(["ERR", "WRONGTYPE", "NOPERM"].contains(&code), "{text}");
+        }
+    }
+}

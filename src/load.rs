@@ -1,0 +1,92 @@
+//! Loading and unloading the module.
+//!
+//! Loading fails closed (DESIGN.md invariant 4): without its master key the module refuses to
+//! load, and Redis with it, after one log line that says which source failed and why.
+
+use std::ffi::c_int;
+
+use redis_enc_core::provider::Provider;
+use redis_enc_core::Keyring;
+use redis_module::raw;
+
+use crate::rm::{self, Ctx, Level};
+use crate::state::{self, State};
+use crate::{commands, config, info};
+
+/// The module's version as Redis shows it in `MODULE LIST` (major × 10000 + minor × 100 + patch).
+const MODULE_VERSION: c_int = 100;
+
+pub fn on_load(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    // SAFETY: `ctx` is the load context Redis passed; the name is a C string; this fills in the
+    // module API function pointers and must run before any other API call.
+    let init = unsafe {
+        raw::Export_RedisModule_Init(
+            ctx,
+            c"enc".as_ptr(),
+            MODULE_VERSION,
+            raw::REDISMODULE_APIVER_1 as c_int,
+        )
+    };
+    if init == raw::REDISMODULE_ERR as c_int {
+        return raw::REDISMODULE_ERR as c_int;
+    }
+    let ctx = Ctx::new(ctx);
+    // SAFETY: Redis passes `argc` live argument strings to OnLoad.
+    let args: Vec<&[u8]> = unsafe { rm::args(argv, argc) }
+        .iter()
+        .map(rm::Arg::bytes)
+        .collect();
+    match load(ctx, &args) {
+        Ok(message) => {
+            ctx.log(Level::Notice, &message);
+            raw::REDISMODULE_OK as c_int
+        }
+        Err(reason) => {
+            ctx.log(
+                Level::Warning,
+                &format!("redis-enc: refusing to load: {reason}"),
+            );
+            raw::REDISMODULE_ERR as c_int
+        }
+    }
+}
+
+fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
+    let missing = rm::missing_apis();
+    if !missing.is_empty() {
+        return Err(format!(
+            "this server lacks module API functions {} (Redis 7.0 or later is needed)",
+            missing.join(", ")
+        ));
+    }
+    let load_args = config::parse_load_args(args)?;
+    let provider =
+        Provider::parse(&load_args.master_key).map_err(|e| format!("master key: {e}"))?;
+    let master = provider.fetch().map_err(|e| format!("master key: {e}"))?;
+    let master_key_id = master.id().to_owned();
+    state::install(State {
+        keyring: Keyring::derived_from(&master),
+        provider: provider.kind(),
+        master_key_id: master_key_id.clone(),
+    });
+    drop(master);
+    commands::register(ctx)?;
+    config::register(ctx, &load_args)?;
+    if !ctx.register_info(Some(info::info_callback)) {
+        return Err("cannot register the INFO section".into());
+    }
+    Ok(format!(
+        "redis-enc {} loaded: master key {master_key_id} from the {} provider",
+        env!("CARGO_PKG_VERSION"),
+        provider.kind()
+    ))
+}
+
+pub fn on_unload() -> c_int {
+    state::clear();
+    raw::REDISMODULE_OK as c_int
+}

@@ -1,0 +1,34 @@
+# redis-enc — see README.md.
+#   make run    install what is missing, build (release), start Redis with the module on :6399
+#   make test   install what is missing, build, run every unit and integration test
+#   make lint   rustfmt and clippy, as CI would want them
+
+CARGO ?= cargo
+
+.PHONY: all deps build release run test lint clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --workspace
+
+release: deps
+	$(CARGO) build --workspace --release
+
+run: release
+	@bash scripts/run-dev.sh
+
+# The integration tests load target/debug/libredis_enc.so into real redis-server processes,
+# so the library is built before the tests run.
+test: build
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

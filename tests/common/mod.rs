@@ -1,0 +1,298 @@
+//! Test harness: a real `redis-server` with the module loaded, on a free loopback port, in its
+//! own temporary directory; stopped when dropped.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, Value};
+use redis_enc_core::MasterKey;
+
+/// The module under test: `REDIS_ENC_MODULE`, or the library next to the test binary.
+pub fn module_path() -> PathBuf {
+    if let Ok(p) = std::env::var("REDIS_ENC_MODULE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("libredis_enc.so");
+    assert!(path.exists(), "{} is missing: run `cargo build` (or `make test`) first", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Writes a key file with mode 0600 and returns the key's base64.
+pub fn write_key(path: &Path) -> String {
+    let key = MasterKey::generate();
+    let b64 = key.to_base64().to_string();
+    std::fs::write(path, format!("{b64}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    b64
+}
+
+/// How to start a server.
+pub struct Options {
+    /// Arguments after the module path (default: `master-key file:<dir>/master.key`).
+    pub module_args: Option<Vec<String>>,
+    /// Extra `--name value` server options.
+    pub server_args: Vec<String>,
+    /// Reuse this directory (for restarts) instead of a new one.
+    pub dir: Option<Arc<tempfile::TempDir>>,
+    /// Load the module (default true).
+    pub load_module: bool,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { module_args: None, server_args: Vec::new(), dir: None, load_module: true, env: Vec::new() }
+    }
+}
+
+pub struct Server {
+    pub port: u16,
+    pub dir: Arc<tempfile::TempDir>,
+    child: Child,
+}
+
+impl Server {
+    /// A server with the module and a fresh master key, nothing persisted.
+    pub fn start() -> Server {
+        Server::with(Options::default())
+    }
+
+    /// Starts a server; panics with its log if it does not come up.
+    pub fn with(opts: Options) -> Server {
+        match Server::try_with(opts) {
+            Ok(s) => s,
+            Err(log) => panic!("redis-server did not start:\n{log}"),
+        }
+    }
+
+    /// Starts a server; `Err` holds its log if it exits instead of serving.
+    pub fn try_with(opts: Options) -> Result<Server, String> {
+        let dir = opts.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let key_path = dir.path().join("master.key");
+        if !key_path.exists() {
+            write_key(&key_path);
+        }
+        let log_path = dir.path().join("redis.log");
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port").arg(port.to_string());
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        cmd.arg("--dir").arg(dir.path());
+        cmd.arg("--logfile").arg(&log_path);
+        cmd.args(&opts.server_args);
+        if opts.load_module {
+            cmd.arg("--loadmodule").arg(module_path());
+            match opts.module_args {
+                Some(args) => cmd.args(args),
+                None => cmd.arg("master-key").arg(format!("file:{}", key_path.display())),
+            };
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("redis-server must be installed (make test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(_status) = child.try_wait().unwrap() {
+                return Err(std::fs::read_to_string(&log_path).unwrap_or_default());
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut buf = [0u8; 64];
+                if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).map(|n| buf[..n].starts_with(b"+PONG")).unwrap_or(false) {
+                    return Ok(Server { port, dir, child });
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!("timed out; log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+
+    pub fn resp3_client(&self) -> Connection {
+        redis::Client::open(format!("{}?protocol=resp3", self.url())).unwrap().get_connection().unwrap()
+    }
+
+    /// A client logged in as `user` (password `pw`).
+    pub fn client_as(&self, user: &str, pw: &str) -> Connection {
+        redis::Client::open(format!("redis://{user}:{pw}@127.0.0.1:{}/", self.port)).unwrap().get_connection().unwrap()
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.path().join("master.key")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// Every byte the server wrote to its directory (RDB, AOF files, log), concatenated.
+    pub fn files_written(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        collect_files(self.dir.path(), &mut out);
+        out
+    }
+
+    /// Stops the server (no save) and waits for it to exit; the directory stays.
+    pub fn stop(mut self) -> Arc<tempfile::TempDir> {
+        self.shutdown();
+        self.dir.clone()
+    }
+
+    fn shutdown(&mut self) {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.write_all(b"SHUTDOWN NOSAVE\r\n");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else if path.file_name().is_some_and(|n| n != "master.key") {
+            out.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+        }
+    }
+}
+
+/// Starts a server whose start is expected to fail; returns its log.
+pub fn start_fails(opts: Options) -> String {
+    match Server::try_with(opts) {
+        Ok(_) => panic!("the server started but should have refused"),
+        Err(log) => log,
+    }
+}
+
+/// Runs a command and returns the raw reply, or the error text.
+pub fn run(con: &mut Connection, args: &[&[u8]]) -> Result<Value, String> {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query::<Value>(con).map_err(|e| error_text(&e))
+}
+
+/// The full error text of a reply, as `CODE message`.
+pub fn error_text(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// Shorthand: a command from space-separated words.
+pub fn cmd(con: &mut Connection, line: &str) -> Result<Value, String> {
+    let words: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+    run(con, &words)
+}
+
+pub fn bulk(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+/// A `MONITOR` client that records everything it receives until stopped.
+pub struct Monitor {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Monitor {
+    pub fn attach(port: u16) -> Monitor {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut ok = [0u8; 5];
+        stream.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"+OK\r\n");
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, seen2) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while !stop2.load(Ordering::SeqCst) {
+                match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => seen2.lock().unwrap().extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+            }
+        });
+        Monitor { stop, seen, thread: Some(thread) }
+    }
+
+    /// Waits a moment for in-flight lines, stops, and returns everything seen.
+    pub fn finish(mut self) -> Vec<u8> {
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        let seen = self.seen.lock().unwrap().clone();
+        seen
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Waits until `f` holds, for at most 10 s.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

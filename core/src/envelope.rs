@@ -233,6 +233,11 @@ impl<'a> Envelope<'a> {
         &self.header
     }
 
+    /// The envelope's bytes, as stored; equal to what [`Envelope::parse`] was given.
+    pub fn to_vec(&self) -> Vec<u8> {
+        [&self.header_bytes[..], &self.nonce[..], self.ciphertext, &self.tag[..]].concat()
+    }
+
     /// Length of the plaintext this envelope holds.
     pub fn plaintext_len(&self) -> usize {
         self.ciphertext.len()

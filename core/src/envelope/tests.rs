@@ -184,8 +184,13 @@ proptest! {
     }
 
     #[test]
-    fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
-        let _ = Envelope::parse(&bytes);
+    fn parse_then_serialize_is_the_identity(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+        if let Ok(env) = Envelope::parse(&bytes) {
+            let serialized = env.to_vec();
+            prop_assert_eq!(&serialized, &bytes);
+            let again = Envelope::parse(&serialized).unwrap();
+            prop_assert_eq!(again.header(), env.header());
+        }
     }
 }
 

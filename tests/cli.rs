@@ -1,0 +1,69 @@
+//! The `redis-enc` command line: output pinned by golden texts.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+fn redis_enc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn help_is_pinned() {
+    let (code, out, _) = redis_enc(&["--help"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "Key management for the redis-enc Redis module\n\n\
+         Usage: redis-enc <COMMAND>\n\n\
+         Commands:\n  \
+         keygen  Write a new random master key to a file readable only by its owner (mode 0600)\n  \
+         key-id  Print the public fingerprint of a master key (INFO enc shows the loaded one)\n  \
+         help    Print this message or the help of the given subcommand(s)\n\n\
+         Options:\n  \
+         -h, --help     Print help\n  \
+         -V, --version  Print version\n"
+    );
+    let (code, out, _) = redis_enc(&["keygen", "--help"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "Write a new random master key to a file readable only by its owner (mode 0600)\n\n\
+         Usage: redis-enc keygen --out <PATH>\n\n\
+         Options:\n      \
+         --out <PATH>  Where to write the key; an existing file is never replaced\n  \
+         -h, --help        Print help\n"
+    );
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_never_replaces_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    let p = path.to_str().unwrap();
+    let (code, out, err) = redis_enc(&["keygen", "--out", p]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (_, id, _) = redis_enc(&["key-id", "--master-key", &format!("file:{p}")]);
+    let id = id.trim();
+    assert_eq!(out, format!("wrote a new master key to {p} (mode 0600), key id {id}\n"));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.len(), 45, "44 base64 characters and a newline");
+    assert!(!out.contains(text.trim()), "the key itself is never printed");
+
+    let (code, out, err) = redis_enc(&["keygen", "--out", p]);
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    assert_eq!(err, format!("redis-enc: cannot write {p}: File exists (os error 17)\n"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "the existing key is untouched");
+}
+
+#[test]
+fn key_id_errors_are_pinned() {
+    let (code, _, err) = redis_enc(&["key-id", "--master-key", "file:/nonexistent/k"]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "redis-enc: master key: cannot read key file /nonexistent/k: No such file or directory (os error 2)\n");
+    let (code, _, err) = redis_enc(&["key-id", "--master-key", "bogus:x"]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "redis-enc: master key: unknown master key provider 'bogus'; use file:PATH, env:NAME or exec:PATH [ARGS]\n");
+}

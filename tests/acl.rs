@@ -8,7 +8,9 @@ use redis::Value;
 
 /// Whether this server lets modules place commands in ACL categories (Redis 7.2+, Valkey).
 fn module_categories_supported(con: &mut redis::Connection) -> bool {
-    let Value::Array(cmds) = cmd(con, "ACL CAT read").unwrap() else { panic!() };
+    let Value::Array(cmds) = cmd(con, "ACL CAT read").unwrap() else {
+        panic!()
+    };
     cmds.iter().any(|c| bulk(c).as_deref() == Some(b"enc.get"))
 }
 
@@ -24,35 +26,68 @@ fn a_read_only_key_permission_reads_but_does_not_write() {
     } else {
         "+@read +enc.get +enc.mget +enc.hgetfield +enc.hgetall +enc.inspect".to_owned()
     };
-    cmd(&mut admin, &format!("ACL SETUSER reader on >pw %R~* {grants}")).unwrap();
+    cmd(
+        &mut admin,
+        &format!("ACL SETUSER reader on >pw %R~* {grants}"),
+    )
+    .unwrap();
     // The writer may run ENC.SET but has read-only key permission: the key spec must deny it.
-    cmd(&mut admin, "ACL SETUSER ro-writer on >pw %R~* +enc.set +enc.hsetfield +enc.get").unwrap();
+    cmd(
+        &mut admin,
+        "ACL SETUSER ro-writer on >pw %R~* +enc.set +enc.hsetfield +enc.get",
+    )
+    .unwrap();
     cmd(&mut admin, "ACL SETUSER wo on >pw %W~* +enc.set").unwrap();
 
     let mut reader = server.client_as("reader", "pw");
-    assert_eq!(bulk(&cmd(&mut reader, "ENC.GET doc:1").unwrap()).unwrap(), b"hello");
-    assert_eq!(cmd(&mut reader, "ENC.HGETFIELD doc:2 f").unwrap(), Value::Array(vec![Value::BulkString(b"world".to_vec())]));
-    assert!(cmd(&mut reader, "ENC.SET doc:1 x").unwrap_err().starts_with("NOPERM"));
+    assert_eq!(
+        bulk(&cmd(&mut reader, "ENC.GET doc:1").unwrap()).unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        cmd(&mut reader, "ENC.HGETFIELD doc:2 f").unwrap(),
+        Value::Array(vec![Value::BulkString(b"world".to_vec())])
+    );
+    assert!(cmd(&mut reader, "ENC.SET doc:1 x")
+        .unwrap_err()
+        .starts_with("NOPERM"));
 
     let mut ro_writer = server.client_as("ro-writer", "pw");
-    assert_eq!(bulk(&cmd(&mut ro_writer, "ENC.GET doc:1").unwrap()).unwrap(), b"hello");
-    assert!(cmd(&mut ro_writer, "ENC.SET doc:1 x").unwrap_err().starts_with("NOPERM"));
-    assert!(cmd(&mut ro_writer, "ENC.HSETFIELD doc:2 f x").unwrap_err().starts_with("NOPERM"));
+    assert_eq!(
+        bulk(&cmd(&mut ro_writer, "ENC.GET doc:1").unwrap()).unwrap(),
+        b"hello"
+    );
+    assert!(cmd(&mut ro_writer, "ENC.SET doc:1 x")
+        .unwrap_err()
+        .starts_with("NOPERM"));
+    assert!(cmd(&mut ro_writer, "ENC.HSETFIELD doc:2 f x")
+        .unwrap_err()
+        .starts_with("NOPERM"));
 
     // Write-only key permission: ENC.SET works, but its GET option reads and is denied.
     let mut wo = server.client_as("wo", "pw");
     assert_eq!(cmd(&mut wo, "ENC.SET doc:3 x").unwrap(), Value::Okay);
     let err = cmd(&mut wo, "ENC.SET doc:3 y GET").unwrap_err();
     assert!(err.starts_with("NOPERM"), "{err}");
-    assert_eq!(bulk(&cmd(&mut admin, "ENC.GET doc:3").unwrap()).unwrap(), b"x", "the denied write changed nothing");
+    assert_eq!(
+        bulk(&cmd(&mut admin, "ENC.GET doc:3").unwrap()).unwrap(),
+        b"x",
+        "the denied write changed nothing"
+    );
     let log = format!("{:?}", cmd(&mut admin, "ACL LOG").unwrap());
     assert!(log.contains("doc:3"), "the denial is in ACL LOG: {log}");
-    assert_eq!(bulk(&cmd(&mut admin, "ENC.GET doc:1").unwrap()).unwrap(), b"hello");
+    assert_eq!(
+        bulk(&cmd(&mut admin, "ENC.GET doc:1").unwrap()).unwrap(),
+        b"hello"
+    );
 }
 
 fn getkeys(con: &mut redis::Connection, line: &str) -> Vec<String> {
     match cmd(con, &format!("COMMAND GETKEYS {line}")).unwrap() {
-        Value::Array(keys) => keys.iter().map(|k| String::from_utf8(bulk(k).unwrap()).unwrap()).collect(),
+        Value::Array(keys) => keys
+            .iter()
+            .map(|k| String::from_utf8(bulk(k).unwrap()).unwrap())
+            .collect(),
         other => panic!("{other:?}"),
     }
 }
@@ -80,7 +115,10 @@ fn command_getkeys_is_right_for_every_command() {
         assert_eq!(getkeys(&mut con, line), keys, "{line}");
     }
     // Read commands declare read-only key specs; writes declare write specs.
-    let info = format!("{:?}", cmd(&mut con, "COMMAND INFO enc.get enc.hgetfield enc.set").unwrap());
+    let info = format!(
+        "{:?}",
+        cmd(&mut con, "COMMAND INFO enc.get enc.hgetfield enc.set").unwrap()
+    );
     assert!(info.contains("RO") && info.contains("OW"), "{info}");
     let docs = format!("{:?}", cmd(&mut con, "COMMAND DOCS enc.set").unwrap());
     for word in ["summary", "KEEPTTL", "EXAT", "PHI", "KEYRING"] {

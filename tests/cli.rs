@@ -4,8 +4,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 fn redis_enc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -45,17 +52,33 @@ fn keygen_writes_a_private_key_and_never_replaces_one() {
     assert_eq!((code, err.as_str()), (0, ""));
     let (_, id, _) = redis_enc(&["key-id", "--master-key", &format!("file:{p}")]);
     let id = id.trim();
-    assert_eq!(out, format!("wrote a new master key to {p} (mode 0600), key id {id}\n"));
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        out,
+        format!("wrote a new master key to {p} (mode 0600), key id {id}\n")
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.len(), 45, "44 base64 characters and a newline");
-    assert!(!out.contains(text.trim()), "the key itself is never printed");
+    assert!(
+        !out.contains(text.trim()),
+        "the key itself is never printed"
+    );
 
     let (code, out, err) = redis_enc(&["keygen", "--out", p]);
     assert_eq!(code, 1);
     assert_eq!(out, "");
-    assert_eq!(err, format!("redis-enc: cannot write {p}: File exists (os error 17)\n"));
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "the existing key is untouched");
+    assert_eq!(
+        err,
+        format!("redis-enc: cannot write {p}: File exists (os error 17)\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "the existing key is untouched"
+    );
 }
 
 #[test]

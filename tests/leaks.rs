@@ -24,7 +24,11 @@ fn write_everything(con: &mut redis::Connection) {
     cmd(con, &format!("ENC.SET str:1 {}", s[0])).unwrap();
     cmd(con, &format!("ENC.SET str:1 {} GET", s[1])).unwrap();
     cmd(con, &format!("ENC.MSET str:2 {} str:3 {}", s[2], s[3])).unwrap();
-    cmd(con, &format!("ENC.HSETFIELD hash:1 f1 {} f2 {} PHI", s[4], s[5])).unwrap();
+    cmd(
+        con,
+        &format!("ENC.HSETFIELD hash:1 f1 {} f2 {} PHI", s[4], s[5]),
+    )
+    .unwrap();
     cmd(con, &format!("ENC.SET str:4 {} EX 1000 PHI", s[6])).unwrap();
     cmd(con, &format!("ENC.SET str:4 {} KEEPTTL", s[7])).unwrap();
     cmd(con, &format!("ENC.SET str:5 {} NX", s[8])).unwrap();
@@ -39,30 +43,54 @@ fn write_everything(con: &mut redis::Connection) {
 }
 
 fn assert_clean(place: &str, bytes: &[u8]) {
-    for secret in SECRETS.iter().chain(["PLAINTEXT-IN-A-FAILED-WRITE-aa11"].iter()) {
-        assert!(!contains(bytes, secret.as_bytes()), "{secret} found in {place}");
+    for secret in SECRETS
+        .iter()
+        .chain(["PLAINTEXT-IN-A-FAILED-WRITE-aa11"].iter())
+    {
+        assert!(
+            !contains(bytes, secret.as_bytes()),
+            "{secret} found in {place}"
+        );
     }
 }
 
 #[test]
 fn no_plaintext_in_aof_rdb_slowlog_monitor_log_or_replica() {
     let primary = Server::with(Options {
-        server_args: ["--appendonly", "yes", "--slowlog-log-slower-than", "0", "--slowlog-max-len", "1000", "--loglevel", "debug"]
-            .map(String::from)
-            .to_vec(),
+        server_args: [
+            "--appendonly",
+            "yes",
+            "--slowlog-log-slower-than",
+            "0",
+            "--slowlog-max-len",
+            "1000",
+            "--loglevel",
+            "debug",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..Options::default()
     });
     // The replica shares the master key: copy the primary's key file into its directory.
     let replica_dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     std::fs::copy(primary.key_path(), replica_dir.path().join("master.key")).unwrap();
     let replica = Server::with(Options {
-        server_args: vec!["--replicaof".into(), "127.0.0.1".into(), primary.port.to_string(), "--loglevel".into(), "debug".into()],
+        server_args: vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary.port.to_string(),
+            "--loglevel".into(),
+            "debug".into(),
+        ],
         dir: Some(replica_dir),
         ..Options::default()
     });
     let mut rcon = replica.client();
     wait_until("the replica to sync", || {
-        let info: String = redis::cmd("INFO").arg("replication").query(&mut rcon).unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut rcon)
+            .unwrap();
         info.contains("master_link_status:up")
     });
 
@@ -71,15 +99,27 @@ fn no_plaintext_in_aof_rdb_slowlog_monitor_log_or_replica() {
     write_everything(&mut con);
     assert_eq!(cmd(&mut con, "WAIT 1 5000").unwrap(), Value::Int(1));
     let monitored = monitor.finish();
-    assert!(contains(&monitored, b"ENC.SET") || contains(&monitored, b"enc.set"), "MONITOR saw the commands");
-    assert!(contains(&monitored, b"(redacted)"), "MONITOR shows redacted arguments");
+    assert!(
+        contains(&monitored, b"ENC.SET") || contains(&monitored, b"enc.set"),
+        "MONITOR saw the commands"
+    );
+    assert!(
+        contains(&monitored, b"(redacted)"),
+        "MONITOR shows redacted arguments"
+    );
     assert_clean("MONITOR", &monitored);
 
     let slowlog = cmd(&mut con, "SLOWLOG GET 1000").unwrap();
     let slowlog_text = format!("{slowlog:?}");
-    assert!(slowlog_text.contains("redacted"), "SLOWLOG shows redacted arguments");
+    assert!(
+        slowlog_text.contains("redacted"),
+        "SLOWLOG shows redacted arguments"
+    );
     assert_clean("SLOWLOG", slowlog_text.as_bytes());
-    assert_clean("CLIENT LIST", format!("{:?}", cmd(&mut con, "CLIENT LIST").unwrap()).as_bytes());
+    assert_clean(
+        "CLIENT LIST",
+        format!("{:?}", cmd(&mut con, "CLIENT LIST").unwrap()).as_bytes(),
+    );
 
     // The replica holds exactly the primary's ciphertext, and can open it with the same key.
     for key in ["str:1", "str:3", "str:4", "str:5", "str:6"] {
@@ -95,14 +135,28 @@ fn no_plaintext_in_aof_rdb_slowlog_monitor_log_or_replica() {
             assert_eq!(a, b);
         }
     }
-    assert_eq!(bulk(&cmd(&mut rcon, "ENC.GET str:4").unwrap()).unwrap(), SECRETS[7].as_bytes());
-    assert_eq!(cmd(&mut con, "TTL str:4").unwrap(), cmd(&mut rcon, "TTL str:4").unwrap());
+    assert_eq!(
+        bulk(&cmd(&mut rcon, "ENC.GET str:4").unwrap()).unwrap(),
+        SECRETS[7].as_bytes()
+    );
+    assert_eq!(
+        cmd(&mut con, "TTL str:4").unwrap(),
+        cmd(&mut rcon, "TTL str:4").unwrap()
+    );
 
     cmd(&mut con, "SAVE").unwrap();
     cmd(&mut rcon, "SAVE").unwrap();
     let files = primary.files_written();
-    assert!(files.iter().any(|(p, _)| p.to_string_lossy().contains(".aof")), "an AOF was written: {files:?}");
-    assert!(files.iter().any(|(p, _)| p.ends_with("dump.rdb")), "an RDB was written");
+    assert!(
+        files
+            .iter()
+            .any(|(p, _)| p.to_string_lossy().contains(".aof")),
+        "an AOF was written: {files:?}"
+    );
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("dump.rdb")),
+        "an RDB was written"
+    );
     for (path, bytes) in files.iter().chain(replica.files_written().iter()) {
         assert_clean(&path.display().to_string(), bytes);
     }

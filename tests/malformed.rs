@@ -67,27 +67,56 @@ fn malformed_calls_get_errors_and_the_server_keeps_serving() {
         vec![b"ENC.INSPECT", b"hash", b"\xff\xfe"],
     ];
     for call in &calls {
-        let shown: Vec<String> = call.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let shown: Vec<String> = call
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         match run(&mut con, call) {
             Ok(Value::Nil) if shown == ["ENC.INSPECT", "hash", "\u{fffd}\u{fffd}"] => {}
             Ok(v) => panic!("{shown:?} should fail, got {v:?}"),
             Err(e) => {
                 let code = e.split(' ').next().unwrap();
-                assert!(["ERR", "WRONGTYPE", "NOPERM"].contains(&code), "{shown:?}: {e}");
+                assert!(
+                    ["ERR", "WRONGTYPE", "NOPERM"].contains(&code),
+                    "{shown:?}: {e}"
+                );
             }
         }
-        assert_eq!(cmd(&mut con, "PING").unwrap(), Value::SimpleString("PONG".into()), "after {shown:?}");
+        assert_eq!(
+            cmd(&mut con, "PING").unwrap(),
+            Value::SimpleString("PONG".into()),
+            "after {shown:?}"
+        );
     }
-    assert_eq!(bulk(&cmd(&mut con, "GET str").unwrap()).unwrap(), before_str, "failed writes changed nothing");
+    assert_eq!(
+        bulk(&cmd(&mut con, "GET str").unwrap()).unwrap(),
+        before_str,
+        "failed writes changed nothing"
+    );
     assert_eq!(cmd(&mut con, "LLEN list").unwrap(), Value::Int(1));
-    assert_eq!(cmd(&mut con, "EXISTS k a h").unwrap(), Value::Int(0), "no failed write created a key");
+    assert_eq!(
+        cmd(&mut con, "EXISTS k a h").unwrap(),
+        Value::Int(0),
+        "no failed write created a key"
+    );
     // Envelope-shaped garbage.
-    for garbage in [&b"\xe5\x01"[..], b"\xe5\x01\x01\x00\x00\x00\x00\x01", &[0xe5; 300], b"\xe5\x0f"] {
+    for garbage in [
+        &b"\xe5\x01"[..],
+        b"\xe5\x01\x01\x00\x00\x00\x00\x01",
+        &[0xe5; 300],
+        b"\xe5\x0f",
+    ] {
         run(&mut con, &[b"SET", b"g", garbage]).unwrap();
         let e = cmd(&mut con, "ENC.GET g").unwrap_err();
         assert!(e.starts_with("ERR "), "{e}");
     }
-    assert_eq!(cmd(&mut con, "PING").unwrap(), Value::SimpleString("PONG".into()));
+    assert_eq!(
+        cmd(&mut con, "PING").unwrap(),
+        Value::SimpleString("PONG".into())
+    );
     let info: String = redis::cmd("INFO").arg("enc").query(&mut con).unwrap();
-    assert!(info.contains("enc_errors_internal:0"), "no handler panicked: {info}");
+    assert!(
+        info.contains("enc_errors_internal:0"),
+        "no handler panicked: {info}"
+    );
 }

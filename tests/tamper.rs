@@ -15,7 +15,10 @@ fn assert_fixed_error(err: &str) {
         DECRYPT_FAILED,
         "ERR value is not sealed by redis-enc (read it with GET, or seal it with ENC.SET)",
     ];
-    let allowed_prefixes = ["ERR envelope format version ", "ERR unknown data key: keyring id "];
+    let allowed_prefixes = [
+        "ERR envelope format version ",
+        "ERR unknown data key: keyring id ",
+    ];
     assert!(
         allowed.contains(&err) || allowed_prefixes.iter().any(|p| err.starts_with(p)),
         "unexpected error text: {err}"
@@ -35,16 +38,28 @@ fn a_copied_value_does_not_open_elsewhere() {
     run(&mut con, &[b"SET", b"b", &string_env]).unwrap();
     assert_eq!(cmd(&mut con, "ENC.GET b").unwrap_err(), DECRYPT_FAILED);
     run(&mut con, &[b"HSET", b"h", b"g", &field_env]).unwrap();
-    assert_eq!(cmd(&mut con, "ENC.HGETFIELD h g").unwrap_err(), DECRYPT_FAILED);
+    assert_eq!(
+        cmd(&mut con, "ENC.HGETFIELD h g").unwrap_err(),
+        DECRYPT_FAILED
+    );
     run(&mut con, &[b"HSET", b"h2", b"f", &field_env]).unwrap();
-    assert_eq!(cmd(&mut con, "ENC.HGETFIELD h2 f").unwrap_err(), DECRYPT_FAILED);
+    assert_eq!(
+        cmd(&mut con, "ENC.HGETFIELD h2 f").unwrap_err(),
+        DECRYPT_FAILED
+    );
     assert_eq!(cmd(&mut con, "ENC.HGETALL h2").unwrap_err(), DECRYPT_FAILED);
     run(&mut con, &[b"SET", b"c", &field_env]).unwrap();
     assert_eq!(cmd(&mut con, "ENC.GET c").unwrap_err(), DECRYPT_FAILED);
     run(&mut con, &[b"HSET", b"h3", b"x", &string_env]).unwrap();
-    assert_eq!(cmd(&mut con, "ENC.HGETFIELD h3 x").unwrap_err(), DECRYPT_FAILED);
+    assert_eq!(
+        cmd(&mut con, "ENC.HGETFIELD h3 x").unwrap_err(),
+        DECRYPT_FAILED
+    );
     // The originals still open: a failed read damages nothing.
-    assert_eq!(bulk(&cmd(&mut con, "ENC.GET a").unwrap()).unwrap(), PLAINTEXT.as_bytes());
+    assert_eq!(
+        bulk(&cmd(&mut con, "ENC.GET a").unwrap()).unwrap(),
+        PLAINTEXT.as_bytes()
+    );
     assert_eq!(cmd(&mut con, "ENC.MGET a b").unwrap_err(), DECRYPT_FAILED);
 }
 
@@ -71,7 +86,11 @@ fn every_flipped_byte_truncation_and_extension_fails_closed() {
     }
     for len in 2..env.len() {
         run(&mut con, &[b"SET", b"orig", &env[..len]]).unwrap();
-        assert_eq!(cmd(&mut con, "ENC.GET orig").unwrap_err(), DECRYPT_FAILED, "truncated to {len}");
+        assert_eq!(
+            cmd(&mut con, "ENC.GET orig").unwrap_err(),
+            DECRYPT_FAILED,
+            "truncated to {len}"
+        );
     }
     for extra in [&b"\x00"[..], b"x", &[0u8; 100]] {
         let longer = [env.clone(), extra.to_vec()].concat();
@@ -79,9 +98,15 @@ fn every_flipped_byte_truncation_and_extension_fails_closed() {
         assert_eq!(cmd(&mut con, "ENC.GET orig").unwrap_err(), DECRYPT_FAILED);
     }
     run(&mut con, &[b"SET", b"orig", &env]).unwrap();
-    assert_eq!(bulk(&cmd(&mut con, "ENC.GET orig").unwrap()).unwrap(), PLAINTEXT.as_bytes());
+    assert_eq!(
+        bulk(&cmd(&mut con, "ENC.GET orig").unwrap()).unwrap(),
+        PLAINTEXT.as_bytes()
+    );
     let info: String = redis::cmd("INFO").arg("enc").query(&mut con).unwrap();
-    assert!(!info.contains("enc_errors_decrypt_failed:0\r"), "failures are counted: {info}");
+    assert!(
+        !info.contains("enc_errors_decrypt_failed:0\r"),
+        "failures are counted: {info}"
+    );
     assert!(!server.log().contains(PLAINTEXT));
 }
 
@@ -91,11 +116,18 @@ fn plaintext_values_are_refused_unless_migration_reads_are_on() {
     let mut con = server.client();
     cmd(&mut con, "SET legacy hello").unwrap();
     cmd(&mut con, "HSET lh f hello").unwrap();
-    let not_sealed = "ERR value is not sealed by redis-enc (read it with GET, or seal it with ENC.SET)";
+    let not_sealed =
+        "ERR value is not sealed by redis-enc (read it with GET, or seal it with ENC.SET)";
     assert_eq!(cmd(&mut con, "ENC.GET legacy").unwrap_err(), not_sealed);
     assert_eq!(cmd(&mut con, "ENC.HGETFIELD lh f").unwrap_err(), not_sealed);
-    assert_eq!(cmd(&mut con, "CONFIG SET enc.allow-plaintext-read yes").unwrap(), Value::Okay);
-    assert_eq!(bulk(&cmd(&mut con, "ENC.GET legacy").unwrap()).unwrap(), b"hello");
+    assert_eq!(
+        cmd(&mut con, "CONFIG SET enc.allow-plaintext-read yes").unwrap(),
+        Value::Okay
+    );
+    assert_eq!(
+        bulk(&cmd(&mut con, "ENC.GET legacy").unwrap()).unwrap(),
+        b"hello"
+    );
     assert_eq!(
         cmd(&mut con, "ENC.HGETFIELD lh f").unwrap(),
         Value::Array(vec![Value::BulkString(b"hello".to_vec())])
@@ -109,6 +141,9 @@ fn plaintext_values_are_refused_unless_migration_reads_are_on() {
     let got = cmd(&mut con, "CONFIG GET enc.allow-plaintext-read").unwrap();
     assert_eq!(
         got,
-        Value::Array(vec![Value::BulkString(b"enc.allow-plaintext-read".to_vec()), Value::BulkString(b"yes".to_vec())])
+        Value::Array(vec![
+            Value::BulkString(b"enc.allow-plaintext-read".to_vec()),
+            Value::BulkString(b"yes".to_vec())
+        ])
     );
 }

@@ -235,7 +235,13 @@ impl<'a> Envelope<'a> {
 
     /// The envelope's bytes, as stored; equal to what [`Envelope::parse`] was given.
     pub fn to_vec(&self) -> Vec<u8> {
-        [&self.header_bytes[..], &self.nonce[..], self.ciphertext, &self.tag[..]].concat()
+        [
+            &self.header_bytes[..],
+            &self.nonce[..],
+            self.ciphertext,
+            &self.tag[..],
+        ]
+        .concat()
     }
 
     /// Length of the plaintext this envelope holds.

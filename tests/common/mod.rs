@@ -23,12 +23,20 @@ pub fn module_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let path = profile_dir.join("libredis_enc.so");
-    assert!(path.exists(), "{} is missing: run `cargo build` (or `make test`) first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build` (or `make test`) first",
+        path.display()
+    );
     path
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Writes a key file with mode 0600 and returns the key's base64.
@@ -55,7 +63,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { module_args: None, server_args: Vec::new(), dir: None, load_module: true, env: Vec::new() }
+        Options {
+            module_args: None,
+            server_args: Vec::new(),
+            dir: None,
+            load_module: true,
+            env: Vec::new(),
+        }
     }
 }
 
@@ -81,7 +95,9 @@ impl Server {
 
     /// Starts a server; `Err` holds its log if it exits instead of serving.
     pub fn try_with(opts: Options) -> Result<Server, String> {
-        let dir = opts.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let dir = opts
+            .dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
         let key_path = dir.path().join("master.key");
         if !key_path.exists() {
             write_key(&key_path);
@@ -98,14 +114,20 @@ impl Server {
             cmd.arg("--loadmodule").arg(module_path());
             match opts.module_args {
                 Some(args) => cmd.args(args),
-                None => cmd.arg("master-key").arg(format!("file:{}", key_path.display())),
+                None => cmd
+                    .arg("master-key")
+                    .arg(format!("file:{}", key_path.display())),
             };
         }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("redis-server must be installed (make test installs it)");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .expect("redis-server must be installed (make test installs it)");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(_status) = child.try_wait().unwrap() {
@@ -114,13 +136,20 @@ impl Server {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
                 let mut buf = [0u8; 64];
-                if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).map(|n| buf[..n].starts_with(b"+PONG")).unwrap_or(false) {
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read(&mut buf)
+                        .map(|n| buf[..n].starts_with(b"+PONG"))
+                        .unwrap_or(false)
+                {
                     return Ok(Server { port, dir, child });
                 }
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                return Err(format!("timed out; log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default()));
+                return Err(format!(
+                    "timed out; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -131,16 +160,25 @@ impl Server {
     }
 
     pub fn client(&self) -> Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     pub fn resp3_client(&self) -> Connection {
-        redis::Client::open(format!("{}?protocol=resp3", self.url())).unwrap().get_connection().unwrap()
+        redis::Client::open(format!("{}?protocol=resp3", self.url()))
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     /// A client logged in as `user` (password `pw`).
     pub fn client_as(&self, user: &str, pw: &str) -> Connection {
-        redis::Client::open(format!("redis://{user}:{pw}@127.0.0.1:{}/", self.port)).unwrap().get_connection().unwrap()
+        redis::Client::open(format!("redis://{user}:{pw}@127.0.0.1:{}/", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     pub fn key_path(&self) -> PathBuf {
@@ -251,7 +289,9 @@ impl Monitor {
     pub fn attach(port: u16) -> Monitor {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.write_all(b"MONITOR\r\n").unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let mut ok = [0u8; 5];
         stream.read_exact(&mut ok).unwrap();
         assert_eq!(&ok, b"+OK\r\n");
@@ -268,7 +308,11 @@ impl Monitor {
                 }
             }
         });
-        Monitor { stop, seen, thread: Some(thread) }
+        Monitor {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
     }
 
     /// Waits a moment for in-flight lines, stops, and returns everything seen.

@@ -307,7 +307,9 @@ fn write_known_answer_vectors() {
         keyring: KeyringId(0),
         version: KeyVersion(1),
     });
-    let cases: Vec<(&str, &[u8], Option<&[u8]>, bool, Vec<u8>)> = vec![
+    // (name, key, field, phi, plaintext)
+    type Case<'a> = (&'a str, &'a [u8], Option<&'a [u8]>, bool, Vec<u8>);
+    let cases: Vec<Case> = vec![
         ("empty value", b"k", None, false, vec![]),
         (
             "short text",

@@ -12,7 +12,11 @@ use redis_enc_core::provider::{file::write_new_key_file, Provider};
 use redis_enc_core::MasterKey;
 
 #[derive(Parser)]
-#[command(name = "redis-enc", version, about = "Key management for the redis-enc Redis module")]
+#[command(
+    name = "redis-enc",
+    version,
+    about = "Key management for the redis-enc Redis module"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,8 +53,13 @@ fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Keygen { out } => {
             let key = MasterKey::generate();
-            write_new_key_file(&out, &key).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            println!("wrote a new master key to {} (mode 0600), key id {}", out.display(), key.id());
+            write_new_key_file(&out, &key)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!(
+                "wrote a new master key to {} (mode 0600), key id {}",
+                out.display(),
+                key.id()
+            );
             Ok(())
         }
         Command::KeyId { master_key } => {

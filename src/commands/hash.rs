@@ -4,7 +4,7 @@ use redis_enc_core::envelope::looks_sealed;
 use redis_enc_core::{Flags, KeyringName, Location};
 use zeroize::Zeroizing;
 
-use super::open_for_reader;
+use super::{open_for_reader, reply_values};
 use super::string::pairs_and_phi;
 use crate::entry::arity;
 use crate::error::CmdError;
@@ -87,13 +87,7 @@ pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         })?,
         _ => return Err(CmdError::WrongType),
     };
-    ctx.reply_array(values.len());
-    for value in values {
-        match value {
-            Some(v) => ctx.reply_bulk(&v),
-            None => ctx.reply_null(),
-        }
-    }
+    reply_values(ctx, values);
     Ok(())
 }
 

@@ -41,6 +41,17 @@ fn open_for_reader(
     }
 }
 
+/// Replies with an array of values, nil where a value is absent (as MGET and HMGET do).
+fn reply_values(ctx: Ctx, values: Vec<Option<Zeroizing<Vec<u8>>>>) {
+    ctx.reply_array(values.len());
+    for value in values {
+        match value {
+            Some(v) => ctx.reply_bulk(&v),
+            None => ctx.reply_null(),
+        }
+    }
+}
+
 fn key_spec(key_use: KeyUse, first: i32, last: i32, step: i32) -> KeySpec {
     KeySpec {
         key_use,

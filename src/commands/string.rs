@@ -3,7 +3,7 @@
 use redis_enc_core::{Flags, KeyringName, Location};
 use zeroize::Zeroizing;
 
-use super::open_for_reader;
+use super::{open_for_reader, reply_values};
 use crate::entry::arity;
 use crate::error::CmdError;
 use crate::info;
@@ -203,13 +203,7 @@ pub fn mget(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             })
             .collect()
     })?;
-    ctx.reply_array(values.len());
-    for value in values {
-        match value {
-            Some(v) => ctx.reply_bulk(&v),
-            None => ctx.reply_null(),
-        }
-    }
+    reply_values(ctx, values);
     Ok(())
 }
 

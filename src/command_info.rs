@@ -270,6 +270,11 @@ static INFO_VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleComman
     sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
 };
 
+/// The command-info structure version this module fills in.
+pub fn info_version() -> *const raw::RedisModuleCommandInfoVersion {
+    &INFO_VERSION
+}
+
 impl CommandDoc {
     /// The structure for `RedisModule_SetCommandInfo`; its memory is never freed.
     pub fn to_raw(&self) -> raw::RedisModuleCommandInfo {

@@ -7,11 +7,15 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use redis_enc_core::KeyringName;
+use wildmatch::WildMatch;
 
 use redis_module::raw;
 
 use crate::entry::run_callback;
-use crate::rm::Ctx;
+use crate::rm::{self, Ctx, HeldString};
 
 static ALLOW_PLAINTEXT_READ: AtomicBool = AtomicBool::new(false);
 
@@ -33,10 +37,84 @@ static BOOL_CONFIGS: [BoolConfig; 1] = [BoolConfig {
     default: false,
 }];
 
+/// `enc.keyring-patterns`: `pattern keyring [pattern keyring ...]`. A write without
+/// `KEYRING` seals under the keyring of the first pattern its key name matches (`*` and `?`),
+/// or under `default`.
+struct KeyringPatterns {
+    text: HeldString,
+    rules: Vec<(WildMatch, KeyringName)>,
+}
+
+static KEYRING_PATTERNS: Mutex<Option<KeyringPatterns>> = Mutex::new(None);
+
+/// The keyring a key name maps to by `enc.keyring-patterns`.
+pub fn keyring_for(key: &[u8]) -> Option<KeyringName> {
+    let guard = KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner());
+    let patterns = guard.as_ref()?;
+    if patterns.rules.is_empty() {
+        return None;
+    }
+    let name = String::from_utf8_lossy(key);
+    patterns.rules.iter().find(|(pattern, _)| pattern.matches(&name)).map(|(_, ring)| ring.clone())
+}
+
+fn parse_keyring_patterns(text: &str) -> Result<Vec<(WildMatch, KeyringName)>, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() % 2 != 0 {
+        return Err("enc.keyring-patterns takes 'pattern keyring' pairs".into());
+    }
+    words
+        .chunks(2)
+        .map(|pair| {
+            let ring = KeyringName::parse(pair[1].as_bytes()).map_err(|_| format!("invalid keyring name '{}'", pair[1]))?;
+            Ok((WildMatch::new(pair[0]), ring))
+        })
+        .collect()
+}
+
+struct StringConfig {
+    name: &'static str,
+    default: &'static str,
+}
+
+static STRING_CONFIGS: [StringConfig; 1] = [StringConfig { name: "keyring-patterns", default: "" }];
+
+extern "C" fn get_keyring_patterns(_name: *const c_char, _privdata: *mut c_void) -> *mut raw::RedisModuleString {
+    run_callback("CONFIG GET", std::ptr::null_mut(), || {
+        let guard = KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map_or(std::ptr::null_mut(), |p| p.text.as_ptr())
+    })
+}
+
+extern "C" fn set_keyring_patterns(
+    _name: *const c_char,
+    new: *mut raw::RedisModuleString,
+    _privdata: *mut c_void,
+    err: *mut *mut raw::RedisModuleString,
+) -> c_int {
+    run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
+        let bytes = rm::bytes_of(new);
+        let parsed = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned()).and_then(parse_keyring_patterns);
+        match parsed {
+            Ok(rules) => {
+                let text = HeldString::new(bytes);
+                *KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner()) = Some(KeyringPatterns { text, rules });
+                raw::REDISMODULE_OK as c_int
+            }
+            Err(msg) => {
+                rm::set_config_error(err, &msg);
+                raw::REDISMODULE_ERR as c_int
+            }
+        }
+    })
+}
+
 /// The parsed module arguments.
 #[derive(Debug, PartialEq, Eq)]
 pub struct LoadArgs {
     pub master_key: String,
+    /// The previous master key, during a master-key rotation (see docs/OPERATIONS.md).
+    pub old_master_key: Option<String>,
     pub configs: Vec<(String, String)>,
 }
 
@@ -46,6 +124,7 @@ pub fn parse_load_args(args: &[&[u8]]) -> Result<LoadArgs, String> {
         return Err("module arguments come in 'name value' pairs, as in 'master-key file:/etc/redis/enc/master.key'".into());
     }
     let mut master_key = None;
+    let mut old_master_key = None;
     let mut configs = Vec::new();
     for pair in args.chunks(2) {
         let name = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
@@ -55,6 +134,12 @@ pub fn parse_load_args(args: &[&[u8]]) -> Result<LoadArgs, String> {
             if master_key.replace(value).is_some() {
                 return Err("'master-key' is given twice".into());
             }
+        } else if name == "old-master-key" {
+            if old_master_key.replace(value).is_some() {
+                return Err("'old-master-key' is given twice".into());
+            }
+        } else if STRING_CONFIGS.iter().any(|c| c.name == name) {
+            configs.push((name, value));
         } else if BOOL_CONFIGS.iter().any(|c| c.name == name) {
             parse_bool(&value).ok_or_else(|| format!("'{name}' takes yes or no"))?;
             configs.push((name, value));
@@ -69,6 +154,7 @@ pub fn parse_load_args(args: &[&[u8]]) -> Result<LoadArgs, String> {
     })?;
     Ok(LoadArgs {
         master_key,
+        old_master_key,
         configs,
     })
 }
@@ -102,6 +188,15 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
             Some(set_bool),
             privdata,
         )?;
+    }
+    for config in &STRING_CONFIGS {
+        let initial = args.configs.iter().find(|(name, _)| name == config.name).map_or(config.default, |(_, v)| v.as_str());
+        if config.name == "keyring-patterns" {
+            let rules = parse_keyring_patterns(initial).map_err(|e| format!("keyring-patterns: {e}"))?;
+            let text = HeldString::new(initial.as_bytes());
+            *KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner()) = Some(KeyringPatterns { text, rules });
+            ctx.register_string_config(config.name, initial, Some(get_keyring_patterns), Some(set_keyring_patterns))?;
+        }
     }
     if !ctx.load_configs() {
         return Err("the server refused the enc.* configuration".into());

@@ -26,6 +26,8 @@ pub enum CmdError {
     Server(String),
     /// The module has no keyring (it failed to load completely).
     NotReady,
+    /// A destructive keyring operation that needs `FORCE`.
+    NeedsForce,
 }
 
 impl From<CoreError> for CmdError {
@@ -56,6 +58,9 @@ impl CmdError {
             }
             CmdError::Server(text) => text.clone().into(),
             CmdError::NotReady => "ERR redis-enc has no keyring loaded".into(),
+            CmdError::NeedsForce => "ERR values may still be sealed under this key: run ENC.REENCRYPT START for \
+                                     the keyring first, or add FORCE to shred them"
+                .into(),
             CmdError::Core(e) => core_reply_text(e),
         }
     }
@@ -70,11 +75,15 @@ impl CmdError {
             CmdError::WrongType => "wrongtype",
             CmdError::NoSuchKey => "nokey",
             CmdError::NoReadPermission => "noperm",
-            CmdError::Server(_) | CmdError::NotReady => "server",
+            CmdError::Server(_) | CmdError::NotReady | CmdError::NeedsForce => "server",
             CmdError::Core(e) => match e {
                 CoreError::NotAnEnvelope => "not_envelope",
                 CoreError::DecryptFailed => "decrypt_failed",
                 CoreError::UnknownKey { .. } => "unknown_key",
+                CoreError::KeyRetired { .. } | CoreError::KeyDestroyed { .. } | CoreError::KeyringDestroyed(_) => {
+                    "retired_or_destroyed"
+                }
+                CoreError::KeyUnavailable { .. } => "key_unavailable",
                 CoreError::UnsupportedFormat(_) => "unsupported_format",
                 _ => "other",
             },
@@ -85,21 +94,45 @@ impl CmdError {
 fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
     match e {
         CoreError::NotAnEnvelope => {
-            "ERR value is not sealed by redis-enc (read it with GET, or seal it with ENC.SET)"
-                .into()
+            "ERR value is not sealed by redis-enc (read it with GET, or seal it with ENC.SET)".into()
         }
-        CoreError::DecryptFailed => {
-            "ERR decryption failed: the value was modified, moved from another key or \
+        CoreError::DecryptFailed => "ERR decryption failed: the value was modified, moved from another key or \
                                      field, or sealed under a different master key"
-                .into()
-        }
+            .into(),
         CoreError::UnsupportedFormat(v) => {
-            format!("ERR envelope format version {v} is not supported by this redis-enc build")
-                .into()
+            format!("ERR envelope format version {v} is not supported by this redis-enc build").into()
         }
-        CoreError::UnknownKey { keyring, version } => format!(
-            "ERR unknown data key: keyring id {keyring} version {} is not held by this server",
-            version.0
+        CoreError::UnknownKey { keyring, name, version } => match name {
+            Some(name) => format!(
+                "ERR unknown data key: version {} of keyring '{}' (id {keyring}) is not held by this server",
+                version.0,
+                name.as_str()
+            ),
+            None => format!(
+                "ERR unknown data key: keyring id {keyring} version {} is not held by this server",
+                version.0
+            ),
+        }
+        .into(),
+        CoreError::KeyRetired { keyring, version } => format!(
+            "ERR data key version {} of keyring '{}' is retired and no longer opens values",
+            version.0,
+            keyring.as_str()
+        )
+        .into(),
+        CoreError::KeyDestroyed { keyring, version } => format!(
+            "ERR data key version {} of keyring '{}' was destroyed; the value cannot be recovered",
+            version.0,
+            keyring.as_str()
+        )
+        .into(),
+        CoreError::KeyringDestroyed(name) => {
+            format!("ERR keyring '{}' was destroyed; the value cannot be recovered", name.as_str()).into()
+        }
+        CoreError::KeyUnavailable { keyring, version } => format!(
+            "ERR data key version {} of keyring '{}' could not be unwrapped with the loaded master key",
+            version.0,
+            keyring.as_str()
         )
         .into(),
         CoreError::TooLarge => "ERR value too large to seal".into(),
@@ -107,6 +140,14 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
             "ERR invalid keyring name: use 1 to 64 printable characters without spaces".into()
         }
         CoreError::UnknownKeyring => "ERR no such keyring".into(),
+        CoreError::KeyringExists => "ERR a keyring with that name exists".into(),
+        CoreError::UnknownVersion => "ERR no such key version in that keyring".into(),
+        CoreError::LimitReached => "ERR too many keyrings or key versions (65535 at most)".into(),
+        CoreError::Refused(why) => format!("ERR {why}").into(),
+        CoreError::InvalidExport => "ERR not a redis-enc keyring export, or a damaged one".into(),
+        CoreError::KeyringConflict => {
+            "ERR an imported keyring's id or name belongs to a different keyring on this server".into()
+        }
         CoreError::MasterKey(_) => "ERR master key unavailable".into(),
         _ => "ERR redis-enc internal error".into(),
     }

@@ -10,7 +10,7 @@ use crate::config;
 use crate::entry::run_callback;
 use crate::error::CmdError;
 use crate::rm::InfoCtx;
-use crate::state;
+use crate::{reencrypt, state};
 
 static SEALED: AtomicU64 = AtomicU64::new(0);
 static OPENED: AtomicU64 = AtomicU64::new(0);
@@ -19,7 +19,7 @@ static PLAINTEXT_READS: AtomicU64 = AtomicU64::new(0);
 static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// Error kinds counted, by the name [`CmdError::kind`] gives them.
-const ERROR_KINDS: [&str; 10] = [
+const ERROR_KINDS: [&str; 12] = [
     "syntax",
     "wrongtype",
     "nokey",
@@ -29,9 +29,11 @@ const ERROR_KINDS: [&str; 10] = [
     "decrypt_failed",
     "unknown_key",
     "unsupported_format",
+    "retired_or_destroyed",
+    "key_unavailable",
     "other",
 ];
-static ERRORS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
+static ERRORS: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
 
 pub fn count_sealed(n: u64) {
     SEALED.fetch_add(n, Relaxed);
@@ -65,7 +67,7 @@ pub extern "C" fn info_callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_re
 
 fn write_info(info: &InfoCtx) {
     info.section("");
-    let (provider, master_key_id) = state::with(|s| Ok((s.provider, s.master_key_id.clone())))
+    let (provider, master_key_id) = state::with(|s| Ok((s.provider, s.master.id().to_owned())))
         .unwrap_or(("none", String::new()));
     info.field_str("provider", provider);
     info.field_str("master_key_id", &master_key_id);
@@ -87,4 +89,15 @@ fn write_info(info: &InfoCtx) {
         info.field_u64(&format!("errors_{kind}"), count.load(Relaxed));
     }
     info.field_u64("errors_internal", INTERNAL_ERRORS.load(Relaxed));
+    let keyrings = state::with(|s| Ok(s.keys.list().len() as u64)).unwrap_or(0);
+    info.field_u64("keyrings", keyrings);
+    match reencrypt::progress() {
+        Some(p) => {
+            info.field_str("reencrypt_state", reencrypt::phase_name(p.phase));
+            info.field_u64("reencrypt_keys_scanned", p.keys_scanned);
+            info.field_u64("reencrypt_values_resealed", p.values_resealed);
+            info.field_u64("reencrypt_values_failed", p.values_failed);
+        }
+        None => info.field_str("reencrypt_state", "idle"),
+    }
 }

@@ -7,6 +7,8 @@
 //! - [`commands`]: the `ENC.*` commands, their key specs and documentation.
 //! - [`setopts`]: `ENC.SET` options.
 //! - [`config`], [`info`], [`state`]: configs, the `INFO enc` section, the loaded keyring.
+//! - [`reencrypt`]: the background re-encryption job.
+//! - [`persist`]: the key store in the RDB and the replication stream.
 //! - [`entry`]: every entry point runs under `catch_unwind`.
 //! - [`error`]: the one mapping from errors to replies.
 //! - [`rm`], [`command_info`]: the typed layer over the raw module API.
@@ -18,6 +20,8 @@ mod entry;
 mod error;
 mod info;
 mod load;
+mod persist;
+mod reencrypt;
 mod rm;
 mod setopts;
 mod state;

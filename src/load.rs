@@ -6,12 +6,12 @@
 use std::ffi::c_int;
 
 use redis_enc_core::provider::Provider;
-use redis_enc_core::Keyring;
+use redis_enc_core::KeyStore;
 use redis_module::raw;
 
 use crate::rm::{self, Ctx, Level};
 use crate::state::{self, State};
-use crate::{commands, config, info};
+use crate::{commands, config, info, persist};
 
 /// The module's version as Redis shows it in `MODULE LIST` (major × 10000 + minor × 100 + patch).
 const MODULE_VERSION: c_int = 100;
@@ -67,13 +67,22 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     let provider =
         Provider::parse(&load_args.master_key).map_err(|e| format!("master key: {e}"))?;
     let master = provider.fetch().map_err(|e| format!("master key: {e}"))?;
+    let old_master = match &load_args.old_master_key {
+        Some(uri) => Some(
+            Provider::parse(uri)
+                .and_then(|p| p.fetch())
+                .map_err(|e| format!("old master key: {e}"))?,
+        ),
+        None => None,
+    };
     let master_key_id = master.id().to_owned();
     state::install(State {
-        keyring: Keyring::derived_from(&master),
+        keys: KeyStore::new(&master, state::now_secs()),
+        master,
+        old_master,
         provider: provider.kind(),
-        master_key_id: master_key_id.clone(),
     });
-    drop(master);
+    persist::register(ctx)?;
     commands::register(ctx)?;
     config::register(ctx, &load_args)?;
     if !ctx.register_info(Some(info::info_callback)) {

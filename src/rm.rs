@@ -94,6 +94,11 @@ impl Arg {
     pub(crate) fn as_ptr(self) -> *mut raw::RedisModuleString {
         self.0
     }
+
+    /// Borrows a string this module created as an argument-like handle.
+    pub fn from_owned(s: &OwnedString) -> Arg {
+        Arg(s.ptr)
+    }
 }
 
 fn string_bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
@@ -657,5 +662,259 @@ impl Ctx {
     pub fn load_configs(self) -> bool {
         // SAFETY: valid context during OnLoad, after every config was registered.
         unsafe { api!(RedisModule_LoadConfigs)(self.0) == raw::REDISMODULE_OK as c_int }
+    }
+}
+
+/// A Redis string kept by the module beyond one call (config values); not tied to a context.
+pub struct HeldString(*mut raw::RedisModuleString);
+
+// SAFETY: a held string is only created, read and freed on the main thread; the pointer value
+// itself may be moved between statics.
+unsafe impl Send for HeldString {}
+
+impl HeldString {
+    /// Copies `bytes` into a new string owned by the module.
+    pub fn new(bytes: &[u8]) -> HeldString {
+        // SAFETY: a null context creates a string the module owns and frees explicitly.
+        HeldString(unsafe { api!(RedisModule_CreateString)(ptr::null_mut(), bytes.as_ptr().cast::<c_char>(), bytes.len()) })
+    }
+
+    pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
+        self.0
+    }
+}
+
+impl Drop for HeldString {
+    fn drop(&mut self) {
+        // SAFETY: created with a null context by HeldString::new and freed once.
+        unsafe { api!(RedisModule_FreeString)(ptr::null_mut(), self.0) }
+    }
+}
+
+/// The bytes of a string Redis passed to a callback.
+pub fn bytes_of<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
+    string_bytes(s)
+}
+
+impl Ctx {
+    /// Registers a string module config `enc.<name>`.
+    pub fn register_string_config(
+        self,
+        name: &str,
+        default: &str,
+        get: raw::RedisModuleConfigGetStringFunc,
+        set: raw::RedisModuleConfigSetStringFunc,
+    ) -> Result<(), String> {
+        let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
+        let cdefault = CString::new(default).map_err(|_| format!("bad default for {name}"))?;
+        // SAFETY: valid context during OnLoad; callbacks are 'static functions.
+        let status = unsafe {
+            api!(RedisModule_RegisterStringConfig)(
+                self.0,
+                cname.as_ptr(),
+                cdefault.as_ptr(),
+                raw::REDISMODULE_CONFIG_DEFAULT,
+                get,
+                set,
+                None,
+                ptr::null_mut(),
+            )
+        };
+        if status != raw::REDISMODULE_OK as c_int {
+            return Err(format!("cannot register config enc.{name}"));
+        }
+        Ok(())
+    }
+}
+
+/// Sets the error message of a failed config change.
+pub fn set_config_error(err: *mut *mut raw::RedisModuleString, msg: &str) {
+    if err.is_null() {
+        return;
+    }
+    // SAFETY: Redis passes a valid out-pointer and frees the string it receives.
+    unsafe { *err = api!(RedisModule_CreateString)(ptr::null_mut(), msg.as_ptr().cast::<c_char>(), msg.len()) };
+}
+
+/// Registers the module's data type, used only for its auxiliary RDB record.
+pub fn create_aux_data_type(
+    ctx: Ctx,
+    name: &std::ffi::CStr,
+    encver: c_int,
+    aux_load: raw::RedisModuleTypeAuxLoadFunc,
+    aux_save: raw::RedisModuleTypeAuxSaveFunc,
+) -> bool {
+    extern "C" fn no_load(_rdb: *mut raw::RedisModuleIO, _encver: c_int) -> *mut c_void {
+        ptr::null_mut()
+    }
+    extern "C" fn no_save(_rdb: *mut raw::RedisModuleIO, _value: *mut c_void) {}
+    extern "C" fn no_free(_value: *mut c_void) {}
+    let mut methods = raw::RedisModuleTypeMethods {
+        version: 2,
+        rdb_load: Some(no_load),
+        rdb_save: Some(no_save),
+        aof_rewrite: None,
+        mem_usage: None,
+        digest: None,
+        free: Some(no_free),
+        aux_load,
+        aux_save,
+        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as c_int,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    };
+    // SAFETY: valid context during OnLoad; `methods` declares version 2, so the server reads
+    // only the fields up to aux_save_triggers; the name is a 9-character C string.
+    let t = unsafe { api!(RedisModule_CreateDataType)(ctx.0, name.as_ptr(), encver, &mut methods) };
+    !t.is_null()
+}
+
+/// Writes one string to an RDB.
+pub fn save_bytes(io: *mut raw::RedisModuleIO, bytes: &[u8]) {
+    // SAFETY: `io` is the RDB handle of the current aux_save call.
+    unsafe { api!(RedisModule_SaveStringBuffer)(io, bytes.as_ptr().cast::<c_char>(), bytes.len()) }
+}
+
+/// Reads one string from an RDB.
+pub fn load_bytes(io: *mut raw::RedisModuleIO) -> Vec<u8> {
+    let mut len = 0usize;
+    // SAFETY: `io` is the RDB handle of the current aux_load call; the buffer is allocated by
+    // Redis and freed with RedisModule_Free after copying.
+    unsafe {
+        let p = api!(RedisModule_LoadStringBuffer)(io, &mut len);
+        if p.is_null() {
+            return Vec::new();
+        }
+        let out = std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec();
+        api!(RedisModule_Free)(p.cast::<c_void>());
+        out
+    }
+}
+
+/// Logs from a callback that has no context (RDB load and save).
+pub fn log_without_context(level: Level, msg: &str) {
+    Ctx(ptr::null_mut()).log(level, msg);
+}
+
+impl Ctx {
+    /// Creates a container command (such as `ENC.KEYRING`) whose subcommands are added with
+    /// [`Ctx::create_subcommand`].
+    pub fn create_container(self, name: &str, summary: &std::ffi::CStr) -> Result<(), String> {
+        let cname = CString::new(name).map_err(|_| format!("bad command name {name}"))?;
+        // SAFETY: valid context during OnLoad; a null handler makes a container command.
+        unsafe {
+            if api!(RedisModule_CreateCommand)(self.0, cname.as_ptr(), None, c"".as_ptr(), 0, 0, 0)
+                != raw::REDISMODULE_OK as c_int
+            {
+                return Err(format!("cannot create command {name}"));
+            }
+            let command = api!(RedisModule_GetCommand)(self.0, cname.as_ptr());
+            if command.is_null() {
+                return Err(format!("cannot find command {name}"));
+            }
+            let mut info: raw::RedisModuleCommandInfo = std::mem::zeroed();
+            info.version = crate::command_info::info_version();
+            info.summary = summary.as_ptr();
+            info.since = c"0.1.0".as_ptr();
+            info.arity = -2;
+            api!(RedisModule_SetCommandInfo)(command, &info);
+        }
+        Ok(())
+    }
+
+    /// Adds subcommand `sub` to container `parent`, with its documentation.
+    pub fn create_subcommand(
+        self,
+        parent: &str,
+        sub: &str,
+        handler: raw::RedisModuleCmdFunc,
+        flags: &str,
+        acl_categories: &str,
+        info: &raw::RedisModuleCommandInfo,
+    ) -> Result<(), String> {
+        let cparent = CString::new(parent).map_err(|_| format!("bad command name {parent}"))?;
+        let csub = CString::new(sub).map_err(|_| format!("bad subcommand {sub}"))?;
+        let cfull = CString::new(format!("{parent}|{sub}")).map_err(|_| format!("bad subcommand {sub}"))?;
+        let cflags = CString::new(flags).map_err(|_| format!("bad flags for {sub}"))?;
+        // SAFETY: valid context during OnLoad; `parent` was created by create_container.
+        unsafe {
+            let parent_cmd = api!(RedisModule_GetCommand)(self.0, cparent.as_ptr());
+            if parent_cmd.is_null()
+                || api!(RedisModule_CreateSubcommand)(parent_cmd, csub.as_ptr(), handler, cflags.as_ptr(), 0, 0, 0)
+                    != raw::REDISMODULE_OK as c_int
+            {
+                return Err(format!("cannot create {parent} {sub}"));
+            }
+            let command = api!(RedisModule_GetCommand)(self.0, cfull.as_ptr());
+            if command.is_null() || api!(RedisModule_SetCommandInfo)(command, info) != raw::REDISMODULE_OK as c_int {
+                return Err(format!("cannot document {parent} {sub}"));
+            }
+            if let Some(set_categories) = std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories).read() {
+                let categories = CString::new(acl_categories).map_err(|_| format!("bad categories for {sub}"))?;
+                if set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
+                    return Err(format!("the server refused the ACL categories of {parent} {sub}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a one-shot timer that calls `callback` after `ms` milliseconds.
+    pub fn start_timer(self, ms: i64, callback: raw::RedisModuleTimerProc) -> u64 {
+        // SAFETY: valid context; the callback is a 'static function; no private data.
+        unsafe { api!(RedisModule_CreateTimer)(self.0, ms, callback, ptr::null_mut()) }
+    }
+
+    /// Stops a timer that has not fired yet.
+    pub fn stop_timer(self, id: u64) {
+        // SAFETY: stopping an unknown or fired timer is a harmless error.
+        unsafe { api!(RedisModule_StopTimer)(self.0, id, ptr::null_mut()) };
+    }
+
+    /// Runs one step of a keyspace scan, giving every key name seen to `seen`. Returns false
+    /// when the scan is complete.
+    pub fn scan_step(self, cursor: &ScanCursor, seen: &mut Vec<Vec<u8>>) -> bool {
+        extern "C" fn on_key(
+            _ctx: *mut raw::RedisModuleCtx,
+            name: *mut raw::RedisModuleString,
+            _key: *mut raw::RedisModuleKey,
+            privdata: *mut c_void,
+        ) {
+            // SAFETY: `privdata` is the `Vec` passed below, alive for the call to RM_Scan.
+            let seen = unsafe { &mut *privdata.cast::<Vec<Vec<u8>>>() };
+            seen.push(string_bytes(name).to_vec());
+        }
+        // SAFETY: valid context and cursor; the callback only copies key names.
+        unsafe {
+            api!(RedisModule_Scan)(self.0, cursor.0, Some(on_key), (seen as *mut Vec<Vec<u8>>).cast::<c_void>()) != 0
+        }
+    }
+}
+
+/// A keyspace scan cursor; destroyed on drop.
+pub struct ScanCursor(*mut raw::RedisModuleScanCursor);
+
+// SAFETY: the cursor is created, used and destroyed on the main thread only; it sits in a
+// static between timer ticks.
+unsafe impl Send for ScanCursor {}
+
+impl ScanCursor {
+    pub fn new() -> ScanCursor {
+        // SAFETY: creates a cursor owned by this value.
+        ScanCursor(unsafe { api!(RedisModule_ScanCursorCreate)() })
+    }
+}
+
+impl Drop for ScanCursor {
+    fn drop(&mut self) {
+        // SAFETY: the cursor was created by ScanCursorCreate and is destroyed once.
+        unsafe { api!(RedisModule_ScanCursorDestroy)(self.0) }
     }
 }

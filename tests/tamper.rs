@@ -17,7 +17,7 @@ fn assert_fixed_error(err: &str) {
     ];
     let allowed_prefixes = [
         "ERR envelope format version ",
-        "ERR unknown data key: keyring id ",
+        "ERR unknown data key: ",
     ];
     assert!(
         allowed.contains(&err) || allowed_prefixes.iter().any(|p| err.starts_with(p)),

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::key::{KeyVersion, KeyringId};
+use crate::keyring::KeyringName;
 
 /// Everything that can go wrong in the core layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,13 +17,50 @@ pub enum Error {
     NotAnEnvelope,
     /// The envelope names a format version this build does not read (docs/FORMAT.md §1.4).
     UnsupportedFormat(u8),
-    /// The envelope names a data key this keyring does not hold.
+    /// The envelope names a data key this server does not hold.
     UnknownKey {
         /// Keyring id from the envelope header.
         keyring: KeyringId,
+        /// The keyring's name, if this server knows the keyring.
+        name: Option<KeyringName>,
         /// Key version from the envelope header.
         version: KeyVersion,
     },
+    /// The data key was retired: it no longer opens values.
+    KeyRetired {
+        /// Keyring name.
+        keyring: KeyringName,
+        /// Version.
+        version: KeyVersion,
+    },
+    /// The data key was destroyed.
+    KeyDestroyed {
+        /// Keyring name.
+        keyring: KeyringName,
+        /// Version.
+        version: KeyVersion,
+    },
+    /// The whole keyring was destroyed.
+    KeyringDestroyed(KeyringName),
+    /// The data key is known but none of the loaded master keys could unwrap it.
+    KeyUnavailable {
+        /// Keyring name.
+        keyring: KeyringName,
+        /// Version.
+        version: KeyVersion,
+    },
+    /// A keyring with that name exists.
+    KeyringExists,
+    /// No such version in the keyring.
+    UnknownVersion,
+    /// Too many keyrings or versions (65535 each).
+    LimitReached,
+    /// A keyring operation that would break an invariant; the text says which.
+    Refused(&'static str),
+    /// Bytes that are not a keyring export, or a damaged one.
+    InvalidExport,
+    /// An imported keyring's id or name is used by a different keyring here.
+    KeyringConflict,
     /// Authentication failed: the value was modified, truncated, moved to another key or field,
     /// or sealed under a different master key.
     DecryptFailed,
@@ -85,9 +123,39 @@ impl fmt::Display for Error {
                 f,
                 "envelope format version {v} is not supported by this build of redis-enc"
             ),
-            Error::UnknownKey { keyring, version } => write!(
+            Error::UnknownKey { keyring, name: Some(name), version } => write!(
                 f,
-                "data key {version} of keyring {keyring} is not in this server's keyring"
+                "data key {version} of keyring '{}' (id {keyring}) is not held by this server",
+                name.as_str()
+            ),
+            Error::UnknownKey { keyring, name: None, version } => {
+                write!(f, "data key {version} of keyring id {keyring} is not held by this server")
+            }
+            Error::KeyRetired { keyring, version } => write!(
+                f,
+                "data key {version} of keyring '{}' is retired and no longer opens values",
+                keyring.as_str()
+            ),
+            Error::KeyDestroyed { keyring, version } => write!(
+                f,
+                "data key {version} of keyring '{}' was destroyed; its values cannot be recovered",
+                keyring.as_str()
+            ),
+            Error::KeyringDestroyed(name) => {
+                write!(f, "keyring '{}' was destroyed; its values cannot be recovered", name.as_str())
+            }
+            Error::KeyUnavailable { keyring, version } => write!(
+                f,
+                "data key {version} of keyring '{}' could not be unwrapped with the loaded master key",
+                keyring.as_str()
+            ),
+            Error::KeyringExists => f.write_str("a keyring with that name exists"),
+            Error::UnknownVersion => f.write_str("no such key version in that keyring"),
+            Error::LimitReached => f.write_str("too many keyrings or key versions (65535 at most)"),
+            Error::Refused(why) => f.write_str(why),
+            Error::InvalidExport => f.write_str("not a redis-enc keyring export, or a damaged one"),
+            Error::KeyringConflict => f.write_str(
+                "an imported keyring's id or name belongs to a different keyring on this server",
             ),
             Error::DecryptFailed => f.write_str(
                 "decryption failed: the value was modified, moved from another key or field, \

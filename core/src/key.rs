@@ -19,6 +19,8 @@ pub const KEY_LEN: usize = 32;
 const HKDF_SALT: &[u8] = b"redis-enc v1";
 /// HKDF info label for data keys; followed by the key id (docs/FORMAT.md §3).
 const DATA_KEY_INFO: &[u8] = b"redis-enc data key";
+/// HKDF info label for the key-encryption key that wraps data keys (docs/FORMAT.md §2.3).
+const WRAP_KEY_INFO: &[u8] = b"redis-enc key wrap";
 /// HKDF info label for the public master-key identifier (docs/FORMAT.md §3).
 const MASTER_ID_INFO: &[u8] = b"redis-enc master key id";
 
@@ -113,6 +115,13 @@ impl MasterKey {
         Zeroizing::new(STANDARD.encode(self.bytes.as_ref()))
     }
 
+    /// Derives a 32-byte key-encryption key for wrapping data keys (docs/FORMAT.md §2.3).
+    pub(crate) fn derive_wrapping_key(&self) -> Zeroizing<[u8; KEY_LEN]> {
+        let mut kek = Zeroizing::new([0u8; KEY_LEN]);
+        hkdf(self.bytes.as_ref(), WRAP_KEY_INFO, kek.as_mut());
+        kek
+    }
+
     /// Derives the data key `id` with HKDF-SHA256 (docs/FORMAT.md §3).
     pub fn derive_data_key(&self, id: KeyId) -> DataKey {
         let mut info = Vec::with_capacity(DATA_KEY_INFO.len() + 4);
@@ -143,6 +152,7 @@ fn hkdf(ikm: &[u8], info: &[u8], out: &mut [u8]) {
 /// The cipher's AES round keys are zeroized on drop by the `aes` crate (feature `zeroize`).
 pub struct DataKey {
     id: KeyId,
+    bytes: Zeroizing<[u8; KEY_LEN]>,
     cipher: Xaes256Gcm,
 }
 
@@ -151,7 +161,19 @@ impl DataKey {
     pub fn from_bytes(id: KeyId, bytes: Zeroizing<[u8; KEY_LEN]>) -> DataKey {
         // A 32-byte slice is always a valid AES-256 key.
         let cipher = Xaes256Gcm::new_from_slice(bytes.as_ref()).expect("32-byte key");
-        DataKey { id, cipher }
+        DataKey { id, bytes, cipher }
+    }
+
+    /// A new random data key from the operating system's generator.
+    pub fn generate(id: KeyId) -> DataKey {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        DataKey::from_bytes(id, bytes)
+    }
+
+    /// The raw key, for wrapping it under a master key.
+    pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
+        &self.bytes
     }
 
     /// Which keyring and version this key is.

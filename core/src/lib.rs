@@ -2,7 +2,9 @@
 //!
 //! - [`envelope`]: the sealed-value format (docs/FORMAT.md §1) and `seal` / `open`.
 //! - [`key`]: master and data key types; zeroized on drop, never printed.
-//! - [`keyring`]: which data key seals new values and which opens a given envelope.
+//! - [`keystore`]: keyrings of versioned data keys: which key seals, which opens, rotation.
+//! - [`keyring`]: keyring names.
+//! - [`wrap`]: data keys wrapped under a master key.
 //! - [`provider`]: where the master key comes from (`file:`, `env:`, `exec:`).
 //! - [`error`]: the one error type of this layer.
 //!
@@ -15,9 +17,12 @@ pub mod envelope;
 pub mod error;
 pub mod key;
 pub mod keyring;
+pub mod keystore;
 pub mod provider;
+pub mod wrap;
 
 pub use envelope::{Envelope, Flags, Location};
 pub use error::Error;
 pub use key::{DataKey, KeyId, KeyVersion, KeyringId, MasterKey};
-pub use keyring::{Keyring, KeyringName};
+pub use keyring::KeyringName;
+pub use keystore::KeyStore;

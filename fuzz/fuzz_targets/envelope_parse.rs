@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use redis_enc_core::{Envelope, Keyring, Location, MasterKey};
+use redis_enc_core::{Envelope, KeyStore, Location, MasterKey};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(env) = Envelope::parse(data) {
@@ -16,8 +16,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.plaintext_len(), env.plaintext_len());
     }
     thread_local! {
-        static RING: Keyring = Keyring::derived_from(
+        static RING: KeyStore = KeyStore::new(
             &MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "fuzz").unwrap(),
+            0,
         );
     }
     RING.with(|ring| {

@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use super::{open_for_reader, reply_values};
 use super::string::pairs_and_phi;
+use crate::config;
 use crate::entry::arity;
 use crate::error::CmdError;
 use crate::info;
@@ -25,6 +26,7 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     if !matches!(key.key_type(), KeyType::Empty | KeyType::Hash) {
         return Err(CmdError::WrongType);
     }
+    let keyring = config::keyring_for(name.bytes()).unwrap_or_else(KeyringName::default_name);
     let sealed: Vec<OwnedString> = state::with(|s| {
         pairs
             .chunks(2)
@@ -33,8 +35,8 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                     key: name.bytes(),
                     field: fv[0].bytes(),
                 };
-                Ok(ctx.string(&s.keyring.seal(
-                    &KeyringName::default_name(),
+                Ok(ctx.string(&s.keys.seal(
+                    &keyring,
                     Flags { phi },
                     &location,
                     fv[1].bytes(),
@@ -95,7 +97,7 @@ pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 pub(super) type FieldValue = (Vec<u8>, Vec<u8>);
 
 /// Every field and stored value of a hash, read with `HGETALL`.
-pub(super) fn all_fields(ctx: Ctx, name: Arg) -> Result<Vec<FieldValue>, CmdError> {
+pub(crate) fn all_fields(ctx: Ctx, name: Arg) -> Result<Vec<FieldValue>, CmdError> {
     let reply = ctx.call(c"HGETALL", c"", &[name.as_ptr()]);
     if reply.is_error() {
         return Err(CmdError::Server(reply.error_text()));

@@ -30,7 +30,7 @@ pub fn inspect(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let envelope = Envelope::parse(&stored)?;
     let header = *envelope.header();
     let keyring = state::with(|s| {
-        Ok(s.keyring.name_of(header.key_id.keyring).map_or_else(
+        Ok(s.keys.name_of(header.key_id.keyring).map_or_else(
             || format!("#{}", header.key_id.keyring),
             |n| n.as_str().to_owned(),
         ))

@@ -6,8 +6,11 @@
 
 mod hash;
 mod inspect;
+mod keyring;
 mod relocate;
 mod string;
+
+pub(crate) use hash::all_fields as hash_fields;
 
 use redis_enc_core::keyring::Opened;
 use redis_enc_core::{Error as CoreError, Location};
@@ -28,7 +31,7 @@ fn open_for_reader(
     stored: &[u8],
     location: &Location<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, CmdError> {
-    match state.keyring.open(stored, location) {
+    match state.keys.open(stored, location) {
         Ok(Opened { plaintext, .. }) => {
             info::count_opened(1);
             Ok(plaintext)
@@ -237,11 +240,81 @@ fn table() -> Vec<Command> {
     ]
 }
 
+/// One subcommand of a container command such as `ENC.KEYRING`.
+struct Subcommand {
+    name: &'static str,
+    handler: redis_module::raw::RedisModuleCmdFunc,
+    flags: &'static str,
+    acl: &'static str,
+    summary: &'static str,
+    arity: i32,
+    args: Vec<ArgDoc>,
+}
+
+fn sub_doc(s: &Subcommand) -> CommandDoc {
+    CommandDoc {
+        summary: s.summary,
+        complexity: "O(N) where N is the number of data keys",
+        since: "0.1.0",
+        arity: s.arity,
+        keys: Vec::new(),
+        args: Vec::new(),
+    }
+}
+
+fn keyring_subcommands() -> Vec<Subcommand> {
+    let change = "write admin";
+    let cats = "admin dangerous slow";
+    vec![
+        Subcommand { name: "list", handler: command_entry!("enc.keyring|list", keyring::list), flags: "", acl: "slow", summary: "Lists the keyrings.", arity: 2, args: vec![] },
+        Subcommand { name: "info", handler: command_entry!("enc.keyring|info", keyring::info), flags: "", acl: "slow", summary: "Shows a keyring's versions, their states and creation times.", arity: 3, args: vec![ArgDoc::string("name")] },
+        Subcommand { name: "create", handler: command_entry!("enc.keyring|create", keyring::create), flags: change, acl: cats, summary: "Creates a keyring with a random version 1.", arity: 3, args: vec![ArgDoc::string("name")] },
+        Subcommand { name: "rotate", handler: command_entry!("enc.keyring|rotate", keyring::rotate), flags: change, acl: cats, summary: "Adds a new random version to a keyring and makes it primary.", arity: -2, args: vec![ArgDoc::string("name").optional()] },
+        Subcommand { name: "retire", handler: command_entry!("enc.keyring|retire", keyring::retire), flags: change, acl: cats, summary: "Retires a version: it no longer opens values.", arity: 4, args: vec![ArgDoc::string("name"), ArgDoc::integer("version")] },
+        Subcommand { name: "destroy", handler: command_entry!("enc.keyring|destroy", keyring::destroy), flags: change, acl: cats, summary: "Destroys a version or a whole keyring (crypto-shredding).", arity: -3, args: vec![ArgDoc::string("name"), ArgDoc::integer("version").optional(), ArgDoc::token("FORCE").optional()] },
+        Subcommand { name: "rewrap", handler: command_entry!("enc.keyring|rewrap", keyring::rewrap), flags: change, acl: cats, summary: "Wraps every data key under the current master key; no stored value changes.", arity: 2, args: vec![] },
+        Subcommand { name: "export", handler: command_entry!("enc.keyring|export", keyring::export), flags: "admin", acl: cats, summary: "Returns every keyring, keys wrapped, as one blob.", arity: 2, args: vec![] },
+        Subcommand { name: "import", handler: command_entry!("enc.keyring|import", keyring::import), flags: change, acl: cats, summary: "Merges an exported blob into this server's keyrings.", arity: 3, args: vec![ArgDoc::string("blob")] },
+    ]
+}
+
+fn reencrypt_subcommands() -> Vec<Subcommand> {
+    vec![
+        Subcommand {
+            name: "start",
+            handler: command_entry!("enc.reencrypt|start", crate::reencrypt::start),
+            flags: "write admin",
+            acl: "admin dangerous slow",
+            summary: "Starts re-sealing values under their keyring's primary version (or sealing plain values with ENCRYPT-PLAINTEXT).",
+            arity: -2,
+            args: vec![
+                ArgDoc::token("ENCRYPT-PLAINTEXT").optional(),
+                ArgDoc::string("name").after("KEYRING").optional(),
+                ArgDoc::string("pattern").after("MATCH").optional(),
+                ArgDoc::integer("keys-per-second").after("RATE").optional(),
+            ],
+        },
+        Subcommand { name: "status", handler: command_entry!("enc.reencrypt|status", crate::reencrypt::status), flags: "", acl: "slow", summary: "Shows the progress of the re-encryption job.", arity: 2, args: vec![] },
+        Subcommand { name: "stop", handler: command_entry!("enc.reencrypt|stop", crate::reencrypt::stop), flags: "admin", acl: "admin dangerous slow", summary: "Stops the re-encryption job.", arity: 2, args: vec![] },
+    ]
+}
+
 /// Creates every command.
 pub fn register(ctx: Ctx) -> Result<(), String> {
     for c in table() {
         let legacy = legacy_key_range(&c.doc.keys);
         ctx.create_command(c.name, c.handler, c.flags, c.acl, legacy, &c.doc.to_raw())?;
+    }
+    for (parent, summary, subs) in [
+        ("enc.keyring", c"Manages keyrings and their data key versions.", keyring_subcommands()),
+        ("enc.reencrypt", c"Re-seals stored values in the background.", reencrypt_subcommands()),
+    ] {
+        ctx.create_container(parent, summary)?;
+        for mut sub in subs {
+            let mut doc = sub_doc(&sub);
+            doc.args = std::mem::take(&mut sub.args);
+            ctx.create_subcommand(parent, sub.name, sub.handler, sub.flags, sub.acl, &doc.to_raw())?;
+        }
     }
     Ok(())
 }

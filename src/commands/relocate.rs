@@ -39,13 +39,13 @@ fn reseal(
     if !looks_sealed(stored) {
         return Ok(stored.to_vec());
     }
-    let opened = state.keyring.open(stored, from)?;
+    let opened = state.keys.open(stored, from)?;
     let keyring = state
-        .keyring
+        .keys
         .name_of(opened.header.key_id.keyring)
         .ok_or(CoreError::UnknownKeyring)?;
     let sealed = state
-        .keyring
+        .keys
         .seal(keyring, opened.header.flags, to, &opened.plaintext)?;
     info::count_opened(1);
     info::count_sealed(1);

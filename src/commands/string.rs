@@ -4,6 +4,7 @@ use redis_enc_core::{Flags, KeyringName, Location};
 use zeroize::Zeroizing;
 
 use super::{open_for_reader, reply_values};
+use crate::config;
 use crate::entry::arity;
 use crate::error::CmdError;
 use crate::info;
@@ -49,8 +50,9 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             let keyring = opts
                 .keyring
                 .clone()
+                .or_else(|| config::keyring_for(name.bytes()))
                 .unwrap_or_else(KeyringName::default_name);
-            let sealed = state.keyring.seal(
+            let sealed = state.keys.seal(
                 &keyring,
                 Flags { phi: opts.phi },
                 &Location::Value { key: name.bytes() },
@@ -157,8 +159,9 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             .chunks(2)
             .map(|kv| {
                 let location = Location::Value { key: kv[0].bytes() };
-                Ok(ctx.string(&s.keyring.seal(
-                    &KeyringName::default_name(),
+                let keyring = config::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name);
+                Ok(ctx.string(&s.keys.seal(
+                    &keyring,
                     Flags::default(),
                     &location,
                     kv[1].bytes(),

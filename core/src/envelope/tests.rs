@@ -94,6 +94,7 @@ fn open_flipped(
     if env.header().key_id != key.id() {
         return Err(Error::UnknownKey {
             keyring: env.header().key_id.keyring,
+            name: None,
             version: env.header().key_id.version,
         });
     }
@@ -245,8 +246,8 @@ fn error_name(e: &Error) -> &'static str {
     }
 }
 
-fn keyring_of(file: &VectorFile) -> crate::Keyring {
-    crate::Keyring::derived_from(&MasterKey::from_base64(&file.master_key, "vectors").unwrap())
+fn keyring_of(file: &VectorFile) -> crate::KeyStore {
+    crate::KeyStore::new(&MasterKey::from_base64(&file.master_key, "vectors").unwrap(), 0)
 }
 
 #[test]

@@ -1,0 +1,561 @@
+//! Every keyring a server holds, with their versioned data keys (docs/FORMAT.md §2).
+//!
+//! A keyring has one primary version (new writes), older active versions (they still open),
+//! retired versions (they refuse to open, like Vault's `min_decryption_version`) and destroyed
+//! versions (the key is gone: crypto-shredding). States only move forward, so merging two
+//! exports of the same keyrings is order-independent: that is how changes travel to replicas,
+//! the AOF and other shards.
+//!
+//! Version 1 of `default` is derived from the master key (§3) so that values sealed before any
+//! keyring existed keep opening; every other data key is random and stored wrapped (§2.3).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{self, Envelope, Flags, Location};
+use crate::error::Error;
+use crate::key::{DataKey, KeyId, KeyVersion, KeyringId, MasterKey};
+use crate::keyring::{KeyringName, Opened};
+use crate::wrap::{WrapContext, Wrapper};
+
+/// Prefix of an export (§2.1).
+const EXPORT_MAGIC: &[u8] = b"redis-enc keyring v1\n";
+
+/// Where a version stands. The order is the order states move in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionState {
+    /// Opens values; the primary version also seals new ones.
+    Active,
+    /// Refuses to open; kept so it can be destroyed later.
+    Retired,
+    /// The key is gone.
+    Destroyed,
+}
+
+impl VersionState {
+    /// The state's name, as `ENC.KEYRING INFO` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionState::Active => "active",
+            VersionState::Retired => "retired",
+            VersionState::Destroyed => "destroyed",
+        }
+    }
+}
+
+/// How a version's key material is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum Material {
+    /// Derived from the master key (only `default` version 1).
+    Derived,
+    /// Wrapped by the wrapper named `by`.
+    Wrapped {
+        by: String,
+        #[serde(with = "b64")]
+        key: Vec<u8>,
+    },
+    /// Destroyed.
+    None,
+}
+
+struct Slot {
+    state: VersionState,
+    created: u64,
+    material: Material,
+    key: Option<DataKey>,
+    /// A full re-encryption of the keyring finished after this version stopped being primary.
+    scanned_clear: bool,
+}
+
+struct Ring {
+    id: KeyringId,
+    name: KeyringName,
+    primary: KeyVersion,
+    destroyed: bool,
+    versions: BTreeMap<u16, Slot>,
+}
+
+/// Summary of one version, for `ENC.KEYRING INFO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The version.
+    pub version: KeyVersion,
+    /// Its state.
+    pub state: VersionState,
+    /// Creation time, Unix seconds.
+    pub created: u64,
+    /// Whether it is the primary.
+    pub primary: bool,
+    /// Whether this server holds the key in memory (false if it could not be unwrapped).
+    pub available: bool,
+    /// What wraps it: `derived`, `local:<master key id>`, a KMS key, or `none`.
+    pub wrapped_by: String,
+}
+
+/// Summary of one keyring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyringInfo {
+    /// Its id inside envelopes.
+    pub id: KeyringId,
+    /// Its name.
+    pub name: KeyringName,
+    /// The primary version.
+    pub primary: KeyVersion,
+    /// Every version.
+    pub versions: Vec<VersionInfo>,
+}
+
+/// What an import changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Keyrings added.
+    pub keyrings_added: usize,
+    /// Versions added or whose state moved forward.
+    pub versions_changed: usize,
+    /// Versions whose key none of the available master keys could unwrap.
+    pub versions_locked: usize,
+}
+
+/// All keyrings of one server.
+pub struct KeyStore {
+    rings: Vec<Ring>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.rings.iter().map(|r| (r.name.as_str(), r.primary.0, r.versions.len()))).finish()
+    }
+}
+
+fn default_id() -> KeyId {
+    KeyId { keyring: KeyringId(0), version: KeyVersion(1) }
+}
+
+impl KeyStore {
+    /// A new store: keyring `default` whose version 1 is derived from `master`.
+    pub fn new(master: &MasterKey, now: u64) -> KeyStore {
+        let mut versions = BTreeMap::new();
+        versions.insert(
+            1,
+            Slot {
+                state: VersionState::Active,
+                created: now,
+                material: Material::Derived,
+                key: Some(master.derive_data_key(default_id())),
+                scanned_clear: false,
+            },
+        );
+        KeyStore {
+            rings: vec![Ring {
+                id: KeyringId(0),
+                name: KeyringName::default_name(),
+                primary: KeyVersion(1),
+                destroyed: false,
+                versions,
+            }],
+        }
+    }
+
+    fn ring(&self, name: &KeyringName) -> Result<&Ring, Error> {
+        self.rings.iter().find(|r| &r.name == name && !r.destroyed).ok_or(Error::UnknownKeyring)
+    }
+
+    fn ring_mut(&mut self, name: &KeyringName) -> Result<&mut Ring, Error> {
+        self.rings.iter_mut().find(|r| &r.name == name && !r.destroyed).ok_or(Error::UnknownKeyring)
+    }
+
+    /// The name of keyring `id`, if this server holds it (destroyed keyrings included).
+    pub fn name_of(&self, id: KeyringId) -> Option<&KeyringName> {
+        self.rings.iter().find(|r| r.id == id).map(|r| &r.name)
+    }
+
+    /// The primary key of keyring `name`.
+    pub fn primary(&self, name: &KeyringName) -> Result<&DataKey, Error> {
+        let ring = self.ring(name)?;
+        let slot = &ring.versions[&ring.primary.0];
+        slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable { keyring: ring.name.clone(), version: ring.primary })
+    }
+
+    /// The identifier of keyring `id`'s primary key, if the keyring exists.
+    pub fn primary_of(&self, id: KeyringId) -> Option<KeyId> {
+        self.rings.iter().find(|r| r.id == id && !r.destroyed).map(|r| KeyId { keyring: id, version: r.primary })
+    }
+
+    /// The key that opens envelopes naming `id`.
+    pub fn get(&self, id: KeyId) -> Result<&DataKey, Error> {
+        let unknown = || Error::UnknownKey {
+            keyring: id.keyring,
+            name: self.name_of(id.keyring).cloned(),
+            version: id.version,
+        };
+        let ring = self.rings.iter().find(|r| r.id == id.keyring).ok_or_else(unknown)?;
+        if ring.destroyed {
+            return Err(Error::KeyringDestroyed(ring.name.clone()));
+        }
+        let slot = ring.versions.get(&id.version.0).ok_or_else(unknown)?;
+        match slot.state {
+            VersionState::Destroyed => Err(Error::KeyDestroyed { keyring: ring.name.clone(), version: id.version }),
+            VersionState::Retired => Err(Error::KeyRetired { keyring: ring.name.clone(), version: id.version }),
+            VersionState::Active => slot
+                .key
+                .as_ref()
+                .ok_or_else(|| Error::KeyUnavailable { keyring: ring.name.clone(), version: id.version }),
+        }
+    }
+
+    /// Seals under the primary key of keyring `name`.
+    pub fn seal(&self, name: &KeyringName, flags: Flags, location: &Location<'_>, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        envelope::seal(self.primary(name)?, flags, location, plaintext)
+    }
+
+    /// Parses and opens stored bytes.
+    pub fn open(&self, stored: &[u8], location: &Location<'_>) -> Result<Opened, Error> {
+        let envelope = Envelope::parse(stored)?;
+        let key = self.get(envelope.header().key_id)?;
+        let plaintext = envelope.open(key, location)?;
+        Ok(Opened { header: *envelope.header(), plaintext })
+    }
+
+    /// Creates keyring `name` with a random version 1.
+    pub fn create(&mut self, name: &KeyringName, wrapper: &dyn Wrapper, now: u64) -> Result<KeyringId, Error> {
+        if self.rings.iter().any(|r| &r.name == name) {
+            return Err(Error::KeyringExists);
+        }
+        let next = self.rings.iter().map(|r| r.id.0).max().unwrap_or(0);
+        let id = KeyringId(next.checked_add(1).ok_or(Error::LimitReached)?);
+        let key_id = KeyId { keyring: id, version: KeyVersion(1) };
+        let key = DataKey::generate(key_id);
+        let wrapped = wrapper.wrap(&key, &WrapContext { keyring: name, id: key_id })?;
+        let mut versions = BTreeMap::new();
+        versions.insert(1, Slot::wrapped(wrapper.wrapper_id(), wrapped, key, now));
+        self.rings.push(Ring { id, name: name.clone(), primary: KeyVersion(1), destroyed: false, versions });
+        Ok(id)
+    }
+
+    /// Adds a new random version to keyring `name` and makes it primary.
+    pub fn rotate(&mut self, name: &KeyringName, wrapper: &dyn Wrapper, now: u64) -> Result<KeyVersion, Error> {
+        let ring = self.ring_mut(name)?;
+        let last = ring.versions.keys().next_back().copied().unwrap_or(0);
+        let version = KeyVersion(last.checked_add(1).ok_or(Error::LimitReached)?);
+        let key_id = KeyId { keyring: ring.id, version };
+        let key = DataKey::generate(key_id);
+        let wrapped = wrapper.wrap(&key, &WrapContext { keyring: name, id: key_id })?;
+        ring.versions.insert(version.0, Slot::wrapped(wrapper.wrapper_id(), wrapped, key, now));
+        if let Some(old) = ring.versions.get_mut(&ring.primary.0) {
+            old.scanned_clear = false;
+        }
+        ring.primary = version;
+        Ok(version)
+    }
+
+    /// Retires a version that is not the primary: it stops opening values.
+    pub fn retire(&mut self, name: &KeyringName, version: KeyVersion) -> Result<(), Error> {
+        let ring = self.ring_mut(name)?;
+        if ring.primary == version {
+            return Err(Error::Refused("the primary version cannot be retired; rotate first"));
+        }
+        let slot = ring.versions.get_mut(&version.0).ok_or(Error::UnknownVersion)?;
+        if slot.state == VersionState::Destroyed {
+            return Err(Error::Refused("that version is already destroyed"));
+        }
+        slot.state = VersionState::Retired;
+        Ok(())
+    }
+
+    /// Whether destroying `version` (or the whole keyring, with `None`) could shred values a
+    /// re-encryption has not moved away. Destroying then needs `FORCE`.
+    pub fn destroy_would_shred(&self, name: &KeyringName, version: Option<KeyVersion>) -> Result<bool, Error> {
+        let ring = self.ring(name)?;
+        match version {
+            None => Ok(true),
+            Some(v) => {
+                let slot = ring.versions.get(&v.0).ok_or(Error::UnknownVersion)?;
+                Ok(slot.state != VersionState::Destroyed && !slot.scanned_clear)
+            }
+        }
+    }
+
+    /// Destroys a version (not the primary) or, with `None`, the whole keyring (not `default`).
+    pub fn destroy(&mut self, name: &KeyringName, version: Option<KeyVersion>) -> Result<(), Error> {
+        let ring = self.ring_mut(name)?;
+        match version {
+            Some(v) => {
+                if ring.primary == v {
+                    return Err(Error::Refused("the primary version cannot be destroyed; rotate first"));
+                }
+                let slot = ring.versions.get_mut(&v.0).ok_or(Error::UnknownVersion)?;
+                slot.destroy();
+            }
+            None => {
+                if ring.id == KeyringId(0) {
+                    return Err(Error::Refused("the default keyring cannot be destroyed; destroy its versions instead"));
+                }
+                ring.destroyed = true;
+                for slot in ring.versions.values_mut() {
+                    slot.destroy();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that a full re-encryption of keyring `id` finished: no value is left under its
+    /// non-primary versions (as far as this server's data goes).
+    pub fn mark_scanned(&mut self, id: KeyringId) {
+        if let Some(ring) = self.rings.iter_mut().find(|r| r.id == id) {
+            let primary = ring.primary;
+            for (v, slot) in ring.versions.iter_mut() {
+                slot.scanned_clear = *v != primary.0;
+            }
+        }
+    }
+
+    /// Wraps every held data key under `wrapper` (and turns derived keys into wrapped ones).
+    /// Touches no stored value. Returns how many keys were wrapped.
+    pub fn rewrap(&mut self, wrapper: &dyn Wrapper) -> Result<usize, Error> {
+        let mut new = Vec::new();
+        for ring in &self.rings {
+            for (v, slot) in &ring.versions {
+                if slot.state == VersionState::Destroyed {
+                    continue;
+                }
+                let id = KeyId { keyring: ring.id, version: KeyVersion(*v) };
+                let key = slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable { keyring: ring.name.clone(), version: id.version })?;
+                new.push((ring.id, *v, wrapper.wrap(key, &WrapContext { keyring: &ring.name, id })?));
+            }
+        }
+        let count = new.len();
+        let by = wrapper.wrapper_id();
+        for (ring_id, v, key) in new {
+            if let Some(slot) = self.rings.iter_mut().find(|r| r.id == ring_id).and_then(|r| r.versions.get_mut(&v)) {
+                slot.material = Material::Wrapped { by: by.clone(), key };
+            }
+        }
+        Ok(count)
+    }
+
+    /// Every keyring, destroyed ones excluded.
+    pub fn list(&self) -> Vec<KeyringInfo> {
+        self.rings.iter().filter(|r| !r.destroyed).map(Ring::info).collect()
+    }
+
+    /// One keyring.
+    pub fn info(&self, name: &KeyringName) -> Result<KeyringInfo, Error> {
+        self.ring(name).map(Ring::info)
+    }
+
+    /// The keyring whose name matches, or `None`.
+    pub fn id_of(&self, name: &KeyringName) -> Option<KeyringId> {
+        self.ring(name).ok().map(|r| r.id)
+    }
+
+    /// The whole store, keys wrapped, as one blob (§2.1): for the RDB, replication, and
+    /// `ENC.KEYRING EXPORT`.
+    pub fn export(&self) -> Vec<u8> {
+        let doc = ExportDoc {
+            keyrings: self
+                .rings
+                .iter()
+                .map(|r| ExportRing {
+                    id: r.id.0,
+                    name: r.name.as_str().to_owned(),
+                    primary: r.primary.0,
+                    destroyed: r.destroyed,
+                    versions: r
+                        .versions
+                        .iter()
+                        .map(|(v, s)| ExportVersion { version: *v, state: s.state, created: s.created, material: s.material.clone() })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let mut out = EXPORT_MAGIC.to_vec();
+        // Serializing plain data to JSON cannot fail.
+        out.extend_from_slice(&serde_json::to_vec(&doc).unwrap_or_default());
+        out
+    }
+
+    /// Merges an export into this store (§2.2). `wrappers` are the master keys available, in
+    /// order of preference, and `master` derives `default` version 1.
+    pub fn import(&mut self, blob: &[u8], master: &MasterKey, wrappers: &[&dyn Wrapper]) -> Result<ImportReport, Error> {
+        let json = blob.strip_prefix(EXPORT_MAGIC).ok_or(Error::InvalidExport)?;
+        let doc: ExportDoc = serde_json::from_slice(json).map_err(|_| Error::InvalidExport)?;
+        doc.validate()?;
+        // Check every conflict before changing anything.
+        for er in &doc.keyrings {
+            let name = KeyringName::parse(er.name.as_bytes())?;
+            if let Some(local) = self.rings.iter().find(|r| r.id.0 == er.id || r.name == name) {
+                if local.id.0 != er.id || local.name != name {
+                    return Err(Error::KeyringConflict);
+                }
+            }
+        }
+        let mut report = ImportReport::default();
+        for er in doc.keyrings {
+            let name = KeyringName::parse(er.name.as_bytes())?;
+            let id = KeyringId(er.id);
+            if !self.rings.iter().any(|r| r.id == id) {
+                self.rings.push(Ring { id, name: name.clone(), primary: KeyVersion(er.primary), destroyed: false, versions: BTreeMap::new() });
+                report.keyrings_added += 1;
+            }
+            let ring = self.rings.iter_mut().find(|r| r.id == id).ok_or(Error::KeyringConflict)?;
+            for ev in er.versions {
+                let key_id = KeyId { keyring: id, version: KeyVersion(ev.version) };
+                let context = WrapContext { keyring: &name, id: key_id };
+                match ring.versions.get_mut(&ev.version) {
+                    None => {
+                        let mut slot = Slot { state: ev.state, created: ev.created, material: ev.material, key: None, scanned_clear: false };
+                        slot.unlock(master, wrappers, &context);
+                        if slot.state != VersionState::Destroyed && slot.key.is_none() {
+                            report.versions_locked += 1;
+                        }
+                        ring.versions.insert(ev.version, slot);
+                        report.versions_changed += 1;
+                    }
+                    Some(slot) => {
+                        if ev.state > slot.state {
+                            slot.state = ev.state;
+                            report.versions_changed += 1;
+                        }
+                        if slot.state == VersionState::Destroyed {
+                            slot.destroy();
+                        } else if let Material::Wrapped { by, .. } = &ev.material {
+                            // Adopt a wrapped form over a derived one, and a newer wrapping
+                            // (after REWRAP) by the current master key.
+                            let adopt = slot.material == Material::Derived
+                                || wrappers.first().is_some_and(|w| &w.wrapper_id() == by);
+                            if adopt && slot.material != ev.material {
+                                slot.material = ev.material;
+                                slot.unlock(master, wrappers, &context);
+                            } else if slot.key.is_none() {
+                                slot.unlock(master, wrappers, &context);
+                            }
+                        }
+                    }
+                }
+            }
+            if er.primary > ring.primary.0 {
+                ring.primary = KeyVersion(er.primary);
+            }
+            if er.destroyed && !ring.destroyed {
+                ring.destroyed = true;
+                for slot in ring.versions.values_mut() {
+                    slot.destroy();
+                }
+                report.versions_changed += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl Slot {
+    fn wrapped(by: String, key: Vec<u8>, data_key: DataKey, now: u64) -> Slot {
+        Slot { state: VersionState::Active, created: now, material: Material::Wrapped { by, key }, key: Some(data_key), scanned_clear: false }
+    }
+
+    fn destroy(&mut self) {
+        self.state = VersionState::Destroyed;
+        self.material = Material::None;
+        self.key = None;
+    }
+
+    /// Recovers the key from its material with the first wrapper that can.
+    fn unlock(&mut self, master: &MasterKey, wrappers: &[&dyn Wrapper], context: &WrapContext<'_>) {
+        self.key = match &self.material {
+            Material::None => None,
+            Material::Derived => Some(master.derive_data_key(context.id)),
+            Material::Wrapped { by, key } => {
+                let preferred = wrappers.iter().filter(|w| &w.wrapper_id() == by);
+                let others = wrappers.iter().filter(|w| &w.wrapper_id() != by);
+                preferred.chain(others).find_map(|w| w.unwrap(key, context).ok())
+            }
+        };
+    }
+}
+
+impl Ring {
+    fn info(&self) -> KeyringInfo {
+        KeyringInfo {
+            id: self.id,
+            name: self.name.clone(),
+            primary: self.primary,
+            versions: self
+                .versions
+                .iter()
+                .map(|(v, s)| VersionInfo {
+                    version: KeyVersion(*v),
+                    state: s.state,
+                    created: s.created,
+                    primary: *v == self.primary.0,
+                    available: s.key.is_some(),
+                    wrapped_by: match &s.material {
+                        Material::Derived => "derived".to_owned(),
+                        Material::Wrapped { by, .. } => by.clone(),
+                        Material::None => "none".to_owned(),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportDoc {
+    keyrings: Vec<ExportRing>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportRing {
+    id: u16,
+    name: String,
+    primary: u16,
+    destroyed: bool,
+    versions: Vec<ExportVersion>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportVersion {
+    version: u16,
+    state: VersionState,
+    created: u64,
+    material: Material,
+}
+
+impl ExportDoc {
+    fn validate(&self) -> Result<(), Error> {
+        for r in &self.keyrings {
+            let has_primary = r.versions.iter().any(|v| v.version == r.primary);
+            let derived_ok = r.versions.iter().all(|v| v.material != Material::Derived || (r.id == 0 && v.version == 1));
+            let destroyed_ok = r.versions.iter().all(|v| (v.state == VersionState::Destroyed) == (v.material == Material::None));
+            if r.versions.is_empty() || !has_primary || !derived_ok || !destroyed_ok || r.versions.iter().any(|v| v.version == 0) {
+                return Err(Error::InvalidExport);
+            }
+        }
+        Ok(())
+    }
+}
+
+mod b64 {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,177 @@
+//! `ENC.KEYRING LIST|INFO|CREATE|ROTATE|RETIRE|DESTROY|REWRAP|EXPORT|IMPORT`.
+//!
+//! Every change is propagated as `ENC.KEYRING IMPORT <export>` (see `persist`), so replicas,
+//! the AOF and later RDBs follow.
+
+use redis_enc_core::keystore::KeyringInfo;
+use redis_enc_core::{KeyVersion, KeyringName};
+
+use crate::error::CmdError;
+use crate::persist;
+use crate::rm::{Arg, Ctx};
+use crate::setopts::parse_i64;
+use crate::state::{self, State};
+use redis_enc_core::wrap::Wrapper;
+
+fn keyring_name(arg: Option<&Arg>) -> Result<KeyringName, CmdError> {
+    Ok(KeyringName::parse(arg.ok_or(CmdError::Syntax)?.bytes())?)
+}
+
+fn version(arg: Option<&Arg>) -> Result<KeyVersion, CmdError> {
+    let n = parse_i64(arg.ok_or(CmdError::Syntax)?.bytes())?;
+    u16::try_from(n).ok().filter(|v| *v > 0).map(KeyVersion).ok_or(CmdError::NotInteger)
+}
+
+fn exact(args: &[Arg], min: usize, max: usize, name: &'static str) -> Result<(), CmdError> {
+    if args.len() < min || args.len() > max {
+        return Err(CmdError::WrongArity(name));
+    }
+    Ok(())
+}
+
+/// `ENC.KEYRING LIST`: the names of every keyring.
+pub fn list(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 2, 2, "enc.keyring|list")?;
+    let names: Vec<String> = state::with(|s| Ok(s.keys.list().into_iter().map(|k| k.name.as_str().to_owned()).collect()))?;
+    ctx.reply_array(names.len());
+    for n in names {
+        ctx.reply_bulk(n.as_bytes());
+    }
+    Ok(())
+}
+
+/// `ENC.KEYRING INFO name`
+pub fn info(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 3, 3, "enc.keyring|info")?;
+    let name = keyring_name(args.get(2))?;
+    let info: KeyringInfo = state::with(|s| Ok(s.keys.info(&name)?))?;
+    ctx.reply_map(4);
+    ctx.reply_bulk(b"name");
+    ctx.reply_bulk(info.name.as_str().as_bytes());
+    ctx.reply_bulk(b"id");
+    ctx.reply_int(i64::from(info.id.0));
+    ctx.reply_bulk(b"primary");
+    ctx.reply_int(i64::from(info.primary.0));
+    ctx.reply_bulk(b"versions");
+    ctx.reply_array(info.versions.len());
+    for v in info.versions {
+        ctx.reply_map(6);
+        ctx.reply_bulk(b"version");
+        ctx.reply_int(i64::from(v.version.0));
+        ctx.reply_bulk(b"state");
+        ctx.reply_bulk(v.state.name().as_bytes());
+        ctx.reply_bulk(b"primary");
+        ctx.reply_int(i64::from(v.primary));
+        ctx.reply_bulk(b"created");
+        ctx.reply_int(v.created as i64);
+        ctx.reply_bulk(b"available");
+        ctx.reply_int(i64::from(v.available));
+        ctx.reply_bulk(b"wrapped-by");
+        ctx.reply_bulk(v.wrapped_by.as_bytes());
+    }
+    Ok(())
+}
+
+/// `ENC.KEYRING CREATE name`
+pub fn create(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 3, 3, "enc.keyring|create")?;
+    let name = keyring_name(args.get(2))?;
+    state::with_mut(|s| {
+        s.keys.create(&name, &s.master, state::now_secs())?;
+        Ok(())
+    })?;
+    persist::propagate(ctx)?;
+    ctx.reply_ok();
+    Ok(())
+}
+
+/// `ENC.KEYRING ROTATE [name]`: replies with the new primary version.
+pub fn rotate(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 2, 3, "enc.keyring|rotate")?;
+    let name = match args.get(2) {
+        Some(_) => keyring_name(args.get(2))?,
+        None => KeyringName::default_name(),
+    };
+    let v = state::with_mut(|s| Ok(s.keys.rotate(&name, &s.master, state::now_secs())?))?;
+    persist::propagate(ctx)?;
+    ctx.reply_int(i64::from(v.0));
+    Ok(())
+}
+
+/// `ENC.KEYRING RETIRE name version`
+pub fn retire(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 4, 4, "enc.keyring|retire")?;
+    let name = keyring_name(args.get(2))?;
+    let v = version(args.get(3))?;
+    state::with_mut(|s| Ok(s.keys.retire(&name, v)?))?;
+    persist::propagate(ctx)?;
+    ctx.reply_ok();
+    Ok(())
+}
+
+/// `ENC.KEYRING DESTROY name [version] [FORCE]`: `FORCE` is needed whenever values may still
+/// be sealed under what is destroyed (a whole keyring, or a version no completed re-encryption
+/// has moved values away from).
+pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 3, 5, "enc.keyring|destroy")?;
+    let name = keyring_name(args.get(2))?;
+    let mut rest = &args[3..];
+    let force = rest.last().is_some_and(|a| a.bytes().eq_ignore_ascii_case(b"FORCE"));
+    if force {
+        rest = &rest[..rest.len() - 1];
+    }
+    let v = match rest {
+        [] => None,
+        [one] => Some(version(Some(one))?),
+        _ => return Err(CmdError::Syntax),
+    };
+    state::with_mut(|s| {
+        if !force && s.keys.destroy_would_shred(&name, v)? {
+            return Err(CmdError::NeedsForce);
+        }
+        Ok(s.keys.destroy(&name, v)?)
+    })?;
+    persist::propagate(ctx)?;
+    ctx.reply_ok();
+    Ok(())
+}
+
+/// `ENC.KEYRING REWRAP`: wraps every data key under the current master key; no stored value
+/// changes. Replies with the number of keys wrapped.
+pub fn rewrap(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 2, 2, "enc.keyring|rewrap")?;
+    let n = state::with_mut(|s| Ok(s.keys.rewrap(&s.master)?))?;
+    persist::propagate(ctx)?;
+    ctx.reply_int(n as i64);
+    Ok(())
+}
+
+/// `ENC.KEYRING EXPORT`: every keyring, keys wrapped, as one opaque blob.
+pub fn export(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 2, 2, "enc.keyring|export")?;
+    let blob = state::with(|s| Ok(s.keys.export()))?;
+    ctx.reply_bulk(&blob);
+    Ok(())
+}
+
+/// `ENC.KEYRING IMPORT blob`: merges an export; replies with what changed.
+pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    exact(args, 3, 3, "enc.keyring|import")?;
+    let report = state::with_mut(|s| {
+        let State { keys, master, old_master, .. } = s;
+        let mut unwrappers: Vec<&dyn Wrapper> = vec![&*master];
+        if let Some(old) = old_master.as_ref() {
+            unwrappers.push(old);
+        }
+        Ok(keys.import(args[2].bytes(), master, &unwrappers)?)
+    })?;
+    persist::propagate(ctx)?;
+    ctx.reply_map(3);
+    ctx.reply_bulk(b"keyrings-added");
+    ctx.reply_int(report.keyrings_added as i64);
+    ctx.reply_bulk(b"versions-changed");
+    ctx.reply_int(report.versions_changed as i64);
+    ctx.reply_bulk(b"versions-locked");
+    ctx.reply_int(report.versions_locked as i64);
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! `ENC.REENCRYPT START|STATUS|STOP`: a background job that re-seals strings and hash fields
+//! under the primary version of their keyring, or (`ENCRYPT-PLAINTEXT`) seals plain values in
+//! place. It runs in small SCAN steps from a timer, on the main thread between commands, so
+//! every step is atomic for clients and no step holds the server much more than a millisecond.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis_enc_core::envelope::looks_sealed;
+use redis_enc_core::{Envelope, Flags, KeyringId, KeyringName, Location};
+use wildmatch::WildMatch;
+
+use crate::entry::run_callback;
+use crate::error::CmdError;
+use crate::info;
+use crate::rm::{Ctx, KeyType, ScanCursor};
+use crate::setopts::parse_i64;
+use crate::{config, state};
+
+/// How long one step may run.
+const STEP_BUDGET: Duration = Duration::from_micros(800);
+/// Pause between steps, in milliseconds.
+const STEP_PERIOD_MS: i64 = 1;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Re-seal values not under their keyring's primary version.
+    Reseal,
+    /// Seal plain values whose key matches the pattern.
+    EncryptPlaintext,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    Running,
+    Done,
+    Stopped,
+}
+
+/// Progress of the current or last job.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub mode: Mode,
+    pub phase: Phase,
+    pub keys_scanned: u64,
+    pub values_resealed: u64,
+    pub values_failed: u64,
+    pub elapsed_ms: u64,
+}
+
+struct Job {
+    mode: Mode,
+    keyring: Option<(KeyringId, KeyringName)>,
+    pattern: Option<WildMatch>,
+    /// Keys per second, or unlimited.
+    rate: Option<u64>,
+    cursor: Option<ScanCursor>,
+    timer: Option<u64>,
+    started: Instant,
+    finished: Option<Instant>,
+    allowance: f64,
+    last_step: Instant,
+    progress: Progress,
+}
+
+static JOB: Mutex<Option<Job>> = Mutex::new(None);
+
+fn job() -> std::sync::MutexGuard<'static, Option<Job>> {
+    JOB.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The current or last job's progress, for `STATUS` and `INFO enc`.
+pub fn progress() -> Option<Progress> {
+    job().as_ref().map(|j| {
+        let mut p = j.progress.clone();
+        p.elapsed_ms = j.finished.unwrap_or_else(Instant::now).duration_since(j.started).as_millis() as u64;
+        p
+    })
+}
+
+/// `ENC.REENCRYPT START [ENCRYPT-PLAINTEXT] [KEYRING name] [MATCH pattern] [RATE n]`
+pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
+    let mut mode = Mode::Reseal;
+    let mut keyring = None;
+    let mut pattern = None;
+    let mut rate = None;
+    let mut i = 2;
+    while i < args.len() {
+        let word = args[i].bytes().to_ascii_uppercase();
+        let value = args.get(i + 1).map(|a| a.bytes());
+        match (word.as_slice(), value) {
+            (b"ENCRYPT-PLAINTEXT", _) => {
+                mode = Mode::EncryptPlaintext;
+                i += 1;
+                continue;
+            }
+            (b"KEYRING", Some(v)) => keyring = Some(KeyringName::parse(v)?),
+            (b"MATCH", Some(v)) => pattern = Some(WildMatch::new(&String::from_utf8_lossy(v))),
+            (b"RATE", Some(v)) => {
+                let n = parse_i64(v)?;
+                if n <= 0 {
+                    return Err(CmdError::NotInteger);
+                }
+                rate = Some(n as u64);
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+        i += 2;
+    }
+    if mode == Mode::EncryptPlaintext && pattern.is_none() {
+        return Err(CmdError::Server("ERR ENCRYPT-PLAINTEXT needs MATCH pattern (it seals every value it matches)".into()));
+    }
+    let keyring = match keyring {
+        Some(name) => {
+            let id = state::with(|s| s.keys.id_of(&name).ok_or(CmdError::Core(redis_enc_core::Error::UnknownKeyring)))?;
+            Some((id, name))
+        }
+        None => None,
+    };
+    let mut guard = job();
+    if guard.as_ref().is_some_and(|j| j.progress.phase == Phase::Running) {
+        return Err(CmdError::Server("ERR a re-encryption job is already running (ENC.REENCRYPT STATUS, STOP)".into()));
+    }
+    let now = Instant::now();
+    *guard = Some(Job {
+        mode,
+        keyring,
+        pattern,
+        rate,
+        cursor: Some(ScanCursor::new()),
+        timer: Some(ctx.start_timer(STEP_PERIOD_MS, Some(on_timer))),
+        started: now,
+        finished: None,
+        allowance: 0.0,
+        last_step: now,
+        progress: Progress { mode, phase: Phase::Running, keys_scanned: 0, values_resealed: 0, values_failed: 0, elapsed_ms: 0 },
+    });
+    ctx.reply_ok();
+    Ok(())
+}
+
+/// `ENC.REENCRYPT STATUS`
+pub fn status(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
+    if args.len() != 2 {
+        return Err(CmdError::WrongArity("enc.reencrypt|status"));
+    }
+    let Some(p) = progress() else {
+        ctx.reply_map(1);
+        ctx.reply_bulk(b"state");
+        ctx.reply_bulk(b"idle");
+        return Ok(());
+    };
+    ctx.reply_map(6);
+    ctx.reply_bulk(b"state");
+    ctx.reply_bulk(phase_name(p.phase).as_bytes());
+    ctx.reply_bulk(b"mode");
+    ctx.reply_bulk(if p.mode == Mode::Reseal { b"reseal" as &[u8] } else { b"encrypt-plaintext" });
+    ctx.reply_bulk(b"keys-scanned");
+    ctx.reply_int(p.keys_scanned as i64);
+    ctx.reply_bulk(b"values-resealed");
+    ctx.reply_int(p.values_resealed as i64);
+    ctx.reply_bulk(b"values-failed");
+    ctx.reply_int(p.values_failed as i64);
+    ctx.reply_bulk(b"elapsed-ms");
+    ctx.reply_int(p.elapsed_ms as i64);
+    Ok(())
+}
+
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Running => "running",
+        Phase::Done => "done",
+        Phase::Stopped => "stopped",
+    }
+}
+
+/// `ENC.REENCRYPT STOP`
+pub fn stop(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
+    if args.len() != 2 {
+        return Err(CmdError::WrongArity("enc.reencrypt|stop"));
+    }
+    let mut guard = job();
+    match guard.as_mut() {
+        Some(j) if j.progress.phase == Phase::Running => {
+            if let Some(t) = j.timer.take() {
+                ctx.stop_timer(t);
+            }
+            j.cursor = None;
+            j.progress.phase = Phase::Stopped;
+            j.finished = Some(Instant::now());
+            ctx.reply_ok();
+            Ok(())
+        }
+        _ => Err(CmdError::Server("ERR no re-encryption job is running".into())),
+    }
+}
+
+extern "C" fn on_timer(ctx: *mut redis_module::raw::RedisModuleCtx, _data: *mut std::ffi::c_void) {
+    run_callback("re-encryption step", (), || step(Ctx::new(ctx)));
+}
+
+/// One step: scan until the time budget (or the rate allowance) is spent, then re-arm.
+fn step(ctx: Ctx) {
+    let mut guard = job();
+    let Some(j) = guard.as_mut() else { return };
+    j.timer = None;
+    if j.progress.phase != Phase::Running {
+        return;
+    }
+    let began = Instant::now();
+    if let Some(rate) = j.rate {
+        j.allowance = (j.allowance + began.duration_since(j.last_step).as_secs_f64() * rate as f64).min(rate as f64);
+    }
+    j.last_step = began;
+    let mut more = true;
+    while began.elapsed() < STEP_BUDGET && (j.rate.is_none() || j.allowance >= 1.0) {
+        let mut names = Vec::new();
+        let Some(cursor) = j.cursor.as_ref() else { break };
+        more = ctx.scan_step(cursor, &mut names);
+        for name in names {
+            j.progress.keys_scanned += 1;
+            j.allowance -= 1.0;
+            if j.pattern.as_ref().is_some_and(|p| !p.matches(&String::from_utf8_lossy(&name))) {
+                continue;
+            }
+            let (done, failed) = process_key(ctx, j.mode, j.keyring.as_ref().map(|k| k.0), &name);
+            j.progress.values_resealed += done;
+            j.progress.values_failed += failed;
+        }
+        if !more {
+            break;
+        }
+    }
+    if more {
+        j.timer = Some(ctx.start_timer(STEP_PERIOD_MS, Some(on_timer)));
+        return;
+    }
+    j.cursor = None;
+    j.progress.phase = Phase::Done;
+    j.finished = Some(Instant::now());
+    let whole_keyspace = j.pattern.is_none() && j.progress.values_failed == 0 && j.mode == Mode::Reseal;
+    if whole_keyspace {
+        let scope = j.keyring.as_ref().map(|k| k.0);
+        let _ = state::with_mut(|s| {
+            let ids: Vec<KeyringId> = match scope {
+                Some(id) => vec![id],
+                None => s.keys.list().into_iter().map(|k| k.id).collect(),
+            };
+            for id in ids {
+                s.keys.mark_scanned(id);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// What one value should become, if anything.
+fn transform(mode: Mode, only: Option<KeyringId>, stored: &[u8], from: &Location<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
+    state::with(|s| match mode {
+        Mode::Reseal => {
+            if !looks_sealed(stored) {
+                return Ok(None);
+            }
+            let header = *Envelope::parse(stored)?.header();
+            let ring = header.key_id.keyring;
+            if only.is_some_and(|id| id != ring) || s.keys.primary_of(ring) == Some(header.key_id) {
+                return Ok(None);
+            }
+            let opened = s.keys.open(stored, from)?;
+            let name = s.keys.name_of(ring).ok_or(CmdError::Core(redis_enc_core::Error::UnknownKeyring))?;
+            Ok(Some(s.keys.seal(name, opened.header.flags, from, &opened.plaintext)?))
+        }
+        Mode::EncryptPlaintext => {
+            if looks_sealed(stored) {
+                return Ok(None);
+            }
+            let name = config::keyring_for(key).unwrap_or_else(KeyringName::default_name);
+            Ok(Some(s.keys.seal(&name, Flags::default(), from, stored)?))
+        }
+    })
+}
+
+/// Re-seals what needs it under one key. Returns (values changed, values that failed).
+fn process_key(ctx: Ctx, mode: Mode, only: Option<KeyringId>, name: &[u8]) -> (u64, u64) {
+    let name_str = ctx.string(name);
+    let arg = crate::rm::Arg::from_owned(&name_str);
+    let mut key = ctx.open_write(arg);
+    match key.key_type() {
+        KeyType::String => {
+            let stored = key.string_value().to_vec();
+            match transform(mode, only, &stored, &Location::Value { key: name }, name) {
+                Ok(Some(sealed)) => {
+                    let ttl = key.expire_at();
+                    let value = ctx.string(&sealed);
+                    if !key.set_string(&value) {
+                        return (0, 1);
+                    }
+                    if let Some(at) = ttl {
+                        key.set_expire_at(at);
+                    }
+                    ctx.replicate(c"SET", &[name_str.as_ptr(), value.as_ptr(), ctx.string(b"KEEPTTL").as_ptr()]);
+                    info::count_sealed(1);
+                    (1, 0)
+                }
+                Ok(None) => (0, 0),
+                Err(_) => (0, 1),
+            }
+        }
+        KeyType::Hash => {
+            drop(key);
+            let Ok(fields) = crate::commands::hash_fields(ctx, arg) else { return (0, 1) };
+            let mut key = ctx.open_write(arg);
+            let (mut done, mut failed) = (0, 0);
+            let mut replicated = vec![name_str.as_ptr()];
+            let mut keep = Vec::new();
+            for (field, stored) in fields {
+                let from = Location::HashField { key: name, field: &field };
+                match transform(mode, only, &stored, &from, name) {
+                    Ok(Some(sealed)) => {
+                        let f = ctx.string(&field);
+                        let v = ctx.string(&sealed);
+                        if key.hash_set(crate::rm::Arg::from_owned(&f), &v) {
+                            replicated.push(f.as_ptr());
+                            replicated.push(v.as_ptr());
+                            keep.push((f, v));
+                            done += 1;
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => failed += 1,
+                }
+            }
+            if done > 0 {
+                ctx.replicate(c"HSET", &replicated);
+                info::count_sealed(done);
+            }
+            (done, failed)
+        }
+        _ => (0, 0),
+    }
+}
+

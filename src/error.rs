@@ -65,6 +65,14 @@ impl CmdError {
         }
     }
 
+    /// Whether this error is a stored value that failed to open.
+    pub fn is_open_failure(&self) -> bool {
+        matches!(
+            self.kind(),
+            "not_envelope" | "decrypt_failed" | "unknown_key" | "unsupported_format" | "retired_or_destroyed" | "key_unavailable"
+        )
+    }
+
     /// A short name for the `INFO enc` error counters.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -52,7 +52,7 @@ pub fn count_internal_error() {
 }
 
 pub fn count_error(e: &CmdError) {
-    if matches!(e, CmdError::Core(_)) {
+    if e.is_open_failure() {
         OPEN_FAILURES.fetch_add(1, Relaxed);
     }
     if let Some(i) = ERROR_KINDS.iter().position(|k| *k == e.kind()) {

@@ -123,7 +123,7 @@ impl Location<'_> {
     const HASH_FIELD: u8 = 2;
 
     /// Associated data: header, a location tag, then each name with a 32-bit length (§1.5).
-    fn associated_data(&self, header: &[u8; HEADER_LEN]) -> Vec<u8> {
+    fn associated_data(&self, header: &[u8; HEADER_LEN]) -> Result<Vec<u8>, Error> {
         let (tag, key, field) = match *self {
             Location::Value { key } => (Location::VALUE, key, None),
             Location::HashField { key, field } => (Location::HASH_FIELD, key, Some(field)),
@@ -131,18 +131,19 @@ impl Location<'_> {
         let mut aad = Vec::with_capacity(HEADER_LEN + 9 + key.len() + field.map_or(0, <[u8]>::len));
         aad.extend_from_slice(header);
         aad.push(tag);
-        push_with_len(&mut aad, key);
+        push_with_len(&mut aad, key)?;
         if let Some(field) = field {
-            push_with_len(&mut aad, field);
+            push_with_len(&mut aad, field)?;
         }
-        aad
+        Ok(aad)
     }
 }
 
-fn push_with_len(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Redis caps keys and fields at 512 MiB, so the length always fits in 32 bits.
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+fn push_with_len(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), Error> {
+    let len = u32::try_from(bytes.len()).map_err(|_| Error::TooLarge)?;
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(bytes);
+    Ok(())
 }
 
 /// The clear-text header of an envelope.
@@ -272,7 +273,7 @@ impl<'a> Envelope<'a> {
         if key.id() != self.header.key_id || out.len() != self.ciphertext.len() {
             return Err(Error::DecryptFailed);
         }
-        let aad = location.associated_data(self.header_bytes);
+        let aad = location.associated_data(self.header_bytes).map_err(|_| Error::DecryptFailed)?;
         let buffer = InOutBuf::new(self.ciphertext, out).map_err(|_| Error::DecryptFailed)?;
         let result =
             key.cipher()
@@ -313,7 +314,7 @@ fn seal_with_nonce(
         key_id: key.id(),
     };
     let header_bytes = header.to_bytes();
-    let aad = location.associated_data(&header_bytes);
+    let aad = location.associated_data(&header_bytes)?;
     let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
     out.extend_from_slice(&header_bytes);
     out.extend_from_slice(nonce);

@@ -83,6 +83,8 @@ pub enum MasterKeyError {
     NotConfigured,
     /// The URI scheme is not one of `file:`, `env:`, `exec:`.
     UnknownScheme(String),
+    /// `file:` or `env:` without a path or a variable name.
+    Incomplete(String),
     /// The key file could not be read.
     Unreadable {
         /// Path of the key file.
@@ -182,6 +184,9 @@ impl fmt::Display for MasterKeyError {
                 f,
                 "unknown master key provider '{s}'; use file:PATH, env:NAME or exec:PATH [ARGS]"
             ),
+            MasterKeyError::Incomplete(scheme) => {
+                write!(f, "master key URI '{scheme}:' needs a path or a variable name after the colon")
+            }
             MasterKeyError::Unreadable { path, reason } => {
                 write!(f, "cannot read key file {path}: {reason}")
             }

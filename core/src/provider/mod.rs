@@ -39,6 +39,7 @@ impl Provider {
         match scheme {
             "file" if !rest.is_empty() => Ok(Provider::File(PathBuf::from(rest))),
             "env" if !rest.is_empty() => Ok(Provider::Env(rest.to_owned())),
+            "file" | "env" => Err(MasterKeyError::Incomplete(scheme.to_owned())),
             "exec" => {
                 let mut words = rest.split_whitespace();
                 let program = words.next().map(PathBuf::from);

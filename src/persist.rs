@@ -68,7 +68,7 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
 fn replace_from(blob: &[u8]) -> Result<usize, CmdError> {
     state::with_mut(|s| {
         let mut fresh = redis_enc_core::KeyStore::new(&s.master, state::now_secs());
-        let report = fresh.import(blob, &s.master, &s.unwrappers())?;
+        let report = fresh.import(blob, &s.masters(), &s.unwrappers())?;
         s.keys = fresh;
         Ok(report.versions_locked)
     })

@@ -20,13 +20,14 @@ pub struct State {
 }
 
 impl State {
-    /// The master keys that may unwrap stored data keys, current first.
+    /// The master keys held, current first.
+    pub fn masters(&self) -> Vec<&MasterKey> {
+        std::iter::once(&self.master).chain(self.old_master.as_ref()).collect()
+    }
+
+    /// Everything that may unwrap stored data keys, current master key first.
     pub fn unwrappers(&self) -> Vec<&dyn Wrapper> {
-        let mut list: Vec<&dyn Wrapper> = vec![&self.master];
-        if let Some(old) = &self.old_master {
-            list.push(old);
-        }
-        list
+        self.masters().into_iter().map(|m| m as &dyn Wrapper).collect()
     }
 }
 

@@ -49,8 +49,8 @@ impl VersionState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Material {
-    /// Derived from the master key (only `default` version 1).
-    Derived,
+    /// Derived from the master key named by `from` (only `default` version 1).
+    Derived { from: String },
     /// Wrapped by the wrapper named `by`.
     Wrapped {
         by: String,
@@ -143,7 +143,7 @@ impl KeyStore {
             Slot {
                 state: VersionState::Active,
                 created: now,
-                material: Material::Derived,
+                material: Material::Derived { from: master.wrapper_id() },
                 key: Some(master.derive_data_key(default_id())),
                 scanned_clear: false,
             },
@@ -378,9 +378,9 @@ impl KeyStore {
         out
     }
 
-    /// Merges an export into this store (§2.2). `wrappers` are the master keys available, in
-    /// order of preference, and `master` derives `default` version 1.
-    pub fn import(&mut self, blob: &[u8], master: &MasterKey, wrappers: &[&dyn Wrapper]) -> Result<ImportReport, Error> {
+    /// Merges an export into this store (§2.2). `masters` are the master keys held (current
+    /// first), which unwrap and derive data keys; `wrappers` may add remote KMS wrappers.
+    pub fn import(&mut self, blob: &[u8], masters: &[&MasterKey], wrappers: &[&dyn Wrapper]) -> Result<ImportReport, Error> {
         let json = blob.strip_prefix(EXPORT_MAGIC).ok_or(Error::InvalidExport)?;
         let doc: ExportDoc = serde_json::from_slice(json).map_err(|_| Error::InvalidExport)?;
         doc.validate()?;
@@ -408,7 +408,7 @@ impl KeyStore {
                 match ring.versions.get_mut(&ev.version) {
                     None => {
                         let mut slot = Slot { state: ev.state, created: ev.created, material: ev.material, key: None, scanned_clear: false };
-                        slot.unlock(master, wrappers, &context);
+                        slot.unlock(masters, wrappers, &context);
                         if slot.state != VersionState::Destroyed && slot.key.is_none() {
                             report.versions_locked += 1;
                         }
@@ -422,16 +422,23 @@ impl KeyStore {
                         }
                         if slot.state == VersionState::Destroyed {
                             slot.destroy();
+                        } else if matches!(ev.material, Material::Derived { .. })
+                            && matches!(slot.material, Material::Derived { .. })
+                            && slot.material != ev.material
+                        {
+                            // The export's data key was derived from another master key.
+                            slot.material = ev.material;
+                            slot.unlock(masters, wrappers, &context);
                         } else if let Material::Wrapped { by, .. } = &ev.material {
                             // Adopt a wrapped form over a derived one, and a newer wrapping
                             // (after REWRAP) by the current master key.
-                            let adopt = slot.material == Material::Derived
+                            let adopt = matches!(slot.material, Material::Derived { .. })
                                 || wrappers.first().is_some_and(|w| &w.wrapper_id() == by);
                             if adopt && slot.material != ev.material {
                                 slot.material = ev.material;
-                                slot.unlock(master, wrappers, &context);
+                                slot.unlock(masters, wrappers, &context);
                             } else if slot.key.is_none() {
-                                slot.unlock(master, wrappers, &context);
+                                slot.unlock(masters, wrappers, &context);
                             }
                         }
                     }
@@ -464,10 +471,12 @@ impl Slot {
     }
 
     /// Recovers the key from its material with the first wrapper that can.
-    fn unlock(&mut self, master: &MasterKey, wrappers: &[&dyn Wrapper], context: &WrapContext<'_>) {
+    fn unlock(&mut self, masters: &[&MasterKey], wrappers: &[&dyn Wrapper], context: &WrapContext<'_>) {
         self.key = match &self.material {
             Material::None => None,
-            Material::Derived => Some(master.derive_data_key(context.id)),
+            Material::Derived { from } => {
+                masters.iter().find(|m| &m.wrapper_id() == from).map(|m| m.derive_data_key(context.id))
+            }
             Material::Wrapped { by, key } => {
                 let preferred = wrappers.iter().filter(|w| &w.wrapper_id() == by);
                 let others = wrappers.iter().filter(|w| &w.wrapper_id() != by);
@@ -493,7 +502,7 @@ impl Ring {
                     primary: *v == self.primary.0,
                     available: s.key.is_some(),
                     wrapped_by: match &s.material {
-                        Material::Derived => "derived".to_owned(),
+                        Material::Derived { from } => format!("derived:{from}"),
                         Material::Wrapped { by, .. } => by.clone(),
                         Material::None => "none".to_owned(),
                     },
@@ -532,7 +541,10 @@ impl ExportDoc {
     fn validate(&self) -> Result<(), Error> {
         for r in &self.keyrings {
             let has_primary = r.versions.iter().any(|v| v.version == r.primary);
-            let derived_ok = r.versions.iter().all(|v| v.material != Material::Derived || (r.id == 0 && v.version == 1));
+            let derived_ok = r
+                .versions
+                .iter()
+                .all(|v| !matches!(v.material, Material::Derived { .. }) || (r.id == 0 && v.version == 1));
             let destroyed_ok = r.versions.iter().all(|v| (v.state == VersionState::Destroyed) == (v.material == Material::None));
             if r.versions.is_empty() || !has_primary || !derived_ok || !destroyed_ok || r.versions.iter().any(|v| v.version == 0) {
                 return Err(Error::InvalidExport);

@@ -12,6 +12,7 @@ use crate::rm::{Arg, Ctx};
 use crate::setopts::parse_i64;
 use crate::state::{self, State};
 use redis_enc_core::wrap::Wrapper;
+use redis_enc_core::MasterKey;
 
 fn keyring_name(arg: Option<&Arg>) -> Result<KeyringName, CmdError> {
     Ok(KeyringName::parse(arg.ok_or(CmdError::Syntax)?.bytes())?)
@@ -159,11 +160,9 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 3, 3, "enc.keyring|import")?;
     let report = state::with_mut(|s| {
         let State { keys, master, old_master, .. } = s;
-        let mut unwrappers: Vec<&dyn Wrapper> = vec![&*master];
-        if let Some(old) = old_master.as_ref() {
-            unwrappers.push(old);
-        }
-        Ok(keys.import(args[2].bytes(), master, &unwrappers)?)
+        let masters: Vec<&MasterKey> = std::iter::once(&*master).chain(old_master.as_ref()).collect();
+        let unwrappers: Vec<&dyn Wrapper> = masters.iter().map(|m| *m as &dyn Wrapper).collect();
+        Ok(keys.import(args[2].bytes(), &masters, &unwrappers)?)
     })?;
     persist::propagate(ctx)?;
     ctx.reply_map(3);

@@ -61,15 +61,15 @@ fn export_import_carries_keys_to_another_server_with_the_same_master_key() {
 
     let same_master = MasterKey::from_base64(&master.to_base64(), "test").unwrap();
     let mut b = KeyStore::new(&same_master, 0);
-    let report = b.import(&a.export(), &same_master, &[&same_master]).unwrap();
+    let report = b.import(&a.export(), &[&same_master], &[&same_master]).unwrap();
     assert_eq!(report.keyrings_added, 1);
     assert_eq!(report.versions_locked, 0);
     assert_eq!(b.open(&sealed, &LOC).unwrap().plaintext.as_slice(), b"moved");
     assert_eq!(b.open(&old_default, &LOC).unwrap().plaintext.as_slice(), b"d");
     // Importing twice changes nothing; states only move forward.
-    assert_eq!(b.import(&a.export(), &same_master, &[&same_master]).unwrap().versions_changed, 0);
+    assert_eq!(b.import(&a.export(), &[&same_master], &[&same_master]).unwrap().versions_changed, 0);
     a.retire(&t, KeyVersion(1)).unwrap();
-    b.import(&a.export(), &same_master, &[&same_master]).unwrap();
+    b.import(&a.export(), &[&same_master], &[&same_master]).unwrap();
     assert_eq!(b.info(&t).unwrap().versions[0].state, VersionState::Retired);
     assert_eq!(b.info(&t).unwrap().primary, KeyVersion(2));
 }
@@ -82,12 +82,12 @@ fn a_wrong_master_key_leaves_keys_locked_and_fails_closed() {
     let sealed = a.seal(&KeyringName::default_name(), Flags::default(), &LOC, b"x").unwrap();
     let wrong = MasterKey::generate();
     let mut b = KeyStore::new(&wrong, 0);
-    let report = b.import(&a.export(), &wrong, &[&wrong]).unwrap();
+    let report = b.import(&a.export(), &[&wrong], &[&wrong]).unwrap();
     assert_eq!(report.versions_locked, 1);
     assert!(matches!(b.open(&sealed, &LOC), Err(Error::KeyUnavailable { .. })));
     // Its export still carries the wrapped key unchanged: nothing is lost.
     let mut c = KeyStore::new(&master, 0);
-    c.import(&b.export(), &master, &[&master]).unwrap();
+    c.import(&b.export(), &[&master], &[&master]).unwrap();
     assert_eq!(c.open(&sealed, &LOC).unwrap().plaintext.as_slice(), b"x");
 }
 
@@ -103,7 +103,7 @@ fn rewrap_moves_every_key_to_a_new_master_key() {
     let export = a.export();
     // Only the new master key is needed from now on.
     let mut b = KeyStore::new(&new, 0);
-    b.import(&export, &new, &[&new]).unwrap();
+    b.import(&export, &[&new], &[&new]).unwrap();
     assert_eq!(b.open(&v1, &LOC).unwrap().plaintext.as_slice(), b"derived");
     assert_eq!(b.open(&v2, &LOC).unwrap().plaintext.as_slice(), b"wrapped");
     assert!(b.info(&KeyringName::default_name()).unwrap().versions.iter().all(|v| v.wrapped_by == new.wrapper_id()));
@@ -116,11 +116,11 @@ fn damaged_or_conflicting_exports_are_refused_whole() {
     a.create(&name("x"), &master, 0).unwrap();
     let mut b = KeyStore::new(&master, 0);
     b.create(&name("y"), &master, 0).unwrap();
-    assert_eq!(b.import(&a.export(), &master, &[&master]).unwrap_err(), Error::KeyringConflict);
-    assert_eq!(b.import(b"garbage", &master, &[&master]).unwrap_err(), Error::InvalidExport);
+    assert_eq!(b.import(&a.export(), &[&master], &[&master]).unwrap_err(), Error::KeyringConflict);
+    assert_eq!(b.import(b"garbage", &[&master], &[&master]).unwrap_err(), Error::InvalidExport);
     let mut blob = a.export();
     blob.truncate(blob.len() - 3);
-    assert_eq!(b.import(&blob, &master, &[&master]).unwrap_err(), Error::InvalidExport);
+    assert_eq!(b.import(&blob, &[&master], &[&master]).unwrap_err(), Error::InvalidExport);
     assert!(b.id_of(&name("x")).is_none(), "a refused import changes nothing");
 }
 

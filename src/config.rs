@@ -55,7 +55,11 @@ pub fn keyring_for(key: &[u8]) -> Option<KeyringName> {
         return None;
     }
     let name = String::from_utf8_lossy(key);
-    patterns.rules.iter().find(|(pattern, _)| pattern.matches(&name)).map(|(_, ring)| ring.clone())
+    patterns
+        .rules
+        .iter()
+        .find(|(pattern, _)| pattern.matches(&name))
+        .map(|(_, ring)| ring.clone())
 }
 
 fn parse_keyring_patterns(text: &str) -> Result<Vec<(WildMatch, KeyringName)>, String> {
@@ -66,7 +70,8 @@ fn parse_keyring_patterns(text: &str) -> Result<Vec<(WildMatch, KeyringName)>, S
     words
         .chunks(2)
         .map(|pair| {
-            let ring = KeyringName::parse(pair[1].as_bytes()).map_err(|_| format!("invalid keyring name '{}'", pair[1]))?;
+            let ring = KeyringName::parse(pair[1].as_bytes())
+                .map_err(|_| format!("invalid keyring name '{}'", pair[1]))?;
             Ok((WildMatch::new(pair[0]), ring))
         })
         .collect()
@@ -77,12 +82,20 @@ struct StringConfig {
     default: &'static str,
 }
 
-static STRING_CONFIGS: [StringConfig; 1] = [StringConfig { name: "keyring-patterns", default: "" }];
+static STRING_CONFIGS: [StringConfig; 1] = [StringConfig {
+    name: "keyring-patterns",
+    default: "",
+}];
 
-extern "C" fn get_keyring_patterns(_name: *const c_char, _privdata: *mut c_void) -> *mut raw::RedisModuleString {
+extern "C" fn get_keyring_patterns(
+    _name: *const c_char,
+    _privdata: *mut c_void,
+) -> *mut raw::RedisModuleString {
     run_callback("CONFIG GET", std::ptr::null_mut(), || {
         let guard = KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().map_or(std::ptr::null_mut(), |p| p.text.as_ptr())
+        guard
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |p| p.text.as_ptr())
     })
 }
 
@@ -94,11 +107,14 @@ extern "C" fn set_keyring_patterns(
 ) -> c_int {
     run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
         let bytes = rm::bytes_of(new);
-        let parsed = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned()).and_then(parse_keyring_patterns);
+        let parsed = std::str::from_utf8(bytes)
+            .map_err(|_| "not UTF-8".to_owned())
+            .and_then(parse_keyring_patterns);
         match parsed {
             Ok(rules) => {
                 let text = HeldString::new(bytes);
-                *KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner()) = Some(KeyringPatterns { text, rules });
+                *KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(KeyringPatterns { text, rules });
                 raw::REDISMODULE_OK as c_int
             }
             Err(msg) => {
@@ -190,12 +206,23 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
         )?;
     }
     for config in &STRING_CONFIGS {
-        let initial = args.configs.iter().find(|(name, _)| name == config.name).map_or(config.default, |(_, v)| v.as_str());
+        let initial = args
+            .configs
+            .iter()
+            .find(|(name, _)| name == config.name)
+            .map_or(config.default, |(_, v)| v.as_str());
         if config.name == "keyring-patterns" {
-            let rules = parse_keyring_patterns(initial).map_err(|e| format!("keyring-patterns: {e}"))?;
+            let rules =
+                parse_keyring_patterns(initial).map_err(|e| format!("keyring-patterns: {e}"))?;
             let text = HeldString::new(initial.as_bytes());
-            *KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner()) = Some(KeyringPatterns { text, rules });
-            ctx.register_string_config(config.name, initial, Some(get_keyring_patterns), Some(set_keyring_patterns))?;
+            *KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(KeyringPatterns { text, rules });
+            ctx.register_string_config(
+                config.name,
+                initial,
+                Some(get_keyring_patterns),
+                Some(set_keyring_patterns),
+            )?;
         }
     }
     if !ctx.load_configs() {

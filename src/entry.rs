@@ -50,7 +50,10 @@ pub fn run_command(
 pub fn run_callback<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         info::count_internal_error();
-        rm::log_without_context(Level::Warning, &format!("redis-enc: internal error in {what}"));
+        rm::log_without_context(
+            Level::Warning,
+            &format!("redis-enc: internal error in {what}"),
+        );
         fallback
     })
 }

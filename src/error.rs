@@ -58,9 +58,11 @@ impl CmdError {
             }
             CmdError::Server(text) => text.clone().into(),
             CmdError::NotReady => "ERR redis-enc has no keyring loaded".into(),
-            CmdError::NeedsForce => "ERR values may still be sealed under this key: run ENC.REENCRYPT START for \
+            CmdError::NeedsForce => {
+                "ERR values may still be sealed under this key: run ENC.REENCRYPT START for \
                                      the keyring first, or add FORCE to shred them"
-                .into(),
+                    .into()
+            }
             CmdError::Core(e) => core_reply_text(e),
         }
     }
@@ -69,7 +71,12 @@ impl CmdError {
     pub fn is_open_failure(&self) -> bool {
         matches!(
             self.kind(),
-            "not_envelope" | "decrypt_failed" | "unknown_key" | "unsupported_format" | "retired_or_destroyed" | "key_unavailable"
+            "not_envelope"
+                | "decrypt_failed"
+                | "unknown_key"
+                | "unsupported_format"
+                | "retired_or_destroyed"
+                | "key_unavailable"
         )
     }
 
@@ -88,9 +95,9 @@ impl CmdError {
                 CoreError::NotAnEnvelope => "not_envelope",
                 CoreError::DecryptFailed => "decrypt_failed",
                 CoreError::UnknownKey { .. } => "unknown_key",
-                CoreError::KeyRetired { .. } | CoreError::KeyDestroyed { .. } | CoreError::KeyringDestroyed(_) => {
-                    "retired_or_destroyed"
-                }
+                CoreError::KeyRetired { .. }
+                | CoreError::KeyDestroyed { .. }
+                | CoreError::KeyringDestroyed(_) => "retired_or_destroyed",
                 CoreError::KeyUnavailable { .. } => "key_unavailable",
                 CoreError::UnsupportedFormat(_) => "unsupported_format",
                 _ => "other",
@@ -138,7 +145,7 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
             format!("ERR keyring '{}' was destroyed; the value cannot be recovered", name.as_str()).into()
         }
         CoreError::KeyUnavailable { keyring, version } => format!(
-            "ERR data key version {} of keyring '{}' could not be unwrapped with the loaded master key",
+            "ERR data key version {} of keyring '{}' is not available: the loaded master key is not the one that protects it",
             version.0,
             keyring.as_str()
         )

@@ -67,8 +67,15 @@ pub extern "C" fn info_callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_re
 
 fn write_info(info: &InfoCtx) {
     info.section("");
-    let (provider, master_key_id) = state::with(|s| Ok((s.provider, s.master.id().to_owned())))
-        .unwrap_or(("none", String::new()));
+    let (provider, master_key_id) = state::with(|s| {
+        Ok((
+            s.provider,
+            s.master
+                .local()
+                .map_or_else(|| s.master.id(), |k| k.id().to_owned()),
+        ))
+    })
+    .unwrap_or(("none", String::new()));
     info.field_str("provider", provider);
     info.field_str("master_key_id", &master_key_id);
     info.field_str("envelope_format", "1");

@@ -5,8 +5,8 @@
 
 use std::ffi::c_int;
 
+use redis_enc_core::provider::Master;
 use redis_enc_core::provider::Provider;
-use redis_enc_core::KeyStore;
 use redis_module::raw;
 
 use crate::rm::{self, Ctx, Level};
@@ -66,18 +66,20 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     let load_args = config::parse_load_args(args)?;
     let provider =
         Provider::parse(&load_args.master_key).map_err(|e| format!("master key: {e}"))?;
-    let master = provider.fetch().map_err(|e| format!("master key: {e}"))?;
+    let master = provider.open().map_err(|e| format!("master key: {e}"))?;
     let old_master = match &load_args.old_master_key {
         Some(uri) => Some(
             Provider::parse(uri)
-                .and_then(|p| p.fetch())
+                .and_then(|p| p.open())
                 .map_err(|e| format!("old master key: {e}"))?,
         ),
         None => None,
     };
-    let master_key_id = master.id().to_owned();
+    let master_key_id = master.id();
+    let keys = State::fresh_keys(&master).map_err(|e| format!("master key: {e}"))?;
+    state::mark_unpropagated(matches!(master, Master::Remote(_)));
     state::install(State {
-        keys: KeyStore::new(&master, state::now_secs()),
+        keys,
         master,
         old_master,
         provider: provider.kind(),

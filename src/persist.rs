@@ -19,7 +19,13 @@ const AUX_ENCVER: c_int = 1;
 
 /// Registers the data type that carries the auxiliary record.
 pub fn register(ctx: Ctx) -> Result<(), String> {
-    if !rm::create_aux_data_type(ctx, c"redis-enc", AUX_ENCVER, Some(aux_load), Some(aux_save)) {
+    if !rm::create_aux_data_type(
+        ctx,
+        c"redis-enc",
+        AUX_ENCVER,
+        Some(aux_load),
+        Some(aux_save),
+    ) {
         return Err("cannot register the keyring record type".into());
     }
     Ok(())
@@ -38,7 +44,10 @@ extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
 extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int) -> c_int {
     run_callback("RDB load", raw::REDISMODULE_ERR as c_int, || {
         if encver != AUX_ENCVER || when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
-            rm::log_without_context(Level::Warning, "redis-enc: the RDB holds a keyring record of an unknown version");
+            rm::log_without_context(
+                Level::Warning,
+                "redis-enc: the RDB holds a keyring record of an unknown version",
+            );
             return raw::REDISMODULE_ERR as c_int;
         }
         let blob = rm::load_bytes(rdb);
@@ -56,7 +65,13 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
                 raw::REDISMODULE_OK as c_int
             }
             Err(e) => {
-                rm::log_without_context(Level::Warning, &format!("redis-enc: cannot load the keyring record: {}", e.reply_text()));
+                rm::log_without_context(
+                    Level::Warning,
+                    &format!(
+                        "redis-enc: cannot load the keyring record: {}",
+                        e.reply_text()
+                    ),
+                );
                 raw::REDISMODULE_ERR as c_int
             }
         }
@@ -67,11 +82,25 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
 /// Returns how many keys stayed locked.
 fn replace_from(blob: &[u8]) -> Result<usize, CmdError> {
     state::with_mut(|s| {
-        let mut fresh = redis_enc_core::KeyStore::new(&s.master, state::now_secs());
+        let mut fresh = match s.master.local() {
+            Some(key) => redis_enc_core::KeyStore::new(key, state::now_secs()),
+            // No local key to derive from; the record brings the whole store.
+            None => redis_enc_core::KeyStore::empty(),
+        };
         let report = fresh.import(blob, &s.masters(), &s.unwrappers())?;
         s.keys = fresh;
+        state::mark_unpropagated(false);
         Ok(report.versions_locked)
     })
+}
+
+/// Propagates the key store first if it holds keys nothing has persisted yet; every command
+/// that seals calls this before it writes.
+pub fn propagate_if_new(ctx: Ctx) -> Result<(), CmdError> {
+    if state::take_unpropagated() {
+        propagate(ctx)?;
+    }
+    Ok(())
 }
 
 /// Propagates the key store to replicas and the AOF after a change.

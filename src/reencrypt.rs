@@ -73,7 +73,11 @@ fn job() -> std::sync::MutexGuard<'static, Option<Job>> {
 pub fn progress() -> Option<Progress> {
     job().as_ref().map(|j| {
         let mut p = j.progress.clone();
-        p.elapsed_ms = j.finished.unwrap_or_else(Instant::now).duration_since(j.started).as_millis() as u64;
+        p.elapsed_ms = j
+            .finished
+            .unwrap_or_else(Instant::now)
+            .duration_since(j.started)
+            .as_millis() as u64;
         p
     })
 }
@@ -108,18 +112,29 @@ pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
         i += 2;
     }
     if mode == Mode::EncryptPlaintext && pattern.is_none() {
-        return Err(CmdError::Server("ERR ENCRYPT-PLAINTEXT needs MATCH pattern (it seals every value it matches)".into()));
+        return Err(CmdError::Server(
+            "ERR ENCRYPT-PLAINTEXT needs MATCH pattern (it seals every value it matches)".into(),
+        ));
     }
     let keyring = match keyring {
         Some(name) => {
-            let id = state::with(|s| s.keys.id_of(&name).ok_or(CmdError::Core(redis_enc_core::Error::UnknownKeyring)))?;
+            let id = state::with(|s| {
+                s.keys
+                    .id_of(&name)
+                    .ok_or(CmdError::Core(redis_enc_core::Error::UnknownKeyring))
+            })?;
             Some((id, name))
         }
         None => None,
     };
     let mut guard = job();
-    if guard.as_ref().is_some_and(|j| j.progress.phase == Phase::Running) {
-        return Err(CmdError::Server("ERR a re-encryption job is already running (ENC.REENCRYPT STATUS, STOP)".into()));
+    if guard
+        .as_ref()
+        .is_some_and(|j| j.progress.phase == Phase::Running)
+    {
+        return Err(CmdError::Server(
+            "ERR a re-encryption job is already running (ENC.REENCRYPT STATUS, STOP)".into(),
+        ));
     }
     let now = Instant::now();
     *guard = Some(Job {
@@ -133,7 +148,14 @@ pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
         finished: None,
         allowance: 0.0,
         last_step: now,
-        progress: Progress { mode, phase: Phase::Running, keys_scanned: 0, values_resealed: 0, values_failed: 0, elapsed_ms: 0 },
+        progress: Progress {
+            mode,
+            phase: Phase::Running,
+            keys_scanned: 0,
+            values_resealed: 0,
+            values_failed: 0,
+            elapsed_ms: 0,
+        },
     });
     ctx.reply_ok();
     Ok(())
@@ -154,7 +176,11 @@ pub fn status(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
     ctx.reply_bulk(b"state");
     ctx.reply_bulk(phase_name(p.phase).as_bytes());
     ctx.reply_bulk(b"mode");
-    ctx.reply_bulk(if p.mode == Mode::Reseal { b"reseal" as &[u8] } else { b"encrypt-plaintext" });
+    ctx.reply_bulk(if p.mode == Mode::Reseal {
+        b"reseal" as &[u8]
+    } else {
+        b"encrypt-plaintext"
+    });
     ctx.reply_bulk(b"keys-scanned");
     ctx.reply_int(p.keys_scanned as i64);
     ctx.reply_bulk(b"values-resealed");
@@ -191,7 +217,9 @@ pub fn stop(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
             ctx.reply_ok();
             Ok(())
         }
-        _ => Err(CmdError::Server("ERR no re-encryption job is running".into())),
+        _ => Err(CmdError::Server(
+            "ERR no re-encryption job is running".into(),
+        )),
     }
 }
 
@@ -201,6 +229,8 @@ extern "C" fn on_timer(ctx: *mut redis_module::raw::RedisModuleCtx, _data: *mut 
 
 /// One step: scan until the time budget (or the rate allowance) is spent, then re-arm.
 fn step(ctx: Ctx) {
+    // Only fails when the module has no state, and then there is nothing to seal with.
+    let _ = crate::persist::propagate_if_new(ctx);
     let mut guard = job();
     let Some(j) = guard.as_mut() else { return };
     j.timer = None;
@@ -209,18 +239,24 @@ fn step(ctx: Ctx) {
     }
     let began = Instant::now();
     if let Some(rate) = j.rate {
-        j.allowance = (j.allowance + began.duration_since(j.last_step).as_secs_f64() * rate as f64).min(rate as f64);
+        j.allowance = (j.allowance + began.duration_since(j.last_step).as_secs_f64() * rate as f64)
+            .min(rate as f64);
     }
     j.last_step = began;
     let mut more = true;
     while began.elapsed() < STEP_BUDGET && (j.rate.is_none() || j.allowance >= 1.0) {
         let mut names = Vec::new();
-        let Some(cursor) = j.cursor.as_ref() else { break };
+        let Some(cursor) = j.cursor.as_ref() else {
+            break;
+        };
         more = ctx.scan_step(cursor, &mut names);
         for name in names {
             j.progress.keys_scanned += 1;
             j.allowance -= 1.0;
-            if j.pattern.as_ref().is_some_and(|p| !p.matches(&String::from_utf8_lossy(&name))) {
+            if j.pattern
+                .as_ref()
+                .is_some_and(|p| !p.matches(&String::from_utf8_lossy(&name)))
+            {
                 continue;
             }
             let (done, failed) = process_key(ctx, j.mode, j.keyring.as_ref().map(|k| k.0), &name);
@@ -238,7 +274,8 @@ fn step(ctx: Ctx) {
     j.cursor = None;
     j.progress.phase = Phase::Done;
     j.finished = Some(Instant::now());
-    let whole_keyspace = j.pattern.is_none() && j.progress.values_failed == 0 && j.mode == Mode::Reseal;
+    let whole_keyspace =
+        j.pattern.is_none() && j.progress.values_failed == 0 && j.mode == Mode::Reseal;
     if whole_keyspace {
         let scope = j.keyring.as_ref().map(|k| k.0);
         let _ = state::with_mut(|s| {
@@ -255,7 +292,13 @@ fn step(ctx: Ctx) {
 }
 
 /// What one value should become, if anything.
-fn transform(mode: Mode, only: Option<KeyringId>, stored: &[u8], from: &Location<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
+fn transform(
+    mode: Mode,
+    only: Option<KeyringId>,
+    stored: &[u8],
+    from: &Location<'_>,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, CmdError> {
     state::with(|s| match mode {
         Mode::Reseal => {
             if !looks_sealed(stored) {
@@ -267,8 +310,16 @@ fn transform(mode: Mode, only: Option<KeyringId>, stored: &[u8], from: &Location
                 return Ok(None);
             }
             let opened = s.keys.open(stored, from)?;
-            let name = s.keys.name_of(ring).ok_or(CmdError::Core(redis_enc_core::Error::UnknownKeyring))?;
-            Ok(Some(s.keys.seal(name, opened.header.flags, from, &opened.plaintext)?))
+            let name = s
+                .keys
+                .name_of(ring)
+                .ok_or(CmdError::Core(redis_enc_core::Error::UnknownKeyring))?;
+            Ok(Some(s.keys.seal(
+                name,
+                opened.header.flags,
+                from,
+                &opened.plaintext,
+            )?))
         }
         Mode::EncryptPlaintext => {
             if looks_sealed(stored) {
@@ -298,7 +349,14 @@ fn process_key(ctx: Ctx, mode: Mode, only: Option<KeyringId>, name: &[u8]) -> (u
                     if let Some(at) = ttl {
                         key.set_expire_at(at);
                     }
-                    ctx.replicate(c"SET", &[name_str.as_ptr(), value.as_ptr(), ctx.string(b"KEEPTTL").as_ptr()]);
+                    ctx.replicate(
+                        c"SET",
+                        &[
+                            name_str.as_ptr(),
+                            value.as_ptr(),
+                            ctx.string(b"KEEPTTL").as_ptr(),
+                        ],
+                    );
                     info::count_sealed(1);
                     (1, 0)
                 }
@@ -308,13 +366,18 @@ fn process_key(ctx: Ctx, mode: Mode, only: Option<KeyringId>, name: &[u8]) -> (u
         }
         KeyType::Hash => {
             drop(key);
-            let Ok(fields) = crate::commands::hash_fields(ctx, arg) else { return (0, 1) };
+            let Ok(fields) = crate::commands::hash_fields(ctx, arg) else {
+                return (0, 1);
+            };
             let mut key = ctx.open_write(arg);
             let (mut done, mut failed) = (0, 0);
             let mut replicated = vec![name_str.as_ptr()];
             let mut keep = Vec::new();
             for (field, stored) in fields {
-                let from = Location::HashField { key: name, field: &field };
+                let from = Location::HashField {
+                    key: name,
+                    field: &field,
+                };
                 match transform(mode, only, &stored, &from, name) {
                     Ok(Some(sealed)) => {
                         let f = ctx.string(&field);
@@ -341,4 +404,3 @@ fn process_key(ctx: Ctx, mode: Mode, only: Option<KeyringId>, name: &[u8]) -> (u
         _ => (0, 0),
     }
 }
-

@@ -676,7 +676,13 @@ impl HeldString {
     /// Copies `bytes` into a new string owned by the module.
     pub fn new(bytes: &[u8]) -> HeldString {
         // SAFETY: a null context creates a string the module owns and frees explicitly.
-        HeldString(unsafe { api!(RedisModule_CreateString)(ptr::null_mut(), bytes.as_ptr().cast::<c_char>(), bytes.len()) })
+        HeldString(unsafe {
+            api!(RedisModule_CreateString)(
+                ptr::null_mut(),
+                bytes.as_ptr().cast::<c_char>(),
+                bytes.len(),
+            )
+        })
     }
 
     pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
@@ -733,7 +739,13 @@ pub fn set_config_error(err: *mut *mut raw::RedisModuleString, msg: &str) {
         return;
     }
     // SAFETY: Redis passes a valid out-pointer and frees the string it receives.
-    unsafe { *err = api!(RedisModule_CreateString)(ptr::null_mut(), msg.as_ptr().cast::<c_char>(), msg.len()) };
+    unsafe {
+        *err = api!(RedisModule_CreateString)(
+            ptr::null_mut(),
+            msg.as_ptr().cast::<c_char>(),
+            msg.len(),
+        )
+    };
 }
 
 /// Registers the module's data type, used only for its auxiliary RDB record.
@@ -841,25 +853,40 @@ impl Ctx {
     ) -> Result<(), String> {
         let cparent = CString::new(parent).map_err(|_| format!("bad command name {parent}"))?;
         let csub = CString::new(sub).map_err(|_| format!("bad subcommand {sub}"))?;
-        let cfull = CString::new(format!("{parent}|{sub}")).map_err(|_| format!("bad subcommand {sub}"))?;
+        let cfull =
+            CString::new(format!("{parent}|{sub}")).map_err(|_| format!("bad subcommand {sub}"))?;
         let cflags = CString::new(flags).map_err(|_| format!("bad flags for {sub}"))?;
         // SAFETY: valid context during OnLoad; `parent` was created by create_container.
         unsafe {
             let parent_cmd = api!(RedisModule_GetCommand)(self.0, cparent.as_ptr());
             if parent_cmd.is_null()
-                || api!(RedisModule_CreateSubcommand)(parent_cmd, csub.as_ptr(), handler, cflags.as_ptr(), 0, 0, 0)
-                    != raw::REDISMODULE_OK as c_int
+                || api!(RedisModule_CreateSubcommand)(
+                    parent_cmd,
+                    csub.as_ptr(),
+                    handler,
+                    cflags.as_ptr(),
+                    0,
+                    0,
+                    0,
+                ) != raw::REDISMODULE_OK as c_int
             {
                 return Err(format!("cannot create {parent} {sub}"));
             }
             let command = api!(RedisModule_GetCommand)(self.0, cfull.as_ptr());
-            if command.is_null() || api!(RedisModule_SetCommandInfo)(command, info) != raw::REDISMODULE_OK as c_int {
+            if command.is_null()
+                || api!(RedisModule_SetCommandInfo)(command, info) != raw::REDISMODULE_OK as c_int
+            {
                 return Err(format!("cannot document {parent} {sub}"));
             }
-            if let Some(set_categories) = std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories).read() {
-                let categories = CString::new(acl_categories).map_err(|_| format!("bad categories for {sub}"))?;
+            if let Some(set_categories) =
+                std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories).read()
+            {
+                let categories = CString::new(acl_categories)
+                    .map_err(|_| format!("bad categories for {sub}"))?;
                 if set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
-                    return Err(format!("the server refused the ACL categories of {parent} {sub}"));
+                    return Err(format!(
+                        "the server refused the ACL categories of {parent} {sub}"
+                    ));
                 }
             }
         }
@@ -893,7 +920,12 @@ impl Ctx {
         }
         // SAFETY: valid context and cursor; the callback only copies key names.
         unsafe {
-            api!(RedisModule_Scan)(self.0, cursor.0, Some(on_key), (seen as *mut Vec<Vec<u8>>).cast::<c_void>()) != 0
+            api!(RedisModule_Scan)(
+                self.0,
+                cursor.0,
+                Some(on_key),
+                (seen as *mut Vec<Vec<u8>>).cast::<c_void>(),
+            ) != 0
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The module's state while loaded: the master key(s), the key store, and what `INFO enc`
 //! says about them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
+use redis_enc_core::provider::Master;
 use redis_enc_core::wrap::Wrapper;
 use redis_enc_core::{KeyStore, MasterKey};
 
@@ -12,40 +14,74 @@ use crate::error::CmdError;
 pub struct State {
     pub keys: KeyStore,
     /// The master key new data keys are wrapped under.
-    pub master: MasterKey,
+    pub master: Master,
     /// The previous master key, while a master-key rotation is under way (`old-master-key`).
-    pub old_master: Option<MasterKey>,
+    pub old_master: Option<Master>,
     /// The master-key provider kind (`file`, `env`, `exec`); never the key or its location.
     pub provider: &'static str,
 }
 
 impl State {
-    /// The master keys held, current first.
+    /// The local master keys held, current first.
     pub fn masters(&self) -> Vec<&MasterKey> {
-        std::iter::once(&self.master).chain(self.old_master.as_ref()).collect()
+        std::iter::once(&self.master)
+            .chain(self.old_master.as_ref())
+            .filter_map(Master::local)
+            .collect()
     }
 
     /// Everything that may unwrap stored data keys, current master key first.
     pub fn unwrappers(&self) -> Vec<&dyn Wrapper> {
-        self.masters().into_iter().map(|m| m as &dyn Wrapper).collect()
+        std::iter::once(&self.master)
+            .chain(self.old_master.as_ref())
+            .map(Master::wrapper)
+            .collect()
+    }
+
+    /// A fresh key store for this master key: derived `default` v1 for a local key, a
+    /// KMS-generated one (which must then be propagated, see [`mark_unpropagated`]) otherwise.
+    pub fn fresh_keys(master: &Master) -> Result<KeyStore, redis_enc_core::Error> {
+        match master {
+            Master::Local(key) => Ok(KeyStore::new(key, now_secs())),
+            Master::Remote(kms) => KeyStore::new_wrapped(kms.as_ref(), now_secs()),
+        }
     }
 }
 
 static STATE: RwLock<Option<State>> = RwLock::new(None);
 
+/// The key store holds keys that neither the RDB nor the replication stream has seen yet (a
+/// KMS-generated `default` v1 on a fresh server): the next write propagates it first.
+static UNPROPAGATED: AtomicBool = AtomicBool::new(false);
+
+pub fn mark_unpropagated(value: bool) {
+    UNPROPAGATED.store(value, Ordering::SeqCst);
+}
+
+/// Whether the store must be propagated before the next sealed write; clears the flag.
+pub fn take_unpropagated() -> bool {
+    UNPROPAGATED.swap(false, Ordering::SeqCst)
+}
+
 /// Installs the state at load time, replacing any earlier one.
 pub fn install(state: State) {
-    *STATE.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(state);
+    *STATE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(state);
 }
 
 /// Drops the state (and with it every key) at unload.
 pub fn clear() {
-    *STATE.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    *STATE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
 }
 
 /// Runs `f` with the state.
 pub fn with<R>(f: impl FnOnce(&State) -> Result<R, CmdError>) -> Result<R, CmdError> {
-    let guard = STATE.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = STATE
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     match guard.as_ref() {
         Some(state) => f(state),
         None => Err(CmdError::NotReady),
@@ -54,7 +90,9 @@ pub fn with<R>(f: impl FnOnce(&State) -> Result<R, CmdError>) -> Result<R, CmdEr
 
 /// Runs `f` with the state, for changes to the key store.
 pub fn with_mut<R>(f: impl FnOnce(&mut State) -> Result<R, CmdError>) -> Result<R, CmdError> {
-    let mut guard = STATE.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = STATE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     match guard.as_mut() {
         Some(state) => f(state),
         None => Err(CmdError::NotReady),
@@ -63,5 +101,7 @@ pub fn with_mut<R>(f: impl FnOnce(&mut State) -> Result<R, CmdError>) -> Result<
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -88,5 +88,5 @@ fn key_id_errors_are_pinned() {
     assert_eq!(err, "redis-enc: master key: cannot read key file /nonexistent/k: No such file or directory (os error 2)\n");
     let (code, _, err) = redis_enc(&["key-id", "--master-key", "bogus:x"]);
     assert_eq!(code, 1);
-    assert_eq!(err, "redis-enc: master key: unknown master key provider 'bogus'; use file:PATH, env:NAME or exec:PATH [ARGS]\n");
+    assert_eq!(err, "redis-enc: master key: unknown master key provider 'bogus'; use file:PATH, env:NAME, exec:PATH [ARGS], vault-transit:URL or aws-kms:KEY-ID\n");
 }

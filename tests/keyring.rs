@@ -16,8 +16,13 @@ fn key_version(con: &mut redis::Connection, key: &str, field: Option<&str>) -> i
         Some(f) => format!("ENC.INSPECT {key} {f}"),
         None => format!("ENC.INSPECT {key}"),
     };
-    let Value::Array(flat) = cmd(con, &line).unwrap() else { panic!("INSPECT {key}") };
-    let pos = flat.iter().position(|v| bulk(v).as_deref() == Some(b"key-version")).unwrap();
+    let Value::Array(flat) = cmd(con, &line).unwrap() else {
+        panic!("INSPECT {key}")
+    };
+    let pos = flat
+        .iter()
+        .position(|v| bulk(v).as_deref() == Some(b"key-version"))
+        .unwrap();
     match flat[pos + 1] {
         Value::Int(v) => v,
         ref other => panic!("{other:?}"),
@@ -25,13 +30,16 @@ fn key_version(con: &mut redis::Connection, key: &str, field: Option<&str>) -> i
 }
 
 fn get(con: &mut redis::Connection, key: &str) -> Vec<u8> {
-    bulk(&cmd(con, &format!("ENC.GET {key}")).unwrap()).unwrap_or_else(|| panic!("{key} has a value"))
+    bulk(&cmd(con, &format!("ENC.GET {key}")).unwrap())
+        .unwrap_or_else(|| panic!("{key} has a value"))
 }
 
 fn wait_reencrypt(con: &mut redis::Connection) -> Vec<Value> {
     let mut last = Vec::new();
     wait_until("the re-encryption job", || {
-        let Value::Array(status) = cmd(con, "ENC.REENCRYPT STATUS").unwrap() else { panic!() };
+        let Value::Array(status) = cmd(con, "ENC.REENCRYPT STATUS").unwrap() else {
+            panic!()
+        };
         last = status.clone();
         bulk(&status[1]).as_deref() == Some(b"done")
     });
@@ -39,7 +47,10 @@ fn wait_reencrypt(con: &mut redis::Connection) -> Vec<Value> {
 }
 
 fn status_field(status: &[Value], name: &str) -> i64 {
-    let pos = status.iter().position(|v| bulk(v).as_deref() == Some(name.as_bytes())).unwrap();
+    let pos = status
+        .iter()
+        .position(|v| bulk(v).as_deref() == Some(name.as_bytes()))
+        .unwrap();
     match status[pos + 1] {
         Value::Int(n) => n,
         ref other => panic!("{other:?}"),
@@ -54,7 +65,11 @@ fn rotate_and_reencrypt_while_a_client_reads_and_writes() {
         cmd(&mut con, &format!("ENC.SET old:{i} value-{i}")).unwrap();
     }
     for i in 0..300 {
-        cmd(&mut con, &format!("ENC.HSETFIELD oldh:{i} a alpha-{i} b beta-{i}")).unwrap();
+        cmd(
+            &mut con,
+            &format!("ENC.HSETFIELD oldh:{i} a alpha-{i} b beta-{i}"),
+        )
+        .unwrap();
         cmd(&mut con, &format!("HSET oldh:{i} plain p")).unwrap();
     }
     cmd(&mut con, "ENC.SET old:ttl kept EX 5000").unwrap();
@@ -83,7 +98,8 @@ fn rotate_and_reencrypt_while_a_client_reads_and_writes() {
                     other => bad.push(format!("GET old:{k}: {other:?}")),
                 }
                 match cmd(&mut c, &format!("ENC.HGETFIELD oldh:{} a", k % 300)) {
-                    Ok(Value::Array(a)) if bulk(&a[0]) == Some(format!("alpha-{}", k % 300).into_bytes()) => {}
+                    Ok(Value::Array(a))
+                        if bulk(&a[0]) == Some(format!("alpha-{}", k % 300).into_bytes()) => {}
                     other => bad.push(format!("HGETFIELD: {other:?}")),
                 }
                 ops += 1;
@@ -98,29 +114,54 @@ fn rotate_and_reencrypt_while_a_client_reads_and_writes() {
     stop.store(true, Ordering::SeqCst);
     let (ops, bad) = writer.join().unwrap();
     assert!(ops > 100, "the client kept working ({ops} rounds)");
-    assert!(bad.is_empty(), "wrong or failed replies during re-encryption: {:?}", &bad[..bad.len().min(5)]);
-    assert!(status_field(&status, "values-resealed") >= 2500, "{status:?}");
+    assert!(
+        bad.is_empty(),
+        "wrong or failed replies during re-encryption: {:?}",
+        &bad[..bad.len().min(5)]
+    );
+    assert!(
+        status_field(&status, "values-resealed") >= 2500,
+        "{status:?}"
+    );
     assert_eq!(status_field(&status, "values-failed"), 0);
     let info: String = redis::cmd("INFO").arg("enc").query(&mut con).unwrap();
     assert!(info.contains("enc_reencrypt_state:done"), "{info}");
 
     for i in 0..3000 {
-        assert_eq!(key_version(&mut con, &format!("old:{i}"), None), 2, "old:{i}");
+        assert_eq!(
+            key_version(&mut con, &format!("old:{i}"), None),
+            2,
+            "old:{i}"
+        );
     }
     for i in 0..300 {
         assert_eq!(key_version(&mut con, &format!("oldh:{i}"), Some("a")), 2);
         assert_eq!(key_version(&mut con, &format!("oldh:{i}"), Some("b")), 2);
-        assert_eq!(bulk(&cmd(&mut con, &format!("HGET oldh:{i} plain")).unwrap()).unwrap(), b"p");
+        assert_eq!(
+            bulk(&cmd(&mut con, &format!("HGET oldh:{i} plain")).unwrap()).unwrap(),
+            b"p"
+        );
     }
-    assert!(matches!(cmd(&mut con, "TTL old:ttl").unwrap(), Value::Int(t) if t > 4000), "TTL kept");
+    assert!(
+        matches!(cmd(&mut con, "TTL old:ttl").unwrap(), Value::Int(t) if t > 4000),
+        "TTL kept"
+    );
     assert_eq!(get(&mut con, "old:ttl"), b"kept");
 
-    assert_eq!(cmd(&mut con, "ENC.KEYRING RETIRE default 1").unwrap(), Value::Okay);
+    assert_eq!(
+        cmd(&mut con, "ENC.KEYRING RETIRE default 1").unwrap(),
+        Value::Okay
+    );
     assert_eq!(get(&mut con, "old:2999"), b"value-2999");
     run(&mut con, &[b"SET", b"straggler", &under_v1]).unwrap();
     let err = cmd(&mut con, "ENC.GET straggler").unwrap_err();
-    assert_eq!(err, "ERR data key version 1 of keyring 'default' is retired and no longer opens values");
-    assert!(cmd(&mut con, "ENC.KEYRING RETIRE default 2").unwrap_err().contains("primary"));
+    assert_eq!(
+        err,
+        "ERR data key version 1 of keyring 'default' is retired and no longer opens values"
+    );
+    assert!(cmd(&mut con, "ENC.KEYRING RETIRE default 2")
+        .unwrap_err()
+        .contains("primary"));
 }
 
 fn fill(con: &mut redis::Connection) {
@@ -135,9 +176,18 @@ fn fill(con: &mut redis::Connection) {
 }
 
 fn check(con: &mut redis::Connection, place: &str) {
-    for (k, v) in [("a:1", "before-rotation"), ("a:2", "after-rotation"), ("t7:1", "tenant-value"), ("t7:2", "tenant-value-2")] {
+    for (k, v) in [
+        ("a:1", "before-rotation"),
+        ("a:2", "after-rotation"),
+        ("t7:1", "tenant-value"),
+        ("t7:2", "tenant-value-2"),
+    ] {
         let got = cmd(con, &format!("ENC.GET {k}"));
-        assert_eq!(got.map(|g| bulk(&g)), Ok(Some(v.as_bytes().to_vec())), "{k} on {place}");
+        assert_eq!(
+            got.map(|g| bulk(&g)),
+            Ok(Some(v.as_bytes().to_vec())),
+            "{k} on {place}"
+        );
     }
     assert_eq!(
         cmd(con, "ENC.HGETFIELD h:1 f").unwrap(),
@@ -150,7 +200,11 @@ fn replica_of(primary: &Server) -> Server {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     std::fs::copy(primary.key_path(), dir.path().join("master.key")).unwrap();
     let replica = Server::with(Options {
-        server_args: vec!["--replicaof".into(), "127.0.0.1".into(), primary.port.to_string()],
+        server_args: vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary.port.to_string(),
+        ],
         dir: Some(dir),
         ..Options::default()
     });
@@ -164,23 +218,43 @@ fn replica_of(primary: &Server) -> Server {
 
 #[test]
 fn the_keyring_survives_restarts_and_reaches_replicas_and_rdb_copies() {
-    let aof = || ["--appendonly", "yes", "--appendfsync", "always"].map(String::from).to_vec();
-    let primary = Server::with(Options { server_args: aof(), ..Options::default() });
+    let aof = || {
+        ["--appendonly", "yes", "--appendfsync", "always"]
+            .map(String::from)
+            .to_vec()
+    };
+    let primary = Server::with(Options {
+        server_args: aof(),
+        ..Options::default()
+    });
     let early = replica_of(&primary);
     let mut con = primary.client();
     fill(&mut con);
     assert_eq!(cmd(&mut con, "WAIT 1 5000").unwrap(), Value::Int(1));
-    check(&mut early.client(), "a replica attached before the rotation");
+    check(
+        &mut early.client(),
+        "a replica attached before the rotation",
+    );
     let late = replica_of(&primary);
-    check(&mut late.client(), "a replica attached after it (full resync)");
+    check(
+        &mut late.client(),
+        "a replica attached after it (full resync)",
+    );
 
     // The re-encryption job's writes reach the replicas too.
     cmd(&mut con, "ENC.REENCRYPT START").unwrap();
     wait_reencrypt(&mut con);
     cmd(&mut con, "WAIT 2 5000").unwrap();
     let mut e = early.client();
-    assert_eq!(key_version(&mut e, "a:1", None), 2, "re-sealed value replicated");
-    assert_eq!(bulk(&cmd(&mut con, "GET a:1").unwrap()), bulk(&cmd(&mut e, "GET a:1").unwrap()));
+    assert_eq!(
+        key_version(&mut e, "a:1", None),
+        2,
+        "re-sealed value replicated"
+    );
+    assert_eq!(
+        bulk(&cmd(&mut con, "GET a:1").unwrap()),
+        bulk(&cmd(&mut e, "GET a:1").unwrap())
+    );
     check(&mut e, "the early replica after re-encryption");
 
     cmd(&mut con, "SAVE").unwrap();
@@ -190,21 +264,35 @@ fn the_keyring_survives_restarts_and_reaches_replicas_and_rdb_copies() {
 
     // Restart from the AOF.
     let dir = primary.stop();
-    let restarted = Server::with(Options { server_args: aof(), dir: Some(dir.clone()), ..Options::default() });
+    let restarted = Server::with(Options {
+        server_args: aof(),
+        dir: Some(dir.clone()),
+        ..Options::default()
+    });
     check(&mut restarted.client(), "a restart from the AOF");
     restarted.stop();
 
     // Restart from the RDB alone.
     std::fs::remove_dir_all(dir.path().join("appendonlydir")).unwrap();
-    let restarted = Server::with(Options { dir: Some(dir), ..Options::default() });
+    let restarted = Server::with(Options {
+        dir: Some(dir),
+        ..Options::default()
+    });
     check(&mut restarted.client(), "a restart from the RDB");
 
     // The RDB copied to a fresh server with the same master key.
     let fresh_dir = Arc::new(tempfile::tempdir().unwrap());
     std::fs::write(fresh_dir.path().join("dump.rdb"), rdb).unwrap();
     std::fs::write(fresh_dir.path().join("master.key"), key).unwrap();
-    std::fs::set_permissions(fresh_dir.path().join("master.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let fresh = Server::with(Options { dir: Some(fresh_dir), ..Options::default() });
+    std::fs::set_permissions(
+        fresh_dir.path().join("master.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let fresh = Server::with(Options {
+        dir: Some(fresh_dir),
+        ..Options::default()
+    });
     check(&mut fresh.client(), "a fresh server restored from the RDB");
 }
 
@@ -215,7 +303,10 @@ fn rewrap_after_a_master_key_rotation_changes_no_value() {
     fill(&mut con);
     cmd(&mut con, "SAVE").unwrap();
     let keys = ["a:1", "a:2", "t7:1", "t7:2"];
-    let before: Vec<_> = keys.iter().map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap())).collect();
+    let before: Vec<_> = keys
+        .iter()
+        .map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap()))
+        .collect();
     let old_key = server.key_path();
     let dir = server.stop();
 
@@ -229,21 +320,34 @@ fn rewrap_after_a_master_key_rotation_changes_no_value() {
         "old-master-key".to_owned(),
         format!("file:{}", old_copy.display()),
     ];
-    let server = Server::with(Options { module_args: Some(both), dir: Some(dir.clone()), ..Options::default() });
+    let server = Server::with(Options {
+        module_args: Some(both),
+        dir: Some(dir.clone()),
+        ..Options::default()
+    });
     let mut con = server.client();
     check(&mut con, "the server holding both master keys");
     assert_eq!(cmd(&mut con, "ENC.KEYRING REWRAP").unwrap(), Value::Int(4));
-    let after: Vec<_> = keys.iter().map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap())).collect();
+    let after: Vec<_> = keys
+        .iter()
+        .map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap()))
+        .collect();
     assert_eq!(before, after, "REWRAP changes no stored value");
     cmd(&mut con, "SAVE").unwrap();
     server.stop();
 
     // The old master key is gone: everything still opens.
     std::fs::remove_file(&old_copy).unwrap();
-    let server = Server::with(Options { dir: Some(dir), ..Options::default() });
+    let server = Server::with(Options {
+        dir: Some(dir),
+        ..Options::default()
+    });
     let mut con = server.client();
     check(&mut con, "the server holding only the new master key");
-    let after: Vec<_> = keys.iter().map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap())).collect();
+    let after: Vec<_> = keys
+        .iter()
+        .map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap()))
+        .collect();
     assert_eq!(before, after);
 }
 
@@ -254,27 +358,56 @@ fn destroying_a_keyring_shreds_its_values_only() {
     fill(&mut con);
     let err = cmd(&mut con, "ENC.KEYRING DESTROY tenant-7").unwrap_err();
     assert!(err.contains("FORCE"), "{err}");
-    assert_eq!(get(&mut con, "t7:1"), b"tenant-value", "refused without FORCE: nothing changed");
-    assert_eq!(cmd(&mut con, "ENC.KEYRING DESTROY tenant-7 FORCE").unwrap(), Value::Okay);
+    assert_eq!(
+        get(&mut con, "t7:1"),
+        b"tenant-value",
+        "refused without FORCE: nothing changed"
+    );
+    assert_eq!(
+        cmd(&mut con, "ENC.KEYRING DESTROY tenant-7 FORCE").unwrap(),
+        Value::Okay
+    );
     for k in ["t7:1", "t7:2"] {
         let err = cmd(&mut con, &format!("ENC.GET {k}")).unwrap_err();
-        assert_eq!(err, "ERR keyring 'tenant-7' was destroyed; the value cannot be recovered");
+        assert_eq!(
+            err,
+            "ERR keyring 'tenant-7' was destroyed; the value cannot be recovered"
+        );
     }
     assert_eq!(get(&mut con, "a:1"), b"before-rotation");
     assert_eq!(get(&mut con, "a:2"), b"after-rotation");
     cmd(&mut con, "SAVE").unwrap();
     let dir = server.stop();
-    let server = Server::with(Options { dir: Some(dir), ..Options::default() });
+    let server = Server::with(Options {
+        dir: Some(dir),
+        ..Options::default()
+    });
     let mut con = server.client();
-    assert!(cmd(&mut con, "ENC.GET t7:1").unwrap_err().contains("destroyed"), "still shredded after a restart");
+    assert!(
+        cmd(&mut con, "ENC.GET t7:1")
+            .unwrap_err()
+            .contains("destroyed"),
+        "still shredded after a restart"
+    );
     assert_eq!(get(&mut con, "a:1"), b"before-rotation");
-    assert!(cmd(&mut con, "ENC.KEYRING DESTROY default FORCE").unwrap_err().contains("cannot be destroyed"));
+    assert!(cmd(&mut con, "ENC.KEYRING DESTROY default FORCE")
+        .unwrap_err()
+        .contains("cannot be destroyed"));
     // A version no re-encryption has cleared needs FORCE; after one, it does not.
-    assert!(cmd(&mut con, "ENC.KEYRING DESTROY default 1").unwrap_err().contains("FORCE"));
+    assert!(cmd(&mut con, "ENC.KEYRING DESTROY default 1")
+        .unwrap_err()
+        .contains("FORCE"));
     cmd(&mut con, "ENC.REENCRYPT START KEYRING default").unwrap();
     wait_reencrypt(&mut con);
-    assert_eq!(cmd(&mut con, "ENC.KEYRING DESTROY default 1").unwrap(), Value::Okay);
-    assert_eq!(get(&mut con, "a:1"), b"before-rotation", "re-sealed before its old key was destroyed");
+    assert_eq!(
+        cmd(&mut con, "ENC.KEYRING DESTROY default 1").unwrap(),
+        Value::Okay
+    );
+    assert_eq!(
+        get(&mut con, "a:1"),
+        b"before-rotation",
+        "re-sealed before its old key was destroyed"
+    );
 }
 
 #[test]
@@ -282,23 +415,35 @@ fn export_and_import_let_another_server_open_restored_values() {
     let first = Server::start();
     let mut a = first.client();
     fill(&mut a);
-    let Value::BulkString(blob) = cmd(&mut a, "ENC.KEYRING EXPORT").unwrap() else { panic!() };
+    let Value::BulkString(blob) = cmd(&mut a, "ENC.KEYRING EXPORT").unwrap() else {
+        panic!()
+    };
     assert!(!contains(&blob, b"tenant-value"));
 
     let dir = Arc::new(tempfile::tempdir().unwrap());
     std::fs::copy(first.key_path(), dir.path().join("master.key")).unwrap();
-    let second = Server::with(Options { dir: Some(dir), ..Options::default() });
+    let second = Server::with(Options {
+        dir: Some(dir),
+        ..Options::default()
+    });
     let mut b = second.client();
     cmd(&mut b, "ENC.SET local:1 its-own-data").unwrap();
     let report = run(&mut b, &[b"ENC.KEYRING", b"IMPORT", &blob]).unwrap();
-    assert!(format!("{report:?}").contains("keyrings-added"), "{report:?}");
+    assert!(
+        format!("{report:?}").contains("keyrings-added"),
+        "{report:?}"
+    );
     for k in ["a:1", "a:2", "t7:1", "t7:2", "h:1"] {
-        let Value::BulkString(dump) = cmd(&mut a, &format!("DUMP {k}")).unwrap() else { panic!() };
+        let Value::BulkString(dump) = cmd(&mut a, &format!("DUMP {k}")).unwrap() else {
+            panic!()
+        };
         run(&mut b, &[b"RESTORE", k.as_bytes(), b"0", &dump]).unwrap();
     }
     check(&mut b, "the second server after IMPORT and RESTORE");
     assert_eq!(get(&mut b, "local:1"), b"its-own-data");
-    assert!(run(&mut b, &[b"ENC.KEYRING", b"IMPORT", b"not an export"]).unwrap_err().contains("not a redis-enc keyring export"));
+    assert!(run(&mut b, &[b"ENC.KEYRING", b"IMPORT", b"not an export"])
+        .unwrap_err()
+        .contains("not a redis-enc keyring export"));
 }
 
 #[test]
@@ -311,19 +456,37 @@ fn encrypt_plaintext_seals_an_existing_dataset_in_place() {
     cmd(&mut con, "HSET user:h name Ada dob 1815").unwrap();
     cmd(&mut con, "SET other:1 untouched").unwrap();
     cmd(&mut con, "EXPIRE user:5 9000").unwrap();
-    assert!(cmd(&mut con, "ENC.REENCRYPT START ENCRYPT-PLAINTEXT").unwrap_err().contains("MATCH"));
-    assert_eq!(cmd(&mut con, "ENC.REENCRYPT START ENCRYPT-PLAINTEXT MATCH user:*").unwrap(), Value::Okay);
+    assert!(cmd(&mut con, "ENC.REENCRYPT START ENCRYPT-PLAINTEXT")
+        .unwrap_err()
+        .contains("MATCH"));
+    assert_eq!(
+        cmd(
+            &mut con,
+            "ENC.REENCRYPT START ENCRYPT-PLAINTEXT MATCH user:*"
+        )
+        .unwrap(),
+        Value::Okay
+    );
     let status = wait_reencrypt(&mut con);
     assert_eq!(status_field(&status, "values-resealed"), 1002);
     for i in 0..1000 {
-        assert_eq!(get(&mut con, &format!("user:{i}")), format!("plain-{i}").as_bytes());
+        assert_eq!(
+            get(&mut con, &format!("user:{i}")),
+            format!("plain-{i}").as_bytes()
+        );
         let raw = bulk(&cmd(&mut con, &format!("GET user:{i}")).unwrap()).unwrap();
         assert_eq!(&raw[..2], b"\xe5\x01", "GET returns an envelope");
     }
     assert_eq!(
         cmd(&mut con, "ENC.HGETFIELD user:h name dob").unwrap(),
-        Value::Array(vec![Value::BulkString(b"Ada".to_vec()), Value::BulkString(b"1815".to_vec())])
+        Value::Array(vec![
+            Value::BulkString(b"Ada".to_vec()),
+            Value::BulkString(b"1815".to_vec())
+        ])
     );
     assert!(matches!(cmd(&mut con, "TTL user:5").unwrap(), Value::Int(t) if t > 8000));
-    assert_eq!(bulk(&cmd(&mut con, "GET other:1").unwrap()).unwrap(), b"untouched");
+    assert_eq!(
+        bulk(&cmd(&mut con, "GET other:1").unwrap()).unwrap(),
+        b"untouched"
+    );
 }

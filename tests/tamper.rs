@@ -15,10 +15,7 @@ fn assert_fixed_error(err: &str) {
         DECRYPT_FAILED,
         "ERR value is not sealed by redis-enc (read it with GET, or seal it with ENC.SET)",
     ];
-    let allowed_prefixes = [
-        "ERR envelope format version ",
-        "ERR unknown data key: ",
-    ];
+    let allowed_prefixes = ["ERR envelope format version ", "ERR unknown data key: "];
     assert!(
         allowed.contains(&err) || allowed_prefixes.iter().any(|p| err.starts_with(p)),
         "unexpected error text: {err}"

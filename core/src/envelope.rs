@@ -273,7 +273,9 @@ impl<'a> Envelope<'a> {
         if key.id() != self.header.key_id || out.len() != self.ciphertext.len() {
             return Err(Error::DecryptFailed);
         }
-        let aad = location.associated_data(self.header_bytes).map_err(|_| Error::DecryptFailed)?;
+        let aad = location
+            .associated_data(self.header_bytes)
+            .map_err(|_| Error::DecryptFailed)?;
         let buffer = InOutBuf::new(self.ciphertext, out).map_err(|_| Error::DecryptFailed)?;
         let result =
             key.cipher()

@@ -61,6 +61,8 @@ pub enum Error {
     InvalidExport,
     /// An imported keyring's id or name is used by a different keyring here.
     KeyringConflict,
+    /// The key management service failed or could not be reached; the text says how.
+    Kms(String),
     /// Authentication failed: the value was modified, truncated, moved to another key or field,
     /// or sealed under a different master key.
     DecryptFailed,
@@ -108,6 +110,8 @@ pub enum MasterKeyError {
         /// Where the key came from (`file /path`, `variable NAME`, `program /path`).
         source: String,
     },
+    /// A KMS provider could not be set up or reached.
+    Kms(String),
     /// The key decoded to the wrong number of bytes.
     WrongSize {
         /// Where the key came from.
@@ -148,7 +152,7 @@ impl fmt::Display for Error {
             }
             Error::KeyUnavailable { keyring, version } => write!(
                 f,
-                "data key {version} of keyring '{}' could not be unwrapped with the loaded master key",
+                "data key {version} of keyring '{}' is not available: the loaded master key is not the one that protects it",
                 keyring.as_str()
             ),
             Error::KeyringExists => f.write_str("a keyring with that name exists"),
@@ -156,6 +160,7 @@ impl fmt::Display for Error {
             Error::LimitReached => f.write_str("too many keyrings or key versions (65535 at most)"),
             Error::Refused(why) => f.write_str(why),
             Error::InvalidExport => f.write_str("not a redis-enc keyring export, or a damaged one"),
+            Error::Kms(why) => write!(f, "key management service: {why}"),
             Error::KeyringConflict => f.write_str(
                 "an imported keyring's id or name belongs to a different keyring on this server",
             ),
@@ -182,10 +187,15 @@ impl fmt::Display for MasterKeyError {
             ),
             MasterKeyError::UnknownScheme(s) => write!(
                 f,
-                "unknown master key provider '{s}'; use file:PATH, env:NAME or exec:PATH [ARGS]"
+                "unknown master key provider '{s}'; use file:PATH, env:NAME, exec:PATH [ARGS], \
+                 vault-transit:URL or aws-kms:KEY-ID"
             ),
+            MasterKeyError::Kms(why) => write!(f, "key management service: {why}"),
             MasterKeyError::Incomplete(scheme) => {
-                write!(f, "master key URI '{scheme}:' needs a path or a variable name after the colon")
+                write!(
+                    f,
+                    "master key URI '{scheme}:' needs a path or a variable name after the colon"
+                )
             }
             MasterKeyError::Unreadable { path, reason } => {
                 write!(f, "cannot read key file {path}: {reason}")

@@ -52,8 +52,14 @@ mod tests {
     fn keyring_names_are_validated() {
         assert!(KeyringName::parse(b"tenant:42").is_ok());
         assert_eq!(KeyringName::parse(b""), Err(Error::InvalidKeyringName));
-        assert_eq!(KeyringName::parse(b"has space"), Err(Error::InvalidKeyringName));
-        assert_eq!(KeyringName::parse(&[b'a'; 65]), Err(Error::InvalidKeyringName));
+        assert_eq!(
+            KeyringName::parse(b"has space"),
+            Err(Error::InvalidKeyringName)
+        );
+        assert_eq!(
+            KeyringName::parse(&[b'a'; 65]),
+            Err(Error::InvalidKeyringName)
+        );
         assert_eq!(KeyringName::parse(b"\xff"), Err(Error::InvalidKeyringName));
     }
 }

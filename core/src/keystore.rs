@@ -126,12 +126,21 @@ pub struct KeyStore {
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.rings.iter().map(|r| (r.name.as_str(), r.primary.0, r.versions.len()))).finish()
+        f.debug_list()
+            .entries(
+                self.rings
+                    .iter()
+                    .map(|r| (r.name.as_str(), r.primary.0, r.versions.len())),
+            )
+            .finish()
     }
 }
 
 fn default_id() -> KeyId {
-    KeyId { keyring: KeyringId(0), version: KeyVersion(1) }
+    KeyId {
+        keyring: KeyringId(0),
+        version: KeyVersion(1),
+    }
 }
 
 impl KeyStore {
@@ -143,7 +152,9 @@ impl KeyStore {
             Slot {
                 state: VersionState::Active,
                 created: now,
-                material: Material::Derived { from: master.wrapper_id() },
+                material: Material::Derived {
+                    from: master.wrapper_id(),
+                },
                 key: Some(master.derive_data_key(default_id())),
                 scanned_clear: false,
             },
@@ -159,12 +170,44 @@ impl KeyStore {
         }
     }
 
+    /// A store with no keyring, to import a whole exported store into.
+    pub fn empty() -> KeyStore {
+        KeyStore { rings: Vec::new() }
+    }
+
+    /// A new store for a master key held by a KMS: keyring `default` with a random version 1
+    /// generated through `wrapper`.
+    pub fn new_wrapped(wrapper: &dyn Wrapper, now: u64) -> Result<KeyStore, Error> {
+        let name = KeyringName::default_name();
+        let (key, wrapped) = wrapper.generate(&WrapContext {
+            keyring: &name,
+            id: default_id(),
+        })?;
+        let mut versions = BTreeMap::new();
+        versions.insert(1, Slot::wrapped(wrapper.wrapper_id(), wrapped, key, now));
+        Ok(KeyStore {
+            rings: vec![Ring {
+                id: KeyringId(0),
+                name,
+                primary: KeyVersion(1),
+                destroyed: false,
+                versions,
+            }],
+        })
+    }
+
     fn ring(&self, name: &KeyringName) -> Result<&Ring, Error> {
-        self.rings.iter().find(|r| &r.name == name && !r.destroyed).ok_or(Error::UnknownKeyring)
+        self.rings
+            .iter()
+            .find(|r| &r.name == name && !r.destroyed)
+            .ok_or(Error::UnknownKeyring)
     }
 
     fn ring_mut(&mut self, name: &KeyringName) -> Result<&mut Ring, Error> {
-        self.rings.iter_mut().find(|r| &r.name == name && !r.destroyed).ok_or(Error::UnknownKeyring)
+        self.rings
+            .iter_mut()
+            .find(|r| &r.name == name && !r.destroyed)
+            .ok_or(Error::UnknownKeyring)
     }
 
     /// The name of keyring `id`, if this server holds it (destroyed keyrings included).
@@ -176,12 +219,21 @@ impl KeyStore {
     pub fn primary(&self, name: &KeyringName) -> Result<&DataKey, Error> {
         let ring = self.ring(name)?;
         let slot = &ring.versions[&ring.primary.0];
-        slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable { keyring: ring.name.clone(), version: ring.primary })
+        slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable {
+            keyring: ring.name.clone(),
+            version: ring.primary,
+        })
     }
 
     /// The identifier of keyring `id`'s primary key, if the keyring exists.
     pub fn primary_of(&self, id: KeyringId) -> Option<KeyId> {
-        self.rings.iter().find(|r| r.id == id && !r.destroyed).map(|r| KeyId { keyring: id, version: r.primary })
+        self.rings
+            .iter()
+            .find(|r| r.id == id && !r.destroyed)
+            .map(|r| KeyId {
+                keyring: id,
+                version: r.primary,
+            })
     }
 
     /// The key that opens envelopes naming `id`.
@@ -191,23 +243,39 @@ impl KeyStore {
             name: self.name_of(id.keyring).cloned(),
             version: id.version,
         };
-        let ring = self.rings.iter().find(|r| r.id == id.keyring).ok_or_else(unknown)?;
+        let ring = self
+            .rings
+            .iter()
+            .find(|r| r.id == id.keyring)
+            .ok_or_else(unknown)?;
         if ring.destroyed {
             return Err(Error::KeyringDestroyed(ring.name.clone()));
         }
         let slot = ring.versions.get(&id.version.0).ok_or_else(unknown)?;
         match slot.state {
-            VersionState::Destroyed => Err(Error::KeyDestroyed { keyring: ring.name.clone(), version: id.version }),
-            VersionState::Retired => Err(Error::KeyRetired { keyring: ring.name.clone(), version: id.version }),
-            VersionState::Active => slot
-                .key
-                .as_ref()
-                .ok_or_else(|| Error::KeyUnavailable { keyring: ring.name.clone(), version: id.version }),
+            VersionState::Destroyed => Err(Error::KeyDestroyed {
+                keyring: ring.name.clone(),
+                version: id.version,
+            }),
+            VersionState::Retired => Err(Error::KeyRetired {
+                keyring: ring.name.clone(),
+                version: id.version,
+            }),
+            VersionState::Active => slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable {
+                keyring: ring.name.clone(),
+                version: id.version,
+            }),
         }
     }
 
     /// Seals under the primary key of keyring `name`.
-    pub fn seal(&self, name: &KeyringName, flags: Flags, location: &Location<'_>, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn seal(
+        &self,
+        name: &KeyringName,
+        flags: Flags,
+        location: &Location<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         envelope::seal(self.primary(name)?, flags, location, plaintext)
     }
 
@@ -216,34 +284,66 @@ impl KeyStore {
         let envelope = Envelope::parse(stored)?;
         let key = self.get(envelope.header().key_id)?;
         let plaintext = envelope.open(key, location)?;
-        Ok(Opened { header: *envelope.header(), plaintext })
+        Ok(Opened {
+            header: *envelope.header(),
+            plaintext,
+        })
     }
 
     /// Creates keyring `name` with a random version 1.
-    pub fn create(&mut self, name: &KeyringName, wrapper: &dyn Wrapper, now: u64) -> Result<KeyringId, Error> {
+    pub fn create(
+        &mut self,
+        name: &KeyringName,
+        wrapper: &dyn Wrapper,
+        now: u64,
+    ) -> Result<KeyringId, Error> {
         if self.rings.iter().any(|r| &r.name == name) {
             return Err(Error::KeyringExists);
         }
         let next = self.rings.iter().map(|r| r.id.0).max().unwrap_or(0);
         let id = KeyringId(next.checked_add(1).ok_or(Error::LimitReached)?);
-        let key_id = KeyId { keyring: id, version: KeyVersion(1) };
-        let key = DataKey::generate(key_id);
-        let wrapped = wrapper.wrap(&key, &WrapContext { keyring: name, id: key_id })?;
+        let key_id = KeyId {
+            keyring: id,
+            version: KeyVersion(1),
+        };
+        let (key, wrapped) = wrapper.generate(&WrapContext {
+            keyring: name,
+            id: key_id,
+        })?;
         let mut versions = BTreeMap::new();
         versions.insert(1, Slot::wrapped(wrapper.wrapper_id(), wrapped, key, now));
-        self.rings.push(Ring { id, name: name.clone(), primary: KeyVersion(1), destroyed: false, versions });
+        self.rings.push(Ring {
+            id,
+            name: name.clone(),
+            primary: KeyVersion(1),
+            destroyed: false,
+            versions,
+        });
         Ok(id)
     }
 
     /// Adds a new random version to keyring `name` and makes it primary.
-    pub fn rotate(&mut self, name: &KeyringName, wrapper: &dyn Wrapper, now: u64) -> Result<KeyVersion, Error> {
+    pub fn rotate(
+        &mut self,
+        name: &KeyringName,
+        wrapper: &dyn Wrapper,
+        now: u64,
+    ) -> Result<KeyVersion, Error> {
         let ring = self.ring_mut(name)?;
         let last = ring.versions.keys().next_back().copied().unwrap_or(0);
         let version = KeyVersion(last.checked_add(1).ok_or(Error::LimitReached)?);
-        let key_id = KeyId { keyring: ring.id, version };
-        let key = DataKey::generate(key_id);
-        let wrapped = wrapper.wrap(&key, &WrapContext { keyring: name, id: key_id })?;
-        ring.versions.insert(version.0, Slot::wrapped(wrapper.wrapper_id(), wrapped, key, now));
+        let key_id = KeyId {
+            keyring: ring.id,
+            version,
+        };
+        let (key, wrapped) = wrapper.generate(&WrapContext {
+            keyring: name,
+            id: key_id,
+        })?;
+        ring.versions.insert(
+            version.0,
+            Slot::wrapped(wrapper.wrapper_id(), wrapped, key, now),
+        );
         if let Some(old) = ring.versions.get_mut(&ring.primary.0) {
             old.scanned_clear = false;
         }
@@ -255,9 +355,14 @@ impl KeyStore {
     pub fn retire(&mut self, name: &KeyringName, version: KeyVersion) -> Result<(), Error> {
         let ring = self.ring_mut(name)?;
         if ring.primary == version {
-            return Err(Error::Refused("the primary version cannot be retired; rotate first"));
+            return Err(Error::Refused(
+                "the primary version cannot be retired; rotate first",
+            ));
         }
-        let slot = ring.versions.get_mut(&version.0).ok_or(Error::UnknownVersion)?;
+        let slot = ring
+            .versions
+            .get_mut(&version.0)
+            .ok_or(Error::UnknownVersion)?;
         if slot.state == VersionState::Destroyed {
             return Err(Error::Refused("that version is already destroyed"));
         }
@@ -267,7 +372,11 @@ impl KeyStore {
 
     /// Whether destroying `version` (or the whole keyring, with `None`) could shred values a
     /// re-encryption has not moved away. Destroying then needs `FORCE`.
-    pub fn destroy_would_shred(&self, name: &KeyringName, version: Option<KeyVersion>) -> Result<bool, Error> {
+    pub fn destroy_would_shred(
+        &self,
+        name: &KeyringName,
+        version: Option<KeyVersion>,
+    ) -> Result<bool, Error> {
         let ring = self.ring(name)?;
         match version {
             None => Ok(true),
@@ -279,19 +388,27 @@ impl KeyStore {
     }
 
     /// Destroys a version (not the primary) or, with `None`, the whole keyring (not `default`).
-    pub fn destroy(&mut self, name: &KeyringName, version: Option<KeyVersion>) -> Result<(), Error> {
+    pub fn destroy(
+        &mut self,
+        name: &KeyringName,
+        version: Option<KeyVersion>,
+    ) -> Result<(), Error> {
         let ring = self.ring_mut(name)?;
         match version {
             Some(v) => {
                 if ring.primary == v {
-                    return Err(Error::Refused("the primary version cannot be destroyed; rotate first"));
+                    return Err(Error::Refused(
+                        "the primary version cannot be destroyed; rotate first",
+                    ));
                 }
                 let slot = ring.versions.get_mut(&v.0).ok_or(Error::UnknownVersion)?;
                 slot.destroy();
             }
             None => {
                 if ring.id == KeyringId(0) {
-                    return Err(Error::Refused("the default keyring cannot be destroyed; destroy its versions instead"));
+                    return Err(Error::Refused(
+                        "the default keyring cannot be destroyed; destroy its versions instead",
+                    ));
                 }
                 ring.destroyed = true;
                 for slot in ring.versions.values_mut() {
@@ -322,16 +439,40 @@ impl KeyStore {
                 if slot.state == VersionState::Destroyed {
                     continue;
                 }
-                let id = KeyId { keyring: ring.id, version: KeyVersion(*v) };
-                let key = slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable { keyring: ring.name.clone(), version: id.version })?;
-                new.push((ring.id, *v, wrapper.wrap(key, &WrapContext { keyring: &ring.name, id })?));
+                let id = KeyId {
+                    keyring: ring.id,
+                    version: KeyVersion(*v),
+                };
+                let key = slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable {
+                    keyring: ring.name.clone(),
+                    version: id.version,
+                })?;
+                new.push((
+                    ring.id,
+                    *v,
+                    wrapper.wrap(
+                        key,
+                        &WrapContext {
+                            keyring: &ring.name,
+                            id,
+                        },
+                    )?,
+                ));
             }
         }
         let count = new.len();
         let by = wrapper.wrapper_id();
         for (ring_id, v, key) in new {
-            if let Some(slot) = self.rings.iter_mut().find(|r| r.id == ring_id).and_then(|r| r.versions.get_mut(&v)) {
-                slot.material = Material::Wrapped { by: by.clone(), key };
+            if let Some(slot) = self
+                .rings
+                .iter_mut()
+                .find(|r| r.id == ring_id)
+                .and_then(|r| r.versions.get_mut(&v))
+            {
+                slot.material = Material::Wrapped {
+                    by: by.clone(),
+                    key,
+                };
             }
         }
         Ok(count)
@@ -339,7 +480,11 @@ impl KeyStore {
 
     /// Every keyring, destroyed ones excluded.
     pub fn list(&self) -> Vec<KeyringInfo> {
-        self.rings.iter().filter(|r| !r.destroyed).map(Ring::info).collect()
+        self.rings
+            .iter()
+            .filter(|r| !r.destroyed)
+            .map(Ring::info)
+            .collect()
     }
 
     /// One keyring.
@@ -367,7 +512,12 @@ impl KeyStore {
                     versions: r
                         .versions
                         .iter()
-                        .map(|(v, s)| ExportVersion { version: *v, state: s.state, created: s.created, material: s.material.clone() })
+                        .map(|(v, s)| ExportVersion {
+                            version: *v,
+                            state: s.state,
+                            created: s.created,
+                            material: s.material.clone(),
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -380,14 +530,25 @@ impl KeyStore {
 
     /// Merges an export into this store (§2.2). `masters` are the master keys held (current
     /// first), which unwrap and derive data keys; `wrappers` may add remote KMS wrappers.
-    pub fn import(&mut self, blob: &[u8], masters: &[&MasterKey], wrappers: &[&dyn Wrapper]) -> Result<ImportReport, Error> {
-        let json = blob.strip_prefix(EXPORT_MAGIC).ok_or(Error::InvalidExport)?;
+    pub fn import(
+        &mut self,
+        blob: &[u8],
+        masters: &[&MasterKey],
+        wrappers: &[&dyn Wrapper],
+    ) -> Result<ImportReport, Error> {
+        let json = blob
+            .strip_prefix(EXPORT_MAGIC)
+            .ok_or(Error::InvalidExport)?;
         let doc: ExportDoc = serde_json::from_slice(json).map_err(|_| Error::InvalidExport)?;
         doc.validate()?;
         // Check every conflict before changing anything.
         for er in &doc.keyrings {
             let name = KeyringName::parse(er.name.as_bytes())?;
-            if let Some(local) = self.rings.iter().find(|r| r.id.0 == er.id || r.name == name) {
+            if let Some(local) = self
+                .rings
+                .iter()
+                .find(|r| r.id.0 == er.id || r.name == name)
+            {
                 if local.id.0 != er.id || local.name != name {
                     return Err(Error::KeyringConflict);
                 }
@@ -398,16 +559,38 @@ impl KeyStore {
             let name = KeyringName::parse(er.name.as_bytes())?;
             let id = KeyringId(er.id);
             if !self.rings.iter().any(|r| r.id == id) {
-                self.rings.push(Ring { id, name: name.clone(), primary: KeyVersion(er.primary), destroyed: false, versions: BTreeMap::new() });
+                self.rings.push(Ring {
+                    id,
+                    name: name.clone(),
+                    primary: KeyVersion(er.primary),
+                    destroyed: false,
+                    versions: BTreeMap::new(),
+                });
                 report.keyrings_added += 1;
             }
-            let ring = self.rings.iter_mut().find(|r| r.id == id).ok_or(Error::KeyringConflict)?;
+            let ring = self
+                .rings
+                .iter_mut()
+                .find(|r| r.id == id)
+                .ok_or(Error::KeyringConflict)?;
             for ev in er.versions {
-                let key_id = KeyId { keyring: id, version: KeyVersion(ev.version) };
-                let context = WrapContext { keyring: &name, id: key_id };
+                let key_id = KeyId {
+                    keyring: id,
+                    version: KeyVersion(ev.version),
+                };
+                let context = WrapContext {
+                    keyring: &name,
+                    id: key_id,
+                };
                 match ring.versions.get_mut(&ev.version) {
                     None => {
-                        let mut slot = Slot { state: ev.state, created: ev.created, material: ev.material, key: None, scanned_clear: false };
+                        let mut slot = Slot {
+                            state: ev.state,
+                            created: ev.created,
+                            material: ev.material,
+                            key: None,
+                            scanned_clear: false,
+                        };
                         slot.unlock(masters, wrappers, &context);
                         if slot.state != VersionState::Destroyed && slot.key.is_none() {
                             report.versions_locked += 1;
@@ -461,7 +644,13 @@ impl KeyStore {
 
 impl Slot {
     fn wrapped(by: String, key: Vec<u8>, data_key: DataKey, now: u64) -> Slot {
-        Slot { state: VersionState::Active, created: now, material: Material::Wrapped { by, key }, key: Some(data_key), scanned_clear: false }
+        Slot {
+            state: VersionState::Active,
+            created: now,
+            material: Material::Wrapped { by, key },
+            key: Some(data_key),
+            scanned_clear: false,
+        }
     }
 
     fn destroy(&mut self) {
@@ -471,16 +660,24 @@ impl Slot {
     }
 
     /// Recovers the key from its material with the first wrapper that can.
-    fn unlock(&mut self, masters: &[&MasterKey], wrappers: &[&dyn Wrapper], context: &WrapContext<'_>) {
+    fn unlock(
+        &mut self,
+        masters: &[&MasterKey],
+        wrappers: &[&dyn Wrapper],
+        context: &WrapContext<'_>,
+    ) {
         self.key = match &self.material {
             Material::None => None,
-            Material::Derived { from } => {
-                masters.iter().find(|m| &m.wrapper_id() == from).map(|m| m.derive_data_key(context.id))
-            }
+            Material::Derived { from } => masters
+                .iter()
+                .find(|m| &m.wrapper_id() == from)
+                .map(|m| m.derive_data_key(context.id)),
             Material::Wrapped { by, key } => {
                 let preferred = wrappers.iter().filter(|w| &w.wrapper_id() == by);
                 let others = wrappers.iter().filter(|w| &w.wrapper_id() != by);
-                preferred.chain(others).find_map(|w| w.unwrap(key, context).ok())
+                preferred
+                    .chain(others)
+                    .find_map(|w| w.unwrap(key, context).ok())
             }
         };
     }
@@ -541,12 +738,19 @@ impl ExportDoc {
     fn validate(&self) -> Result<(), Error> {
         for r in &self.keyrings {
             let has_primary = r.versions.iter().any(|v| v.version == r.primary);
-            let derived_ok = r
+            let derived_ok = r.versions.iter().all(|v| {
+                !matches!(v.material, Material::Derived { .. }) || (r.id == 0 && v.version == 1)
+            });
+            let destroyed_ok = r
                 .versions
                 .iter()
-                .all(|v| !matches!(v.material, Material::Derived { .. }) || (r.id == 0 && v.version == 1));
-            let destroyed_ok = r.versions.iter().all(|v| (v.state == VersionState::Destroyed) == (v.material == Material::None));
-            if r.versions.is_empty() || !has_primary || !derived_ok || !destroyed_ok || r.versions.iter().any(|v| v.version == 0) {
+                .all(|v| (v.state == VersionState::Destroyed) == (v.material == Material::None));
+            if r.versions.is_empty()
+                || !has_primary
+                || !derived_ok
+                || !destroyed_ok
+                || r.versions.iter().any(|v| v.version == 0)
+            {
                 return Err(Error::InvalidExport);
             }
         }
@@ -567,7 +771,6 @@ mod b64 {
         STANDARD.decode(text).map_err(serde::de::Error::custom)
     }
 }
-
 
 #[cfg(test)]
 mod tests;

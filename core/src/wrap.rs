@@ -44,6 +44,20 @@ pub trait Wrapper {
     fn wrap(&self, key: &DataKey, context: &WrapContext<'_>) -> Result<Vec<u8>, Error>;
     /// Unwraps a data key; [`Error::DecryptFailed`] if it was not wrapped by this wrapper.
     fn unwrap(&self, wrapped: &[u8], context: &WrapContext<'_>) -> Result<DataKey, Error>;
+    /// Makes a new data key and its wrapped form. A KMS may generate the key itself.
+    fn generate(&self, context: &WrapContext<'_>) -> Result<(DataKey, Vec<u8>), Error> {
+        let key = DataKey::generate(context.id);
+        let wrapped = self.wrap(&key, context)?;
+        Ok((key, wrapped))
+    }
+}
+
+impl WrapContext<'_> {
+    /// The associated data bound to a wrapped key (§2.3); KMS providers send it as their
+    /// associated data or encryption context.
+    pub fn binding(&self) -> Vec<u8> {
+        self.associated_data()
+    }
 }
 
 const NONCE_LEN: usize = 24;
@@ -57,14 +71,19 @@ impl Wrapper for MasterKey {
     }
 
     fn wrap(&self, key: &DataKey, context: &WrapContext<'_>) -> Result<Vec<u8>, Error> {
-        let kek = Xaes256Gcm::new_from_slice(self.derive_wrapping_key().as_ref()).map_err(|_| Error::DecryptFailed)?;
+        let kek = Xaes256Gcm::new_from_slice(self.derive_wrapping_key().as_ref())
+            .map_err(|_| Error::DecryptFailed)?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut out = Vec::with_capacity(LOCAL_WRAPPED_LEN);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(key.bytes());
         let tag = kek
-            .encrypt_inout_detached((&nonce).into(), &context.associated_data(), (&mut out[NONCE_LEN..]).into())
+            .encrypt_inout_detached(
+                (&nonce).into(),
+                &context.associated_data(),
+                (&mut out[NONCE_LEN..]).into(),
+            )
             .map_err(|_| Error::DecryptFailed)?;
         out.extend_from_slice(tag.as_slice());
         Ok(out)
@@ -74,7 +93,8 @@ impl Wrapper for MasterKey {
         if wrapped.len() != LOCAL_WRAPPED_LEN {
             return Err(Error::DecryptFailed);
         }
-        let kek = Xaes256Gcm::new_from_slice(self.derive_wrapping_key().as_ref()).map_err(|_| Error::DecryptFailed)?;
+        let kek = Xaes256Gcm::new_from_slice(self.derive_wrapping_key().as_ref())
+            .map_err(|_| Error::DecryptFailed)?;
         let (nonce, rest) = wrapped.split_at(NONCE_LEN);
         let (ciphertext, tag) = rest.split_at(KEY_LEN);
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::DecryptFailed)?;
@@ -96,7 +116,10 @@ mod tests {
     fn wrapped_keys_are_bound_to_master_keyring_and_version() {
         let master = MasterKey::generate();
         let name = KeyringName::parse(b"t42").unwrap();
-        let id = KeyId { keyring: KeyringId(3), version: KeyVersion(2) };
+        let id = KeyId {
+            keyring: KeyringId(3),
+            version: KeyVersion(2),
+        };
         let key = DataKey::generate(id);
         let ctx = WrapContext { keyring: &name, id };
         let wrapped = master.wrap(&key, &ctx).unwrap();
@@ -104,9 +127,28 @@ mod tests {
         assert_eq!(master.unwrap(&wrapped, &ctx).unwrap().bytes(), key.bytes());
         assert!(MasterKey::generate().unwrap(&wrapped, &ctx).is_err());
         let other = KeyringName::parse(b"t43").unwrap();
-        assert!(master.unwrap(&wrapped, &WrapContext { keyring: &other, id }).is_err());
-        let other_version = KeyId { version: KeyVersion(3), ..id };
-        assert!(master.unwrap(&wrapped, &WrapContext { keyring: &name, id: other_version }).is_err());
+        assert!(master
+            .unwrap(
+                &wrapped,
+                &WrapContext {
+                    keyring: &other,
+                    id
+                }
+            )
+            .is_err());
+        let other_version = KeyId {
+            version: KeyVersion(3),
+            ..id
+        };
+        assert!(master
+            .unwrap(
+                &wrapped,
+                &WrapContext {
+                    keyring: &name,
+                    id: other_version
+                }
+            )
+            .is_err());
         let mut flipped = wrapped.clone();
         flipped[30] ^= 1;
         assert!(master.unwrap(&flipped, &ctx).is_err());

@@ -4,8 +4,8 @@ use redis_enc_core::envelope::looks_sealed;
 use redis_enc_core::{Flags, KeyringName, Location};
 use zeroize::Zeroizing;
 
-use super::{open_for_reader, reply_values};
 use super::string::pairs_and_phi;
+use super::{open_for_reader, reply_values};
 use crate::config;
 use crate::entry::arity;
 use crate::error::CmdError;
@@ -22,6 +22,7 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     }
     let name = args[1];
     let (pairs, phi) = pairs_and_phi(&args[2..]).ok_or(CmdError::WrongArity("enc.hsetfield"))?;
+    crate::persist::propagate_if_new(ctx)?;
     let mut key = ctx.open_write(name);
     if !matches!(key.key_type(), KeyType::Empty | KeyType::Hash) {
         return Err(CmdError::WrongType);
@@ -35,12 +36,10 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                     key: name.bytes(),
                     field: fv[0].bytes(),
                 };
-                Ok(ctx.string(&s.keys.seal(
-                    &keyring,
-                    Flags { phi },
-                    &location,
-                    fv[1].bytes(),
-                )?))
+                Ok(ctx.string(
+                    &s.keys
+                        .seal(&keyring, Flags { phi }, &location, fv[1].bytes())?,
+                ))
             })
             .collect()
     })?;

@@ -11,6 +11,7 @@ use crate::persist;
 use crate::rm::{Arg, Ctx};
 use crate::setopts::parse_i64;
 use crate::state::{self, State};
+use redis_enc_core::provider::Master;
 use redis_enc_core::wrap::Wrapper;
 use redis_enc_core::MasterKey;
 
@@ -20,7 +21,11 @@ fn keyring_name(arg: Option<&Arg>) -> Result<KeyringName, CmdError> {
 
 fn version(arg: Option<&Arg>) -> Result<KeyVersion, CmdError> {
     let n = parse_i64(arg.ok_or(CmdError::Syntax)?.bytes())?;
-    u16::try_from(n).ok().filter(|v| *v > 0).map(KeyVersion).ok_or(CmdError::NotInteger)
+    u16::try_from(n)
+        .ok()
+        .filter(|v| *v > 0)
+        .map(KeyVersion)
+        .ok_or(CmdError::NotInteger)
 }
 
 fn exact(args: &[Arg], min: usize, max: usize, name: &'static str) -> Result<(), CmdError> {
@@ -33,7 +38,13 @@ fn exact(args: &[Arg], min: usize, max: usize, name: &'static str) -> Result<(),
 /// `ENC.KEYRING LIST`: the names of every keyring.
 pub fn list(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 2, "enc.keyring|list")?;
-    let names: Vec<String> = state::with(|s| Ok(s.keys.list().into_iter().map(|k| k.name.as_str().to_owned()).collect()))?;
+    let names: Vec<String> = state::with(|s| {
+        Ok(s.keys
+            .list()
+            .into_iter()
+            .map(|k| k.name.as_str().to_owned())
+            .collect())
+    })?;
     ctx.reply_array(names.len());
     for n in names {
         ctx.reply_bulk(n.as_bytes());
@@ -78,7 +89,8 @@ pub fn create(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 3, 3, "enc.keyring|create")?;
     let name = keyring_name(args.get(2))?;
     state::with_mut(|s| {
-        s.keys.create(&name, &s.master, state::now_secs())?;
+        s.keys
+            .create(&name, s.master.wrapper(), state::now_secs())?;
         Ok(())
     })?;
     persist::propagate(ctx)?;
@@ -93,7 +105,10 @@ pub fn rotate(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Some(_) => keyring_name(args.get(2))?,
         None => KeyringName::default_name(),
     };
-    let v = state::with_mut(|s| Ok(s.keys.rotate(&name, &s.master, state::now_secs())?))?;
+    let v = state::with_mut(|s| {
+        Ok(s.keys
+            .rotate(&name, s.master.wrapper(), state::now_secs())?)
+    })?;
     persist::propagate(ctx)?;
     ctx.reply_int(i64::from(v.0));
     Ok(())
@@ -117,7 +132,9 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 3, 5, "enc.keyring|destroy")?;
     let name = keyring_name(args.get(2))?;
     let mut rest = &args[3..];
-    let force = rest.last().is_some_and(|a| a.bytes().eq_ignore_ascii_case(b"FORCE"));
+    let force = rest
+        .last()
+        .is_some_and(|a| a.bytes().eq_ignore_ascii_case(b"FORCE"));
     if force {
         rest = &rest[..rest.len() - 1];
     }
@@ -141,7 +158,7 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 /// changes. Replies with the number of keys wrapped.
 pub fn rewrap(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 2, "enc.keyring|rewrap")?;
-    let n = state::with_mut(|s| Ok(s.keys.rewrap(&s.master)?))?;
+    let n = state::with_mut(|s| Ok(s.keys.rewrap(s.master.wrapper())?))?;
     persist::propagate(ctx)?;
     ctx.reply_int(n as i64);
     Ok(())
@@ -159,9 +176,17 @@ pub fn export(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 3, 3, "enc.keyring|import")?;
     let report = state::with_mut(|s| {
-        let State { keys, master, old_master, .. } = s;
-        let masters: Vec<&MasterKey> = std::iter::once(&*master).chain(old_master.as_ref()).collect();
-        let unwrappers: Vec<&dyn Wrapper> = masters.iter().map(|m| *m as &dyn Wrapper).collect();
+        let State {
+            keys,
+            master,
+            old_master,
+            ..
+        } = s;
+        let held: Vec<&Master> = std::iter::once(&*master)
+            .chain(old_master.as_ref())
+            .collect();
+        let masters: Vec<&MasterKey> = held.iter().filter_map(|m| m.local()).collect();
+        let unwrappers: Vec<&dyn Wrapper> = held.iter().map(|m| m.wrapper()).collect();
         Ok(keys.import(args[2].bytes(), &masters, &unwrappers)?)
     })?;
     persist::propagate(ctx)?;

@@ -266,15 +266,91 @@ fn keyring_subcommands() -> Vec<Subcommand> {
     let change = "write admin";
     let cats = "admin dangerous slow";
     vec![
-        Subcommand { name: "list", handler: command_entry!("enc.keyring|list", keyring::list), flags: "", acl: "slow", summary: "Lists the keyrings.", arity: 2, args: vec![] },
-        Subcommand { name: "info", handler: command_entry!("enc.keyring|info", keyring::info), flags: "", acl: "slow", summary: "Shows a keyring's versions, their states and creation times.", arity: 3, args: vec![ArgDoc::string("name")] },
-        Subcommand { name: "create", handler: command_entry!("enc.keyring|create", keyring::create), flags: change, acl: cats, summary: "Creates a keyring with a random version 1.", arity: 3, args: vec![ArgDoc::string("name")] },
-        Subcommand { name: "rotate", handler: command_entry!("enc.keyring|rotate", keyring::rotate), flags: change, acl: cats, summary: "Adds a new random version to a keyring and makes it primary.", arity: -2, args: vec![ArgDoc::string("name").optional()] },
-        Subcommand { name: "retire", handler: command_entry!("enc.keyring|retire", keyring::retire), flags: change, acl: cats, summary: "Retires a version: it no longer opens values.", arity: 4, args: vec![ArgDoc::string("name"), ArgDoc::integer("version")] },
-        Subcommand { name: "destroy", handler: command_entry!("enc.keyring|destroy", keyring::destroy), flags: change, acl: cats, summary: "Destroys a version or a whole keyring (crypto-shredding).", arity: -3, args: vec![ArgDoc::string("name"), ArgDoc::integer("version").optional(), ArgDoc::token("FORCE").optional()] },
-        Subcommand { name: "rewrap", handler: command_entry!("enc.keyring|rewrap", keyring::rewrap), flags: change, acl: cats, summary: "Wraps every data key under the current master key; no stored value changes.", arity: 2, args: vec![] },
-        Subcommand { name: "export", handler: command_entry!("enc.keyring|export", keyring::export), flags: "admin", acl: cats, summary: "Returns every keyring, keys wrapped, as one blob.", arity: 2, args: vec![] },
-        Subcommand { name: "import", handler: command_entry!("enc.keyring|import", keyring::import), flags: change, acl: cats, summary: "Merges an exported blob into this server's keyrings.", arity: 3, args: vec![ArgDoc::string("blob")] },
+        Subcommand {
+            name: "list",
+            handler: command_entry!("enc.keyring|list", keyring::list),
+            flags: "",
+            acl: "slow",
+            summary: "Lists the keyrings.",
+            arity: 2,
+            args: vec![],
+        },
+        Subcommand {
+            name: "info",
+            handler: command_entry!("enc.keyring|info", keyring::info),
+            flags: "",
+            acl: "slow",
+            summary: "Shows a keyring's versions, their states and creation times.",
+            arity: 3,
+            args: vec![ArgDoc::string("name")],
+        },
+        Subcommand {
+            name: "create",
+            handler: command_entry!("enc.keyring|create", keyring::create),
+            flags: change,
+            acl: cats,
+            summary: "Creates a keyring with a random version 1.",
+            arity: 3,
+            args: vec![ArgDoc::string("name")],
+        },
+        Subcommand {
+            name: "rotate",
+            handler: command_entry!("enc.keyring|rotate", keyring::rotate),
+            flags: change,
+            acl: cats,
+            summary: "Adds a new random version to a keyring and makes it primary.",
+            arity: -2,
+            args: vec![ArgDoc::string("name").optional()],
+        },
+        Subcommand {
+            name: "retire",
+            handler: command_entry!("enc.keyring|retire", keyring::retire),
+            flags: change,
+            acl: cats,
+            summary: "Retires a version: it no longer opens values.",
+            arity: 4,
+            args: vec![ArgDoc::string("name"), ArgDoc::integer("version")],
+        },
+        Subcommand {
+            name: "destroy",
+            handler: command_entry!("enc.keyring|destroy", keyring::destroy),
+            flags: change,
+            acl: cats,
+            summary: "Destroys a version or a whole keyring (crypto-shredding).",
+            arity: -3,
+            args: vec![
+                ArgDoc::string("name"),
+                ArgDoc::integer("version").optional(),
+                ArgDoc::token("FORCE").optional(),
+            ],
+        },
+        Subcommand {
+            name: "rewrap",
+            handler: command_entry!("enc.keyring|rewrap", keyring::rewrap),
+            flags: change,
+            acl: cats,
+            summary: "Wraps every data key under the current master key; no stored value changes.",
+            arity: 2,
+            args: vec![],
+        },
+        Subcommand {
+            name: "export",
+            handler: command_entry!("enc.keyring|export", keyring::export),
+            flags: "admin",
+            acl: cats,
+            summary: "Returns every keyring, keys wrapped, as one blob.",
+            arity: 2,
+            args: vec![],
+        },
+        Subcommand {
+            name: "import",
+            handler: command_entry!("enc.keyring|import", keyring::import),
+            flags: change,
+            acl: cats,
+            summary: "Merges an exported blob into this server's keyrings.",
+            arity: 3,
+            args: vec![ArgDoc::string("blob")],
+        },
     ]
 }
 
@@ -306,14 +382,29 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
         ctx.create_command(c.name, c.handler, c.flags, c.acl, legacy, &c.doc.to_raw())?;
     }
     for (parent, summary, subs) in [
-        ("enc.keyring", c"Manages keyrings and their data key versions.", keyring_subcommands()),
-        ("enc.reencrypt", c"Re-seals stored values in the background.", reencrypt_subcommands()),
+        (
+            "enc.keyring",
+            c"Manages keyrings and their data key versions.",
+            keyring_subcommands(),
+        ),
+        (
+            "enc.reencrypt",
+            c"Re-seals stored values in the background.",
+            reencrypt_subcommands(),
+        ),
     ] {
         ctx.create_container(parent, summary)?;
         for mut sub in subs {
             let mut doc = sub_doc(&sub);
             doc.args = std::mem::take(&mut sub.args);
-            ctx.create_subcommand(parent, sub.name, sub.handler, sub.flags, sub.acl, &doc.to_raw())?;
+            ctx.create_subcommand(
+                parent,
+                sub.name,
+                sub.handler,
+                sub.flags,
+                sub.acl,
+                &doc.to_raw(),
+            )?;
         }
     }
     Ok(())

@@ -54,6 +54,7 @@ fn reseal(
 
 /// Reads `src` and re-seals its content for `dst`.
 fn read_for(ctx: Ctx, src: Arg, dst: Arg) -> Result<Source, CmdError> {
+    crate::persist::propagate_if_new(ctx)?;
     let key = ctx.open_read(src);
     let ttl = key.expire_at();
     let moved = match key.key_type() {

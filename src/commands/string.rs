@@ -19,6 +19,7 @@ const NOTIFY_GENERIC: i32 = redis_module::raw::REDISMODULE_NOTIFY_GENERIC;
 pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     arity(args, 3, "enc.set")?;
     ctx.redact(2);
+    crate::persist::propagate_if_new(ctx)?;
     let words: Vec<&[u8]> = args[3..].iter().map(Arg::bytes).collect();
     let opts = SetOptions::parse(&words, now_ms())?;
     let name = args[1];
@@ -154,12 +155,14 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         return Err(CmdError::WrongArity("enc.mset"));
     }
     let pairs = &args[1..];
+    crate::persist::propagate_if_new(ctx)?;
     let sealed: Vec<OwnedString> = state::with(|s| {
         pairs
             .chunks(2)
             .map(|kv| {
                 let location = Location::Value { key: kv[0].bytes() };
-                let keyring = config::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name);
+                let keyring =
+                    config::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name);
                 Ok(ctx.string(&s.keys.seal(
                     &keyring,
                     Flags::default(),

@@ -247,7 +247,10 @@ fn error_name(e: &Error) -> &'static str {
 }
 
 fn keyring_of(file: &VectorFile) -> crate::KeyStore {
-    crate::KeyStore::new(&MasterKey::from_base64(&file.master_key, "vectors").unwrap(), 0)
+    crate::KeyStore::new(
+        &MasterKey::from_base64(&file.master_key, "vectors").unwrap(),
+        0,
+    )
 }
 
 #[test]

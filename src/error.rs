@@ -91,6 +91,7 @@ impl CmdError {
             CmdError::NoSuchKey => "nokey",
             CmdError::NoReadPermission => "noperm",
             CmdError::Server(_) | CmdError::NotReady | CmdError::NeedsForce => "server",
+            CmdError::Core(CoreError::Kms(_)) => "kms",
             CmdError::Core(e) => match e {
                 CoreError::NotAnEnvelope => "not_envelope",
                 CoreError::DecryptFailed => "decrypt_failed",
@@ -163,6 +164,7 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
         CoreError::KeyringConflict => {
             "ERR an imported keyring's id or name belongs to a different keyring on this server".into()
         }
+        CoreError::Kms(why) => format!("ERR key management service: {why}").into(),
         CoreError::MasterKey(_) => "ERR master key unavailable".into(),
         _ => "ERR redis-enc internal error".into(),
     }

@@ -19,7 +19,7 @@ static PLAINTEXT_READS: AtomicU64 = AtomicU64::new(0);
 static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// Error kinds counted, by the name [`CmdError::kind`] gives them.
-const ERROR_KINDS: [&str; 12] = [
+const ERROR_KINDS: [&str; 13] = [
     "syntax",
     "wrongtype",
     "nokey",
@@ -31,9 +31,10 @@ const ERROR_KINDS: [&str; 12] = [
     "unsupported_format",
     "retired_or_destroyed",
     "key_unavailable",
+    "kms",
     "other",
 ];
-static ERRORS: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
+static ERRORS: [AtomicU64; 13] = [const { AtomicU64::new(0) }; 13];
 
 pub fn count_sealed(n: u64) {
     SEALED.fetch_add(n, Relaxed);

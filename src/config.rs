@@ -1,23 +1,32 @@
 //! Module arguments and `enc.*` configs.
 //!
 //! The load line is `loadmodule libredis_enc.so master-key URI [name value ...]`. `master-key`
-//! names where the master key comes from; every other pair sets the initial value of the config
-//! `enc.<name>`, which `CONFIG GET/SET` then reach. No config carries key material: Redis 7.0 to
-//! 7.4 show module config values in SLOWLOG even when marked sensitive.
+//! (and `old-master-key`, during a master-key rotation) name where master keys come from; every
+//! other pair sets the initial value of the config `enc.<name>`, which `CONFIG GET/SET` then
+//! reach and the server configuration file may set. No config carries key material: Redis 7.0
+//! to 7.4 show module config values in SLOWLOG even when marked sensitive.
 
-use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::ffi::{c_char, c_int, c_longlong, c_void, CStr};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::{Mutex, RwLock};
 
 use redis_enc_core::KeyringName;
-use wildmatch::WildMatch;
-
 use redis_module::raw;
+use wildmatch::WildMatch;
 
 use crate::entry::run_callback;
 use crate::rm::{self, Ctx, HeldString};
 
 static ALLOW_PLAINTEXT_READ: AtomicBool = AtomicBool::new(false);
+static PHI_GUARD: AtomicBool = AtomicBool::new(true);
+static AUDIT_HASH_KEYS: AtomicBool = AtomicBool::new(false);
+static AUDIT_FAIL_CLOSED: AtomicBool = AtomicBool::new(false);
+static PHI_TTL_MIN: AtomicI64 = AtomicI64::new(0);
+static PHI_TTL_MAX: AtomicI64 = AtomicI64::new(0);
+static PHI_TTL_DEFAULT: AtomicI64 = AtomicI64::new(0);
+static KEYRING_RULES: RwLock<Vec<(WildMatch, KeyringName)>> = RwLock::new(Vec::new());
+static PHI_PATTERNS: RwLock<Vec<WildMatch>> = RwLock::new(Vec::new());
+static AUDIT_LOG: RwLock<String> = RwLock::new(String::new());
 
 /// `enc.allow-plaintext-read`: `ENC.GET` returns values that are not envelopes as they are,
 /// for migrating a dataset to redis-enc. Off by default.
@@ -25,104 +34,203 @@ pub fn allow_plaintext_read() -> bool {
     ALLOW_PLAINTEXT_READ.load(Relaxed)
 }
 
-struct BoolConfig {
-    name: &'static str,
-    value: &'static AtomicBool,
-    default: bool,
+/// `enc.phi-guard`: refuse plain writes that would put plaintext under a PHI-pattern key.
+pub fn phi_guard() -> bool {
+    PHI_GUARD.load(Relaxed)
 }
 
-static BOOL_CONFIGS: [BoolConfig; 1] = [BoolConfig {
-    name: "allow-plaintext-read",
-    value: &ALLOW_PLAINTEXT_READ,
-    default: false,
-}];
-
-/// `enc.keyring-patterns`: `pattern keyring [pattern keyring ...]`. A write without
-/// `KEYRING` seals under the keyring of the first pattern its key name matches (`*` and `?`),
-/// or under `default`.
-struct KeyringPatterns {
-    text: HeldString,
-    rules: Vec<(WildMatch, KeyringName)>,
+/// `enc.audit-hash-keys`: the audit log records an HMAC of each key name, not the name.
+pub fn audit_hash_keys() -> bool {
+    AUDIT_HASH_KEYS.load(Relaxed)
 }
 
-static KEYRING_PATTERNS: Mutex<Option<KeyringPatterns>> = Mutex::new(None);
+/// `enc.audit-fail-closed`: deny PHI access while the audit log cannot be written.
+pub fn audit_fail_closed() -> bool {
+    AUDIT_FAIL_CLOSED.load(Relaxed)
+}
+
+/// The PHI time-to-live bounds in seconds (`enc.phi-ttl-min`, `-max`, `-default`); 0 = none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlBounds {
+    pub min: i64,
+    pub max: i64,
+    pub default: i64,
+}
+
+pub fn phi_ttl() -> TtlBounds {
+    TtlBounds {
+        min: PHI_TTL_MIN.load(Relaxed),
+        max: PHI_TTL_MAX.load(Relaxed),
+        default: PHI_TTL_DEFAULT.load(Relaxed),
+    }
+}
 
 /// The keyring a key name maps to by `enc.keyring-patterns`.
 pub fn keyring_for(key: &[u8]) -> Option<KeyringName> {
-    let guard = KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner());
-    let patterns = guard.as_ref()?;
-    if patterns.rules.is_empty() {
+    let rules = KEYRING_RULES.read().unwrap_or_else(|p| p.into_inner());
+    if rules.is_empty() {
         return None;
     }
     let name = String::from_utf8_lossy(key);
-    patterns
-        .rules
+    rules
         .iter()
         .find(|(pattern, _)| pattern.matches(&name))
         .map(|(_, ring)| ring.clone())
 }
 
-fn parse_keyring_patterns(text: &str) -> Result<Vec<(WildMatch, KeyringName)>, String> {
+/// Whether `enc.phi-patterns` is set at all (the cheap test the guard makes first).
+pub fn any_phi_patterns() -> bool {
+    !PHI_PATTERNS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_empty()
+}
+
+/// Whether a key name matches `enc.phi-patterns`.
+pub fn is_phi_key(key: &[u8]) -> bool {
+    let patterns = PHI_PATTERNS.read().unwrap_or_else(|p| p.into_inner());
+    if patterns.is_empty() {
+        return false;
+    }
+    let name = String::from_utf8_lossy(key);
+    patterns.iter().any(|p| p.matches(&name))
+}
+
+fn parse_keyring_patterns(text: &str) -> Result<(), String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     if words.len() % 2 != 0 {
         return Err("enc.keyring-patterns takes 'pattern keyring' pairs".into());
     }
-    words
+    let rules = words
         .chunks(2)
         .map(|pair| {
             let ring = KeyringName::parse(pair[1].as_bytes())
                 .map_err(|_| format!("invalid keyring name '{}'", pair[1]))?;
             Ok((WildMatch::new(pair[0]), ring))
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    *KEYRING_RULES.write().unwrap_or_else(|p| p.into_inner()) = rules;
+    Ok(())
 }
 
-struct StringConfig {
+fn parse_phi_patterns(text: &str) -> Result<(), String> {
+    *PHI_PATTERNS.write().unwrap_or_else(|p| p.into_inner()) =
+        text.split_whitespace().map(WildMatch::new).collect();
+    Ok(())
+}
+
+fn set_audit_log(text: &str) -> Result<(), String> {
+    crate::audit::open(text)?;
+    *AUDIT_LOG.write().unwrap_or_else(|p| p.into_inner()) = text.to_owned();
+    Ok(())
+}
+
+/// What kind of value a config holds, where it lives, and its default.
+enum Kind {
+    Bool {
+        value: &'static AtomicBool,
+        default: bool,
+    },
+    Number {
+        value: &'static AtomicI64,
+        default: i64,
+        max: i64,
+    },
+    Text {
+        default: &'static str,
+        apply: fn(&str) -> Result<(), String>,
+    },
+}
+
+struct Config {
     name: &'static str,
-    default: &'static str,
+    kind: Kind,
 }
 
-static STRING_CONFIGS: [StringConfig; 1] = [StringConfig {
-    name: "keyring-patterns",
-    default: "",
-}];
+/// A year, the largest TTL bound accepted.
+const MAX_TTL_BOUND: i64 = 366 * 24 * 3600;
 
-extern "C" fn get_keyring_patterns(
-    _name: *const c_char,
-    _privdata: *mut c_void,
-) -> *mut raw::RedisModuleString {
-    run_callback("CONFIG GET", std::ptr::null_mut(), || {
-        let guard = KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner());
-        guard
-            .as_ref()
-            .map_or(std::ptr::null_mut(), |p| p.text.as_ptr())
-    })
-}
+static CONFIGS: [Config; 10] = [
+    Config {
+        name: "allow-plaintext-read",
+        kind: Kind::Bool {
+            value: &ALLOW_PLAINTEXT_READ,
+            default: false,
+        },
+    },
+    Config {
+        name: "keyring-patterns",
+        kind: Kind::Text {
+            default: "",
+            apply: parse_keyring_patterns,
+        },
+    },
+    Config {
+        name: "phi-patterns",
+        kind: Kind::Text {
+            default: "",
+            apply: parse_phi_patterns,
+        },
+    },
+    Config {
+        name: "phi-guard",
+        kind: Kind::Bool {
+            value: &PHI_GUARD,
+            default: true,
+        },
+    },
+    Config {
+        name: "phi-ttl-min",
+        kind: Kind::Number {
+            value: &PHI_TTL_MIN,
+            default: 0,
+            max: MAX_TTL_BOUND,
+        },
+    },
+    Config {
+        name: "phi-ttl-max",
+        kind: Kind::Number {
+            value: &PHI_TTL_MAX,
+            default: 0,
+            max: MAX_TTL_BOUND,
+        },
+    },
+    Config {
+        name: "phi-ttl-default",
+        kind: Kind::Number {
+            value: &PHI_TTL_DEFAULT,
+            default: 0,
+            max: MAX_TTL_BOUND,
+        },
+    },
+    Config {
+        name: "audit-log",
+        kind: Kind::Text {
+            default: "",
+            apply: set_audit_log,
+        },
+    },
+    Config {
+        name: "audit-hash-keys",
+        kind: Kind::Bool {
+            value: &AUDIT_HASH_KEYS,
+            default: false,
+        },
+    },
+    Config {
+        name: "audit-fail-closed",
+        kind: Kind::Bool {
+            value: &AUDIT_FAIL_CLOSED,
+            default: false,
+        },
+    },
+];
 
-extern "C" fn set_keyring_patterns(
-    _name: *const c_char,
-    new: *mut raw::RedisModuleString,
-    _privdata: *mut c_void,
-    err: *mut *mut raw::RedisModuleString,
-) -> c_int {
-    run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
-        let bytes = rm::bytes_of(new);
-        let parsed = std::str::from_utf8(bytes)
-            .map_err(|_| "not UTF-8".to_owned())
-            .and_then(parse_keyring_patterns);
-        match parsed {
-            Ok(rules) => {
-                let text = HeldString::new(bytes);
-                *KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(KeyringPatterns { text, rules });
-                raw::REDISMODULE_OK as c_int
-            }
-            Err(msg) => {
-                rm::set_config_error(err, &msg);
-                raw::REDISMODULE_ERR as c_int
-            }
-        }
-    })
+/// The current text of each text config, kept as Redis strings for `CONFIG GET`.
+static TEXT_VALUES: Mutex<Vec<(&'static str, HeldString)>> = Mutex::new(Vec::new());
+
+fn find(name: &str) -> Option<&'static Config> {
+    CONFIGS.iter().find(|c| c.name == name)
 }
 
 /// The parsed module arguments.
@@ -146,26 +254,28 @@ pub fn parse_load_args(args: &[&[u8]]) -> Result<LoadArgs, String> {
         let name = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
         let value = String::from_utf8(pair[1].to_vec())
             .map_err(|_| format!("the value of '{name}' is not UTF-8"))?;
-        if name == "master-key" {
-            if master_key.replace(value).is_some() {
-                return Err("'master-key' is given twice".into());
+        match name.as_str() {
+            "master-key" => {
+                if master_key.replace(value).is_some() {
+                    return Err("'master-key' is given twice".into());
+                }
             }
-        } else if name == "old-master-key" {
-            if old_master_key.replace(value).is_some() {
-                return Err("'old-master-key' is given twice".into());
+            "old-master-key" => {
+                if old_master_key.replace(value).is_some() {
+                    return Err("'old-master-key' is given twice".into());
+                }
             }
-        } else if STRING_CONFIGS.iter().any(|c| c.name == name) {
-            configs.push((name, value));
-        } else if BOOL_CONFIGS.iter().any(|c| c.name == name) {
-            parse_bool(&value).ok_or_else(|| format!("'{name}' takes yes or no"))?;
-            configs.push((name, value));
-        } else {
-            return Err(format!("unknown module argument '{name}'"));
+            _ => {
+                let config =
+                    find(&name).ok_or_else(|| format!("unknown module argument '{name}'"))?;
+                check_value(config, &value)?;
+                configs.push((name, value));
+            }
         }
     }
     let master_key = master_key.ok_or_else(|| {
-        "no master key configured; add 'master-key file:/path/to/master.key' (or env:NAME, exec:/path/to/program) \
-         to the loadmodule line"
+        "no master key configured; add 'master-key file:/path/to/master.key' (or env:NAME, exec:/path/to/program, \
+         vault-transit:URL, aws-kms:KEY-ID) to the loadmodule line"
             .to_owned()
     })?;
     Ok(LoadArgs {
@@ -183,46 +293,72 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
+fn check_value(config: &Config, value: &str) -> Result<(), String> {
+    match config.kind {
+        Kind::Bool { .. } => parse_bool(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("'{}' takes yes or no", config.name)),
+        Kind::Number { max, .. } => match value.parse::<i64>() {
+            Ok(n) if (0..=max).contains(&n) => Ok(()),
+            _ => Err(format!(
+                "'{}' takes a number of seconds from 0 to {max}",
+                config.name
+            )),
+        },
+        Kind::Text { .. } => Ok(()),
+    }
+}
+
 /// Registers every config with its initial value from the module arguments, then applies the
 /// server configuration file's `enc.*` lines.
 pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
-    for config in &BOOL_CONFIGS {
-        let initial = args
+    for config in &CONFIGS {
+        let given = args
             .configs
             .iter()
             .find(|(name, _)| name == config.name)
-            .and_then(|(_, v)| parse_bool(v))
-            .unwrap_or(config.default);
-        config.value.store(initial, Relaxed);
-        let privdata = (config.value as *const AtomicBool)
-            .cast_mut()
-            .cast::<c_void>();
-        ctx.register_bool_config(
-            config.name,
-            initial,
-            Some(get_bool),
-            Some(set_bool),
-            privdata,
-        )?;
-    }
-    for config in &STRING_CONFIGS {
-        let initial = args
-            .configs
-            .iter()
-            .find(|(name, _)| name == config.name)
-            .map_or(config.default, |(_, v)| v.as_str());
-        if config.name == "keyring-patterns" {
-            let rules =
-                parse_keyring_patterns(initial).map_err(|e| format!("keyring-patterns: {e}"))?;
-            let text = HeldString::new(initial.as_bytes());
-            *KEYRING_PATTERNS.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(KeyringPatterns { text, rules });
-            ctx.register_string_config(
-                config.name,
-                initial,
-                Some(get_keyring_patterns),
-                Some(set_keyring_patterns),
-            )?;
+            .map(|(_, v)| v.as_str());
+        let privdata = (config as *const Config).cast_mut().cast::<c_void>();
+        match config.kind {
+            Kind::Bool { value, default } => {
+                let initial = given.and_then(parse_bool).unwrap_or(default);
+                value.store(initial, Relaxed);
+                ctx.register_bool_config(
+                    config.name,
+                    initial,
+                    Some(get_bool),
+                    Some(set_bool),
+                    privdata,
+                )?;
+            }
+            Kind::Number {
+                value,
+                default,
+                max,
+            } => {
+                let initial = given.and_then(|v| v.parse().ok()).unwrap_or(default);
+                value.store(initial, Relaxed);
+                ctx.register_numeric_config(
+                    config.name,
+                    initial,
+                    max,
+                    Some(get_number),
+                    Some(set_number),
+                    privdata,
+                )?;
+            }
+            Kind::Text { default, apply } => {
+                let initial = given.unwrap_or(default);
+                apply(initial).map_err(|e| format!("{}: {e}", config.name))?;
+                remember_text(config.name, initial);
+                ctx.register_string_config(
+                    config.name,
+                    initial,
+                    Some(get_text),
+                    Some(set_text),
+                    privdata,
+                )?;
+            }
         }
     }
     if !ctx.load_configs() {
@@ -231,11 +367,30 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn remember_text(name: &'static str, text: &str) {
+    let mut values = TEXT_VALUES.lock().unwrap_or_else(|p| p.into_inner());
+    values.retain(|(n, _)| *n != name);
+    values.push((name, HeldString::new(text.as_bytes())));
+}
+
+/// # Safety
+/// `privdata` must be the `&'static Config` registered with the callback.
+unsafe fn config_of(privdata: *mut c_void) -> &'static Config {
+    // SAFETY: the caller guarantees `privdata` is a pointer into the static CONFIGS table.
+    unsafe { &*privdata.cast::<Config>() }
+}
+
+fn changed(name: &str, value: &str) {
+    crate::audit::config_changed(name, value);
+}
+
 extern "C" fn get_bool(_name: *const c_char, privdata: *mut c_void) -> c_int {
     run_callback("CONFIG GET", 0, || {
-        // SAFETY: `privdata` is the &'static AtomicBool registered with this callback.
-        let value = unsafe { &*privdata.cast::<AtomicBool>() };
-        c_int::from(value.load(Relaxed))
+        // SAFETY: registered with a pointer into CONFIGS.
+        match unsafe { config_of(privdata) }.kind {
+            Kind::Bool { value, .. } => c_int::from(value.load(Relaxed)),
+            _ => 0,
+        }
     })
 }
 
@@ -246,10 +401,96 @@ extern "C" fn set_bool(
     _err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
     run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
-        // SAFETY: `privdata` is the &'static AtomicBool registered with this callback.
-        let value = unsafe { &*privdata.cast::<AtomicBool>() };
-        value.store(new != 0, Relaxed);
+        // SAFETY: registered with a pointer into CONFIGS.
+        let config = unsafe { config_of(privdata) };
+        if let Kind::Bool { value, .. } = config.kind {
+            let old = value.swap(new != 0, Relaxed);
+            if old != (new != 0) {
+                changed(config.name, if new != 0 { "yes" } else { "no" });
+            }
+        }
         raw::REDISMODULE_OK as c_int
+    })
+}
+
+extern "C" fn get_number(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
+    run_callback("CONFIG GET", 0, || {
+        // SAFETY: registered with a pointer into CONFIGS.
+        match unsafe { config_of(privdata) }.kind {
+            Kind::Number { value, .. } => value.load(Relaxed),
+            _ => 0,
+        }
+    })
+}
+
+extern "C" fn set_number(
+    _name: *const c_char,
+    new: c_longlong,
+    privdata: *mut c_void,
+    _err: *mut *mut raw::RedisModuleString,
+) -> c_int {
+    run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
+        // SAFETY: registered with a pointer into CONFIGS.
+        let config = unsafe { config_of(privdata) };
+        if let Kind::Number { value, .. } = config.kind {
+            if value.swap(new, Relaxed) != new {
+                changed(config.name, &new.to_string());
+            }
+        }
+        raw::REDISMODULE_OK as c_int
+    })
+}
+
+extern "C" fn get_text(name: *const c_char, _privdata: *mut c_void) -> *mut raw::RedisModuleString {
+    run_callback("CONFIG GET", std::ptr::null_mut(), || {
+        // SAFETY: Redis passes the config's name as a C string.
+        let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+        let short = name.strip_prefix("enc.").unwrap_or(&name);
+        let values = TEXT_VALUES.lock().unwrap_or_else(|p| p.into_inner());
+        values
+            .iter()
+            .find(|(n, _)| *n == short)
+            .map_or(std::ptr::null_mut(), |(_, v)| v.as_ptr())
+    })
+}
+
+extern "C" fn set_text(
+    _name: *const c_char,
+    new: *mut raw::RedisModuleString,
+    privdata: *mut c_void,
+    err: *mut *mut raw::RedisModuleString,
+) -> c_int {
+    run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
+        // SAFETY: registered with a pointer into CONFIGS.
+        let config = unsafe { config_of(privdata) };
+        let Kind::Text { apply, .. } = config.kind else {
+            return raw::REDISMODULE_ERR as c_int;
+        };
+        let bytes = rm::bytes_of(new);
+        let result = std::str::from_utf8(bytes)
+            .map_err(|_| "not UTF-8".to_owned())
+            .and_then(|text| {
+                apply(text)?;
+                Ok(text.to_owned())
+            });
+        match result {
+            Ok(text) => {
+                let unchanged = TEXT_VALUES
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .any(|(n, v)| *n == config.name && v.bytes() == text.as_bytes());
+                remember_text(config.name, &text);
+                if !unchanged {
+                    changed(config.name, &text);
+                }
+                raw::REDISMODULE_OK as c_int
+            }
+            Err(msg) => {
+                rm::set_config_error(err, &msg);
+                raw::REDISMODULE_ERR as c_int
+            }
+        }
     })
 }
 
@@ -259,13 +500,17 @@ mod tests {
 
     #[test]
     fn load_arguments() {
-        let args: Vec<&[u8]> = vec![b"master-key", b"file:/k", b"allow-plaintext-read", b"yes"];
+        let args: Vec<&[u8]> = vec![
+            b"master-key",
+            b"file:/k",
+            b"allow-plaintext-read",
+            b"yes",
+            b"phi-ttl-max",
+            b"3600",
+        ];
         let parsed = parse_load_args(&args).unwrap();
         assert_eq!(parsed.master_key, "file:/k");
-        assert_eq!(
-            parsed.configs,
-            vec![("allow-plaintext-read".to_owned(), "yes".to_owned())]
-        );
+        assert_eq!(parsed.configs.len(), 2);
         assert!(parse_load_args(&[]).unwrap_err().contains("no master key"));
         assert!(parse_load_args(&[b"master-key"])
             .unwrap_err()
@@ -276,5 +521,6 @@ mod tests {
         assert!(
             parse_load_args(&[b"allow-plaintext-read", b"maybe", b"master-key", b"env:K"]).is_err()
         );
+        assert!(parse_load_args(&[b"phi-ttl-min", b"-1", b"master-key", b"env:K"]).is_err());
     }
 }

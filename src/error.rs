@@ -28,6 +28,12 @@ pub enum CmdError {
     NotReady,
     /// A destructive keyring operation that needs `FORCE`.
     NeedsForce,
+    /// The user lacks PHI read or write permission.
+    PhiDenied(crate::phi::Op),
+    /// A PHI write without a time to live, or with one outside the bounds (given in seconds).
+    PhiTtl(crate::config::TtlBounds, Option<i64>),
+    /// `enc.audit-fail-closed` is on and the audit log cannot be written.
+    AuditUnavailable,
 }
 
 impl From<CoreError> for CmdError {
@@ -58,6 +64,40 @@ impl CmdError {
             }
             CmdError::Server(text) => text.clone().into(),
             CmdError::NotReady => "ERR redis-enc has no keyring loaded".into(),
+            CmdError::PhiDenied(op) => format!(
+                "NOPERM this user has no permission to {} PHI (grant +{} or +@phi)",
+                if *op == crate::phi::Op::Read {
+                    "read"
+                } else {
+                    "write"
+                },
+                op.permission()
+            )
+            .into(),
+            CmdError::PhiTtl(bounds, got) => {
+                let range = |v: i64| {
+                    if v > 0 {
+                        v.to_string()
+                    } else {
+                        "none".to_owned()
+                    }
+                };
+                let given = match got {
+                    Some(s) => format!("{s} s was asked"),
+                    None => "no expiry was given and enc.phi-ttl-default is 0".to_owned(),
+                };
+                format!(
+                    "ERR PHI must expire within enc.phi-ttl-min {} s and enc.phi-ttl-max {} s; {given}",
+                    range(bounds.min),
+                    range(bounds.max)
+                )
+                .into()
+            }
+            CmdError::AuditUnavailable => {
+                "ERR the audit log cannot be written; PHI access is denied until it can \
+                                           (enc.audit-fail-closed yes)"
+                    .into()
+            }
             CmdError::NeedsForce => {
                 "ERR values may still be sealed under this key: run ENC.REENCRYPT START for \
                                      the keyring first, or add FORCE to shred them"
@@ -89,7 +129,9 @@ impl CmdError {
             | CmdError::InvalidExpire(_) => "syntax",
             CmdError::WrongType => "wrongtype",
             CmdError::NoSuchKey => "nokey",
-            CmdError::NoReadPermission => "noperm",
+            CmdError::NoReadPermission | CmdError::PhiDenied(_) => "noperm",
+            CmdError::PhiTtl(..) => "phi_ttl",
+            CmdError::AuditUnavailable => "audit_unavailable",
             CmdError::Server(_) | CmdError::NotReady | CmdError::NeedsForce => "server",
             CmdError::Core(CoreError::Kms(_)) => "kms",
             CmdError::Core(e) => match e {

@@ -19,7 +19,7 @@ static PLAINTEXT_READS: AtomicU64 = AtomicU64::new(0);
 static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// Error kinds counted, by the name [`CmdError::kind`] gives them.
-const ERROR_KINDS: [&str; 13] = [
+const ERROR_KINDS: [&str; 15] = [
     "syntax",
     "wrongtype",
     "nokey",
@@ -32,9 +32,11 @@ const ERROR_KINDS: [&str; 13] = [
     "retired_or_destroyed",
     "key_unavailable",
     "kms",
+    "phi_ttl",
+    "audit_unavailable",
     "other",
 ];
-static ERRORS: [AtomicU64; 13] = [const { AtomicU64::new(0) }; 13];
+static ERRORS: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
 
 pub fn count_sealed(n: u64) {
     SEALED.fetch_add(n, Relaxed);
@@ -97,6 +99,12 @@ fn write_info(info: &InfoCtx) {
         info.field_u64(&format!("errors_{kind}"), count.load(Relaxed));
     }
     info.field_u64("errors_internal", INTERNAL_ERRORS.load(Relaxed));
+    let (on, records, write_errors, failing, head) = crate::audit::status();
+    info.field_str("audit_log", if on { "on" } else { "off" });
+    info.field_u64("audit_records", records);
+    info.field_u64("audit_write_errors", write_errors);
+    info.field_str("audit_failing", if failing { "yes" } else { "no" });
+    info.field_str("audit_head", &head);
     let keyrings = state::with(|s| Ok(s.keys.list().len() as u64)).unwrap_or(0);
     info.field_u64("keyrings", keyrings);
     match reencrypt::progress() {

@@ -8,19 +8,23 @@
 //! - [`setopts`]: `ENC.SET` options.
 //! - [`config`], [`info`], [`state`]: configs, the `INFO enc` section, the loaded keyring.
 //! - [`reencrypt`]: the background re-encryption job.
+//! - [`phi`], [`audit`]: the PHI policy and the audit log.
 //! - [`persist`]: the key store in the RDB and the replication stream.
 //! - [`entry`]: every entry point runs under `catch_unwind`.
 //! - [`error`]: the one mapping from errors to replies.
 //! - [`rm`], [`command_info`]: the typed layer over the raw module API.
 
+mod audit;
 mod command_info;
 mod commands;
 mod config;
 mod entry;
 mod error;
+mod guard;
 mod info;
 mod load;
 mod persist;
+mod phi;
 mod reencrypt;
 mod rm;
 mod setopts;

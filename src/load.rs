@@ -11,7 +11,7 @@ use redis_module::raw;
 
 use crate::rm::{self, Ctx, Level};
 use crate::state::{self, State};
-use crate::{commands, config, info, persist};
+use crate::{commands, config, guard, info, persist};
 
 /// The module's version as Redis shows it in `MODULE LIST` (major × 10000 + minor × 100 + patch).
 const MODULE_VERSION: c_int = 100;
@@ -85,7 +85,17 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         provider: provider.kind(),
     });
     persist::register(ctx)?;
-    commands::register(ctx)?;
+    // Where modules may add ACL categories (Redis 7.4+, Valkey 8+), @phi grants both PHI
+    // permissions; everywhere, the subcommands of ENC.PHI grant them one by one.
+    let phi_category = rm::add_acl_category(ctx, c"phi");
+    commands::register(ctx, phi_category)?;
+    if !ctx.register_filter(Some(guard::filter)) {
+        return Err("cannot register the PHI guard".into());
+    }
+    guard::set_replica(ctx.is_replica());
+    if !ctx.subscribe_role_and_loading(Some(guard::on_role_change), Some(guard::on_loading)) {
+        return Err("cannot follow replication and loading events".into());
+    }
     config::register(ctx, &load_args)?;
     if !ctx.register_info(Some(info::info_callback)) {
         return Err("cannot register the INFO section".into());
@@ -98,6 +108,7 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
 }
 
 pub fn on_unload() -> c_int {
+    crate::audit::shutdown();
     state::clear();
     raw::REDISMODULE_OK as c_int
 }

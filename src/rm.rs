@@ -688,6 +688,10 @@ impl HeldString {
     pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
         self.0
     }
+
+    pub fn bytes(&self) -> &[u8] {
+        string_bytes(self.0)
+    }
 }
 
 impl Drop for HeldString {
@@ -710,6 +714,7 @@ impl Ctx {
         default: &str,
         get: raw::RedisModuleConfigGetStringFunc,
         set: raw::RedisModuleConfigSetStringFunc,
+        privdata: *mut c_void,
     ) -> Result<(), String> {
         let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
         let cdefault = CString::new(default).map_err(|_| format!("bad default for {name}"))?;
@@ -723,7 +728,40 @@ impl Ctx {
                 get,
                 set,
                 None,
-                ptr::null_mut(),
+                privdata,
+            )
+        };
+        if status != raw::REDISMODULE_OK as c_int {
+            return Err(format!("cannot register config enc.{name}"));
+        }
+        Ok(())
+    }
+
+    /// Registers a numeric module config `enc.<name>` with values from 0 to `max`.
+    pub fn register_numeric_config(
+        self,
+        name: &str,
+        default: i64,
+        max: i64,
+        get: raw::RedisModuleConfigGetNumericFunc,
+        set: raw::RedisModuleConfigSetNumericFunc,
+        privdata: *mut c_void,
+    ) -> Result<(), String> {
+        let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
+        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` points to a
+        // 'static value the callbacks know the type of.
+        let status = unsafe {
+            api!(RedisModule_RegisterNumericConfig)(
+                self.0,
+                cname.as_ptr(),
+                default,
+                raw::REDISMODULE_CONFIG_DEFAULT,
+                0,
+                max,
+                get,
+                set,
+                None,
+                privdata,
             )
         };
         if status != raw::REDISMODULE_OK as c_int {
@@ -948,5 +986,201 @@ impl Drop for ScanCursor {
     fn drop(&mut self) {
         // SAFETY: the cursor was created by ScanCursorCreate and is destroyed once.
         unsafe { api!(RedisModule_ScanCursorDestroy)(self.0) }
+    }
+}
+
+/// Who runs the current command, for audit records.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub user: String,
+    pub client_id: u64,
+    pub addr: String,
+}
+
+/// Whether the current user may run a command with these arguments (the server's own ACL
+/// check: command permissions and key patterns).
+pub enum AclCheck {
+    Allowed,
+    Denied,
+    /// No user: AOF loading, the replication stream, the server itself.
+    NoUser,
+}
+
+impl Ctx {
+    /// The current client's user, id and address.
+    pub fn caller(self) -> Caller {
+        let mut caller = Caller::default();
+        // SAFETY: valid context; the user-name string is freed here; the client-info struct
+        // is versioned (version 1) and filled by the server.
+        unsafe {
+            let name = api!(RedisModule_GetCurrentUserName)(self.0);
+            if !name.is_null() {
+                caller.user = String::from_utf8_lossy(string_bytes(name)).into_owned();
+                api!(RedisModule_FreeString)(self.0, name);
+            }
+            caller.client_id = api!(RedisModule_GetClientId)(self.0);
+            let mut info: raw::RedisModuleClientInfo = std::mem::zeroed();
+            info.version = 1;
+            if caller.client_id != 0
+                && api!(RedisModule_GetClientInfoById)(
+                    (&mut info as *mut raw::RedisModuleClientInfo).cast::<c_void>(),
+                    caller.client_id,
+                ) == raw::REDISMODULE_OK as c_int
+            {
+                let addr = std::ffi::CStr::from_ptr(info.addr.as_ptr()).to_string_lossy();
+                caller.addr = format!("{addr}:{}", info.port);
+            }
+        }
+        caller
+    }
+
+    /// Checks the current user's permission to run `args` (command name first) with the
+    /// server's ACL; on denial adds an `ACL LOG` entry naming `object`.
+    pub fn acl_check(self, args: &[&[u8]], object: &[u8]) -> AclCheck {
+        // SAFETY: every string created here is freed below; a null user name means no client
+        // (AOF loading, replication), which the server trusts.
+        unsafe {
+            let name = api!(RedisModule_GetCurrentUserName)(self.0);
+            if name.is_null() {
+                return AclCheck::NoUser;
+            }
+            let user = api!(RedisModule_GetModuleUserFromUserName)(name);
+            api!(RedisModule_FreeString)(self.0, name);
+            if user.is_null() {
+                return AclCheck::NoUser;
+            }
+            let strings: Vec<OwnedString> = args.iter().map(|a| self.string(a)).collect();
+            let mut argv: Vec<*mut raw::RedisModuleString> =
+                strings.iter().map(|s| s.ptr).collect();
+            let allowed = api!(RedisModule_ACLCheckCommandPermissions)(
+                user,
+                argv.as_mut_ptr(),
+                argv.len() as c_int,
+            ) == raw::REDISMODULE_OK as c_int;
+            if !allowed {
+                let object = self.string(object);
+                api!(RedisModule_ACLAddLogEntry)(
+                    self.0,
+                    user,
+                    object.ptr,
+                    raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD,
+                );
+            }
+            api!(RedisModule_FreeModuleUser)(user);
+            if allowed {
+                AclCheck::Allowed
+            } else {
+                AclCheck::Denied
+            }
+        }
+    }
+
+    /// Milliseconds since the Unix epoch, by the server's clock.
+    pub fn now_ms(self) -> i64 {
+        // SAFETY: no arguments.
+        unsafe { api!(RedisModule_Milliseconds)() }
+    }
+}
+
+/// Adds the ACL category `name` (Redis 7.4+, Valkey 8+). Only valid while loading.
+pub fn add_acl_category(ctx: Ctx, name: &std::ffi::CStr) -> bool {
+    // SAFETY: reading a function pointer static; calling it with a valid load context.
+    unsafe {
+        match std::ptr::addr_of!(raw::RedisModule_AddACLCategory).read() {
+            Some(add) => add(ctx.0, name.as_ptr()) == raw::REDISMODULE_OK as c_int,
+            None => false,
+        }
+    }
+}
+
+/// The arguments of a command seen by a command filter.
+pub struct FilterCtx(*mut raw::RedisModuleCommandFilterCtx);
+
+impl FilterCtx {
+    pub fn new(ctx: *mut raw::RedisModuleCommandFilterCtx) -> FilterCtx {
+        FilterCtx(ctx)
+    }
+
+    pub fn argc(&self) -> usize {
+        // SAFETY: valid filter context for the duration of the callback.
+        let n = unsafe { api!(RedisModule_CommandFilterArgsCount)(self.0) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// Argument `i` (0 is the command name), or empty if out of range.
+    pub fn arg(&self, i: usize) -> &[u8] {
+        // SAFETY: valid filter context; the string belongs to the command being filtered and
+        // lives for the callback.
+        let s = unsafe { api!(RedisModule_CommandFilterArgGet)(self.0, i as c_int) };
+        if s.is_null() {
+            return &[];
+        }
+        string_bytes(s)
+    }
+
+    /// Replaces the whole command with `args`.
+    pub fn replace_all(&self, args: &[&[u8]]) {
+        let old = self.argc();
+        // SAFETY: valid filter context; inserted strings are created with a null context and
+        // handed over to the server, which frees them with the command.
+        unsafe {
+            for _ in 0..old {
+                api!(RedisModule_CommandFilterArgDelete)(self.0, 0);
+            }
+            for (i, a) in args.iter().enumerate() {
+                let s = api!(RedisModule_CreateString)(
+                    ptr::null_mut(),
+                    a.as_ptr().cast::<c_char>(),
+                    a.len(),
+                );
+                api!(RedisModule_CommandFilterArgInsert)(self.0, i as c_int, s);
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// Registers a command filter that skips the module's own calls.
+    pub fn register_filter(self, cb: raw::RedisModuleCommandFilterFunc) -> bool {
+        // SAFETY: valid context during OnLoad; `cb` is a 'static function.
+        unsafe {
+            !api!(RedisModule_RegisterCommandFilter)(
+                self.0,
+                cb,
+                raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
+            )
+            .is_null()
+        }
+    }
+
+    /// Whether this server is a replica, from the load context.
+    pub fn is_replica(self) -> bool {
+        // SAFETY: valid context.
+        let flags = unsafe { api!(RedisModule_GetContextFlags)(self.0) };
+        flags & raw::REDISMODULE_CTX_FLAGS_SLAVE as c_int != 0
+    }
+
+    /// Subscribes to replication role changes and loading start/end.
+    pub fn subscribe_role_and_loading(
+        self,
+        role: raw::RedisModuleEventCallback,
+        loading: raw::RedisModuleEventCallback,
+    ) -> bool {
+        // SAFETY: valid context during OnLoad; the event structs are the server's constants
+        // (id and data version) and the callbacks are 'static.
+        unsafe {
+            let role_event = raw::RedisModuleEvent {
+                id: raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+                dataver: 1,
+            };
+            let loading_event = raw::RedisModuleEvent {
+                id: raw::REDISMODULE_EVENT_LOADING,
+                dataver: 1,
+            };
+            api!(RedisModule_SubscribeToServerEvent)(self.0, role_event, role)
+                == raw::REDISMODULE_OK as c_int
+                && api!(RedisModule_SubscribeToServerEvent)(self.0, loading_event, loading)
+                    == raw::REDISMODULE_OK as c_int
+        }
     }
 }

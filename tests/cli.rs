@@ -26,6 +26,7 @@ fn help_is_pinned() {
          Commands:\n  \
          keygen  Write a new random master key to a file readable only by its owner (mode 0600)\n  \
          key-id  Print the public fingerprint of a master key (INFO enc shows the loaded one)\n  \
+         audit   Audit log tools\n  \
          help    Print this message or the help of the given subcommand(s)\n\n\
          Options:\n  \
          -h, --help     Print help\n  \

@@ -16,7 +16,10 @@ use redis::Value;
 /// directory, which may not be on PATH).
 fn tool(name: &str) -> PathBuf {
     let scripts = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
@@ -24,9 +27,15 @@ fn tool(name: &str) -> PathBuf {
     if candidate.exists() {
         return candidate;
     }
-    let which = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
+    let which = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .unwrap();
     let path = String::from_utf8_lossy(&which.stdout).trim().to_owned();
-    assert!(!path.is_empty(), "{name} is not installed: run scripts/install-deps.sh (make test does)");
+    assert!(
+        !path.is_empty(),
+        "{name} is not installed: run scripts/install-deps.sh (make test does)"
+    );
     PathBuf::from(path)
 }
 
@@ -38,7 +47,12 @@ struct Service {
 
 impl Service {
     fn start(mut cmd: Command, port: u16) -> Service {
-        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "{cmd:?} did not start listening");
@@ -60,13 +74,22 @@ impl Drop for Service {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn openbao() -> Service {
     let port = free_port();
     let mut cmd = Command::new(tool("bao"));
-    cmd.args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address=127.0.0.1:{port}")]);
+    cmd.args([
+        "server",
+        "-dev",
+        "-dev-root-token-id=root",
+        &format!("-dev-listen-address=127.0.0.1:{port}"),
+    ]);
     let service = Service::start(cmd, port);
     let bao = |args: &[&str]| {
         let mut last = String::new();
@@ -98,10 +121,18 @@ fn rotate_transit_key(port: u16) {
         .env("BAO_TOKEN", "root")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
-const AWS_ENV: [(&str, &str); 3] = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1")];
+const AWS_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+];
 
 fn moto() -> (Service, String) {
     let port = free_port();
@@ -112,15 +143,28 @@ fn moto() -> (Service, String) {
         "import boto3; c = boto3.client('kms', endpoint_url='http://127.0.0.1:{port}', region_name='us-east-1', \
          aws_access_key_id='testing', aws_secret_access_key='testing'); print(c.create_key()['KeyMetadata']['Arn'])"
     );
-    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
-    assert!(out.status.success(), "create_key: {}", String::from_utf8_lossy(&out.stderr));
-    (service, String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "create_key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        service,
+        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+    )
 }
 
 fn server_with(uri: &str, env: &[(&str, &str)], dir: Option<Arc<tempfile::TempDir>>) -> Server {
     Server::with(Options {
         module_args: Some(vec!["master-key".into(), uri.into()]),
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         dir,
         ..Options::default()
     })
@@ -132,7 +176,12 @@ fn get(con: &mut redis::Connection, key: &str) -> Vec<u8> {
 
 /// The same story for both KMSes: write, rotate, restart (keys come back through the KMS),
 /// rotate the KMS key and re-wrap (values unchanged), then lose the KMS and keep serving.
-fn exercise(uri: &str, env: &[(&str, &str)], rotate_kms_key: impl FnOnce(), mut stop_kms: impl FnMut()) {
+fn exercise(
+    uri: &str,
+    env: &[(&str, &str)],
+    rotate_kms_key: impl FnOnce(),
+    mut stop_kms: impl FnMut(),
+) {
     let server = server_with(uri, env, None);
     let mut con = server.client();
     let info: String = redis::cmd("INFO").arg("enc").query(&mut con).unwrap();
@@ -151,10 +200,16 @@ fn exercise(uri: &str, env: &[(&str, &str)], rotate_kms_key: impl FnOnce(), mut 
     for (k, v) in [("a", "before"), ("b", "after"), ("t", "in-tenant")] {
         assert_eq!(get(&mut con, k), v.as_bytes(), "{k} after a restart");
     }
-    let raw: Vec<_> = ["a", "b", "t"].iter().map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap())).collect();
+    let raw: Vec<_> = ["a", "b", "t"]
+        .iter()
+        .map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap()))
+        .collect();
     rotate_kms_key();
     assert_eq!(cmd(&mut con, "ENC.KEYRING REWRAP").unwrap(), Value::Int(3));
-    let after: Vec<_> = ["a", "b", "t"].iter().map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap())).collect();
+    let after: Vec<_> = ["a", "b", "t"]
+        .iter()
+        .map(|k| bulk(&cmd(&mut con, &format!("GET {k}")).unwrap()))
+        .collect();
     assert_eq!(raw, after, "REWRAP changes no stored value");
     cmd(&mut con, "SAVE").unwrap();
 
@@ -168,16 +223,26 @@ fn exercise(uri: &str, env: &[(&str, &str)], rotate_kms_key: impl FnOnce(), mut 
     assert!(err.starts_with("ERR key management service: "), "{err}");
     let err = cmd(&mut con, "ENC.KEYRING REWRAP").unwrap_err();
     assert!(err.starts_with("ERR key management service: "), "{err}");
-    assert_eq!(get(&mut con, "b"), b"after", "a failed KMS operation changes nothing");
+    assert_eq!(
+        get(&mut con, "b"),
+        b"after",
+        "a failed KMS operation changes nothing"
+    );
     drop(server);
 
     // With the KMS unreachable a server refuses to load, saying why.
     let log = start_fails(Options {
         module_args: Some(vec!["master-key".into(), uri.into()]),
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Options::default()
     });
-    let line = log.lines().find(|l| l.contains("redis-enc: refusing to load")).expect("one clear line");
+    let line = log
+        .lines()
+        .find(|l| l.contains("redis-enc: refusing to load"))
+        .expect("one clear line");
     assert!(line.contains("key management service"), "{line}");
 }
 
@@ -186,13 +251,21 @@ fn vault_transit_on_openbao() {
     let mut bao = openbao();
     let port = bao.port;
     let uri = format!("vault-transit:http://127.0.0.1:{port}/transit/redis-enc");
-    exercise(&uri, &[("VAULT_TOKEN", "root")], || rotate_transit_key(port), || bao.stop());
+    exercise(
+        &uri,
+        &[("VAULT_TOKEN", "root")],
+        || rotate_transit_key(port),
+        || bao.stop(),
+    );
 }
 
 #[test]
 fn aws_kms_on_moto() {
     let (mut kms, arn) = moto();
-    let uri = format!("aws-kms:{arn}?region=us-east-1&endpoint=http://127.0.0.1:{}", kms.port);
+    let uri = format!(
+        "aws-kms:{arn}?region=us-east-1&endpoint=http://127.0.0.1:{}",
+        kms.port
+    );
     // moto keeps one key version; re-wrapping under the same key still exercises Encrypt.
     exercise(&uri, &AWS_ENV, || {}, || kms.stop());
 }
@@ -200,13 +273,19 @@ fn aws_kms_on_moto() {
 #[test]
 fn a_bad_vault_token_is_refused_at_load() {
     let bao = openbao();
-    let uri = format!("vault-transit:http://127.0.0.1:{}/transit/redis-enc", bao.port);
+    let uri = format!(
+        "vault-transit:http://127.0.0.1:{}/transit/redis-enc",
+        bao.port
+    );
     let log = start_fails(Options {
         module_args: Some(vec!["master-key".into(), uri]),
         env: vec![("VAULT_TOKEN".into(), "wrong-token".into())],
         ..Options::default()
     });
-    let line = log.lines().find(|l| l.contains("redis-enc: refusing to load")).expect("one clear line");
+    let line = log
+        .lines()
+        .find(|l| l.contains("redis-enc: refusing to load"))
+        .expect("one clear line");
     assert!(line.contains("403"), "{line}");
     assert!(!line.contains("wrong-token"), "the token is never logged");
 }

@@ -115,6 +115,13 @@ impl MasterKey {
         Zeroizing::new(STANDARD.encode(self.bytes.as_ref()))
     }
 
+    /// Derives a 32-byte secret for another purpose, named by `label` (docs/FORMAT.md §3).
+    pub(crate) fn derive_secret(&self, label: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        hkdf(self.bytes.as_ref(), label, out.as_mut());
+        out
+    }
+
     /// Derives a 32-byte key-encryption key for wrapping data keys (docs/FORMAT.md §2.3).
     pub(crate) fn derive_wrapping_key(&self) -> Zeroizing<[u8; KEY_LEN]> {
         let mut kek = Zeroizing::new([0u8; KEY_LEN]);

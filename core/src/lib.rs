@@ -6,6 +6,7 @@
 //! - [`keyring`]: keyring names.
 //! - [`wrap`]: data keys wrapped under a master key.
 //! - [`provider`]: where the master key comes from (`file:`, `env:`, `exec:`).
+//! - [`audit`]: audit records and their hash chain.
 //! - [`error`]: the one error type of this layer.
 //!
 //! The Redis adapter (the loadable module) and the `redis-enc` command-line tool both build on
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod envelope;
 pub mod error;
 pub mod key;

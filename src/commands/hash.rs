@@ -5,12 +5,14 @@ use redis_enc_core::{Flags, KeyringName, Location};
 use zeroize::Zeroizing;
 
 use super::string::pairs_and_phi;
-use super::{open_for_reader, reply_values};
+use super::{open_for_reader, reply_values, Reader};
 use crate::config;
 use crate::entry::arity;
 use crate::error::CmdError;
 use crate::info;
+use crate::phi::{self, Op};
 use crate::rm::{Arg, Ctx, KeyType, OwnedString};
+use crate::setopts::Expiry;
 use crate::state;
 
 /// `ENC.HSETFIELD key field value [field value ...] [PHI]`: replies with the number of fields
@@ -23,10 +25,24 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let name = args[1];
     let (pairs, phi) = pairs_and_phi(&args[2..]).ok_or(CmdError::WrongArity("enc.hsetfield"))?;
     crate::persist::propagate_if_new(ctx)?;
+    let phi_write = phi::is_phi(phi, name.bytes());
+    if phi_write {
+        phi::authorize(ctx, Op::Write, name, "ENC.HSETFIELD")?;
+    }
     let mut key = ctx.open_write(name);
     if !matches!(key.key_type(), KeyType::Empty | KeyType::Hash) {
         return Err(CmdError::WrongType);
     }
+    // A PHI field makes the hash PHI: its time to live must be inside the bounds.
+    let expiry = if phi_write {
+        Some(phi::bounded_expiry(
+            Expiry::Keep,
+            key.expire_at(),
+            ctx.now_ms(),
+        )?)
+    } else {
+        None
+    };
     let keyring = config::keyring_for(name.bytes()).unwrap_or_else(KeyringName::default_name);
     let sealed: Vec<OwnedString> = state::with(|s| {
         pairs
@@ -59,6 +75,18 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     info::count_sealed(sealed.len() as u64);
     ctx.notify(redis_module::raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
     ctx.replicate(c"HSET", &replicated);
+    drop(key);
+    if let Some(expiry) = expiry {
+        super::string::apply_phi_expiry(ctx, name, expiry);
+        phi::record(
+            ctx,
+            Op::Write,
+            name.bytes(),
+            "ENC.HSETFIELD",
+            Some(keyring.as_str().to_owned()),
+            None,
+        );
+    }
     ctx.reply_int(added);
     Ok(())
 }
@@ -81,7 +109,12 @@ pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                             key: name.bytes(),
                             field: field.bytes(),
                         };
-                        open_for_reader(s, stored.bytes(), &location).map(Some)
+                        let reader = Reader {
+                            ctx,
+                            key: name,
+                            command: "ENC.HGETFIELD",
+                        };
+                        open_for_reader(reader, s, stored.bytes(), &location).map(Some)
                     }
                 })
                 .collect()
@@ -120,6 +153,10 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         KeyType::Empty | KeyType::Hash => {}
         _ => return Err(CmdError::WrongType),
     }
+    // Plain fields of a PHI hash are PHI too.
+    if phi::is_phi(false, name.bytes()) {
+        phi::authorize(ctx, Op::Read, name, "ENC.HGETALL")?;
+    }
     let fields = all_fields(ctx, name)?;
     let opened: Vec<(Vec<u8>, Zeroizing<Vec<u8>>)> = state::with(|s| {
         fields
@@ -127,6 +164,11 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             .map(|(field, stored)| {
                 let value = if looks_sealed(&stored) {
                     open_for_reader(
+                        Reader {
+                            ctx,
+                            key: name,
+                            command: "ENC.HGETALL",
+                        },
                         s,
                         &stored,
                         &Location::HashField {

@@ -21,22 +21,54 @@ use crate::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
 use crate::config;
 use crate::error::CmdError;
 use crate::info;
+use crate::phi::{self, Op};
+use crate::rm::Arg;
 use crate::rm::Ctx;
 use crate::state::State;
 
-/// Opens a stored value for a reader. Values that are not envelopes are returned as they are
-/// only when `enc.allow-plaintext-read` is on.
+/// Who reads a value, for the PHI policy and the audit log.
+#[derive(Clone, Copy)]
+struct Reader<'a> {
+    ctx: Ctx,
+    key: Arg,
+    command: &'a str,
+}
+
+/// Opens a stored value for a reader, enforcing PHI read permission and recording PHI reads.
+/// Values that are not envelopes are returned as they are only when
+/// `enc.allow-plaintext-read` is on.
 fn open_for_reader(
+    reader: Reader<'_>,
     state: &State,
     stored: &[u8],
     location: &Location<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, CmdError> {
+    let Reader { ctx, key, command } = reader;
     match state.keys.open(stored, location) {
-        Ok(Opened { plaintext, .. }) => {
+        Ok(Opened { header, plaintext }) => {
+            if phi::is_phi(header.flags.phi, key.bytes()) {
+                phi::authorize(ctx, Op::Read, key, command)?;
+                let keyring = state
+                    .keys
+                    .name_of(header.key_id.keyring)
+                    .map(|n| n.as_str().to_owned());
+                phi::record(
+                    ctx,
+                    Op::Read,
+                    key.bytes(),
+                    command,
+                    keyring,
+                    Some(header.key_id.version.0),
+                );
+            }
             info::count_opened(1);
             Ok(plaintext)
         }
         Err(CoreError::NotAnEnvelope) if config::allow_plaintext_read() => {
+            if phi::is_phi(false, key.bytes()) {
+                phi::authorize(ctx, Op::Read, key, command)?;
+                phi::record(ctx, Op::Read, key.bytes(), command, None, None);
+            }
             info::count_plaintext_read();
             Ok(Zeroizing::new(stored.to_vec()))
         }
@@ -111,6 +143,20 @@ struct Command {
 fn table() -> Vec<Command> {
     let read_one = one_key(KeyUse::Read);
     vec![
+        Command {
+            name: "enc._refused",
+            handler: command_entry!("enc._refused", crate::guard::refused),
+            flags: "no-auth fast",
+            acl: "fast",
+            doc: CommandDoc {
+                summary: "The reply of a plain command that enc.phi-guard refused; not for direct use.",
+                complexity: "O(1)",
+                since: "0.1.0",
+                arity: -1,
+                keys: Vec::new(),
+                args: vec![ArgDoc::string("reason").optional()],
+            },
+        },
         Command { name: "enc.set", handler: command_entry!("enc.set", string::set), flags: "write deny-oom", acl: "write string slow", doc: set_doc() },
         Command {
             name: "enc.get",
@@ -249,6 +295,7 @@ struct Subcommand {
     summary: &'static str,
     arity: i32,
     args: Vec<ArgDoc>,
+    keys: Vec<KeySpec>,
 }
 
 fn sub_doc(s: &Subcommand) -> CommandDoc {
@@ -257,7 +304,7 @@ fn sub_doc(s: &Subcommand) -> CommandDoc {
         complexity: "O(N) where N is the number of data keys",
         since: "0.1.0",
         arity: s.arity,
-        keys: Vec::new(),
+        keys: s.keys.clone(),
         args: Vec::new(),
     }
 }
@@ -274,6 +321,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             summary: "Lists the keyrings.",
             arity: 2,
             args: vec![],
+            keys: vec![],
         },
         Subcommand {
             name: "info",
@@ -283,6 +331,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             summary: "Shows a keyring's versions, their states and creation times.",
             arity: 3,
             args: vec![ArgDoc::string("name")],
+            keys: vec![],
         },
         Subcommand {
             name: "create",
@@ -292,6 +341,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             summary: "Creates a keyring with a random version 1.",
             arity: 3,
             args: vec![ArgDoc::string("name")],
+            keys: vec![],
         },
         Subcommand {
             name: "rotate",
@@ -301,6 +351,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             summary: "Adds a new random version to a keyring and makes it primary.",
             arity: -2,
             args: vec![ArgDoc::string("name").optional()],
+            keys: vec![],
         },
         Subcommand {
             name: "retire",
@@ -310,6 +361,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             summary: "Retires a version: it no longer opens values.",
             arity: 4,
             args: vec![ArgDoc::string("name"), ArgDoc::integer("version")],
+            keys: vec![],
         },
         Subcommand {
             name: "destroy",
@@ -323,6 +375,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
                 ArgDoc::integer("version").optional(),
                 ArgDoc::token("FORCE").optional(),
             ],
+            keys: vec![],
         },
         Subcommand {
             name: "rewrap",
@@ -332,6 +385,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             summary: "Wraps every data key under the current master key; no stored value changes.",
             arity: 2,
             args: vec![],
+            keys: vec![],
         },
         Subcommand {
             name: "export",
@@ -341,6 +395,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             summary: "Returns every keyring, keys wrapped, as one blob.",
             arity: 2,
             args: vec![],
+            keys: vec![],
         },
         Subcommand {
             name: "import",
@@ -350,6 +405,7 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             summary: "Merges an exported blob into this server's keyrings.",
             arity: 3,
             args: vec![ArgDoc::string("blob")],
+            keys: vec![],
         },
     ]
 }
@@ -369,14 +425,54 @@ fn reencrypt_subcommands() -> Vec<Subcommand> {
                 ArgDoc::string("pattern").after("MATCH").optional(),
                 ArgDoc::integer("keys-per-second").after("RATE").optional(),
             ],
+            keys: vec![],
         },
-        Subcommand { name: "status", handler: command_entry!("enc.reencrypt|status", crate::reencrypt::status), flags: "", acl: "slow", summary: "Shows the progress of the re-encryption job.", arity: 2, args: vec![] },
-        Subcommand { name: "stop", handler: command_entry!("enc.reencrypt|stop", crate::reencrypt::stop), flags: "admin", acl: "admin dangerous slow", summary: "Stops the re-encryption job.", arity: 2, args: vec![] },
+        Subcommand { name: "status", handler: command_entry!("enc.reencrypt|status", crate::reencrypt::status), flags: "", acl: "slow", summary: "Shows the progress of the re-encryption job.", arity: 2, args: vec![] , keys: vec![] },
+        Subcommand { name: "stop", handler: command_entry!("enc.reencrypt|stop", crate::reencrypt::stop), flags: "admin", acl: "admin dangerous slow", summary: "Stops the re-encryption job.", arity: 2, args: vec![] , keys: vec![] },
     ]
 }
 
+fn phi_subcommands(phi_category: bool) -> Vec<Subcommand> {
+    let acl = if phi_category { "phi fast" } else { "fast" };
+    vec![
+        Subcommand {
+            name: "read",
+            handler: command_entry!("enc.phi|read", crate::phi::permission_probe),
+            flags: "readonly fast",
+            acl,
+            summary: "The permission to read PHI plaintext under a key; grant it with +enc.phi|read (or +@phi). Replies OK.",
+            arity: 3,
+            args: vec![ArgDoc::key("key", 0)],
+            keys: one_key(KeyUse::Read),
+        },
+        Subcommand {
+            name: "write",
+            handler: command_entry!("enc.phi|write", crate::phi::permission_probe),
+            flags: "write fast",
+            acl,
+            summary: "The permission to write PHI under a key; grant it with +enc.phi|write (or +@phi). Replies OK.",
+            arity: 3,
+            args: vec![ArgDoc::key("key", 0)],
+            keys: vec![key_spec(KeyUse::Update, 2, 0, 1)],
+        },
+    ]
+}
+
+fn audit_subcommands() -> Vec<Subcommand> {
+    vec![Subcommand {
+        name: "reopen",
+        handler: command_entry!("enc.audit|reopen", crate::audit::reopen),
+        flags: "admin",
+        acl: "admin dangerous slow",
+        summary: "Reopens the audit log file after rotation; the hash chain continues.",
+        arity: 2,
+        args: vec![],
+        keys: vec![],
+    }]
+}
+
 /// Creates every command.
-pub fn register(ctx: Ctx) -> Result<(), String> {
+pub fn register(ctx: Ctx, phi_category: bool) -> Result<(), String> {
     for c in table() {
         let legacy = legacy_key_range(&c.doc.keys);
         ctx.create_command(c.name, c.handler, c.flags, c.acl, legacy, &c.doc.to_raw())?;
@@ -392,9 +488,19 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
             c"Re-seals stored values in the background.",
             reencrypt_subcommands(),
         ),
+        (
+            "enc.phi",
+            c"Permissions to read and write PHI, granted with ACL.",
+            phi_subcommands(phi_category),
+        ),
+        ("enc.audit", c"Manages the audit log.", audit_subcommands()),
     ] {
         ctx.create_container(parent, summary)?;
         for mut sub in subs {
+            // The key spec of a subcommand counts the subcommand name: its key is at index 2.
+            for k in &mut sub.keys {
+                k.first = 2;
+            }
             let mut doc = sub_doc(&sub);
             doc.args = std::mem::take(&mut sub.args);
             ctx.create_subcommand(

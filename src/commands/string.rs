@@ -3,11 +3,12 @@
 use redis_enc_core::{Flags, KeyringName, Location};
 use zeroize::Zeroizing;
 
-use super::{open_for_reader, reply_values};
+use super::{open_for_reader, reply_values, Reader};
 use crate::config;
 use crate::entry::arity;
 use crate::error::CmdError;
 use crate::info;
+use crate::phi::{self, Op};
 use crate::rm::{Arg, Ctx, Key, KeyType, OwnedString};
 use crate::setopts::{Condition, Expiry, SetOptions};
 use crate::state;
@@ -23,6 +24,10 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let words: Vec<&[u8]> = args[3..].iter().map(Arg::bytes).collect();
     let opts = SetOptions::parse(&words, now_ms())?;
     let name = args[1];
+    let phi_write = phi::is_phi(opts.phi, name.bytes());
+    if phi_write {
+        phi::authorize(ctx, Op::Write, name, "ENC.SET")?;
+    }
     let mut key = ctx.open_write(name);
     let existing = key.key_type();
     state::with(|state| {
@@ -33,6 +38,11 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             match existing {
                 KeyType::Empty => None,
                 KeyType::String => Some(open_for_reader(
+                    Reader {
+                        ctx,
+                        key: name,
+                        command: "ENC.SET",
+                    },
                     state,
                     key.string_value(),
                     &Location::Value { key: name.bytes() },
@@ -47,6 +57,11 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             Condition::IfAbsent => existing == KeyType::Empty,
             Condition::IfPresent => existing != KeyType::Empty,
         };
+        let expiry = if write && phi_write {
+            phi::bounded_expiry(opts.expiry, key.expire_at(), ctx.now_ms())?
+        } else {
+            opts.expiry
+        };
         if write {
             let keyring = opts
                 .keyring
@@ -55,15 +70,26 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                 .unwrap_or_else(KeyringName::default_name);
             let sealed = state.keys.seal(
                 &keyring,
-                Flags { phi: opts.phi },
+                Flags { phi: phi_write },
                 &Location::Value { key: name.bytes() },
                 args[2].bytes(),
             )?;
-            let expiry = match opts.expiry {
+            let expiry = match expiry {
                 Expiry::Keep => key.expire_at().map_or(Expiry::Clear, Expiry::At),
                 other => other,
             };
             store_string(ctx, &mut key, name, &ctx.string(&sealed), expiry)?;
+            if phi_write {
+                let version = state.keys.primary(&keyring).map(|k| k.id().version.0).ok();
+                phi::record(
+                    ctx,
+                    Op::Write,
+                    name.bytes(),
+                    "ENC.SET",
+                    Some(keyring.as_str().to_owned()),
+                    version,
+                );
+            }
         }
         match (opts.get, old) {
             (true, Some(old)) => ctx.reply_bulk(&old),
@@ -120,6 +146,11 @@ pub fn get(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         KeyType::String => {
             let plaintext = state::with(|s| {
                 open_for_reader(
+                    Reader {
+                        ctx,
+                        key: args[1],
+                        command: "ENC.GET",
+                    },
                     s,
                     key.string_value(),
                     &Location::Value {
@@ -156,6 +187,17 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     }
     let pairs = &args[1..];
     crate::persist::propagate_if_new(ctx)?;
+    // PHI keys (by pattern) need write permission and get the default time to live.
+    let now = ctx.now_ms();
+    let mut phi_expiry = Vec::with_capacity(pairs.len() / 2);
+    for kv in pairs.chunks(2) {
+        if phi::is_phi(false, kv[0].bytes()) {
+            phi::authorize(ctx, Op::Write, kv[0], "ENC.MSET")?;
+            phi_expiry.push(Some(phi::bounded_expiry(Expiry::Clear, None, now)?));
+        } else {
+            phi_expiry.push(None);
+        }
+    }
     let sealed: Vec<OwnedString> = state::with(|s| {
         pairs
             .chunks(2)
@@ -184,8 +226,26 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     }
     info::count_sealed(sealed.len() as u64);
     ctx.replicate(c"MSET", &replicated);
+    for (kv, expiry) in pairs.chunks(2).zip(phi_expiry) {
+        if let Some(expiry) = expiry {
+            apply_phi_expiry(ctx, kv[0], expiry);
+            phi::record(ctx, Op::Write, kv[0].bytes(), "ENC.MSET", None, None);
+        }
+    }
     ctx.reply_ok();
     Ok(())
+}
+
+/// Gives a PHI key written without a time to live the default one, replicated as PEXPIREAT.
+pub(super) fn apply_phi_expiry(ctx: Ctx, name: Arg, expiry: Expiry) {
+    let Expiry::In(ms) = expiry else { return };
+    let mut key = ctx.open_write(name);
+    key.set_expire_in(ms);
+    if let Some(at) = key.expire_at() {
+        let at = ctx.string(at.to_string().as_bytes());
+        ctx.replicate(c"PEXPIREAT", &[name.as_ptr(), at.as_ptr()]);
+        ctx.notify(NOTIFY_GENERIC, c"expire", name);
+    }
 }
 
 /// `ENC.MGET key [key ...]`: nil for missing keys and keys of other types, as MGET; fails
@@ -199,6 +259,11 @@ pub fn mget(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                 let key = ctx.open_read(*name);
                 match key.key_type() {
                     KeyType::String => open_for_reader(
+                        Reader {
+                            ctx,
+                            key: *name,
+                            command: "ENC.MGET",
+                        },
                         s,
                         key.string_value(),
                         &Location::Value { key: name.bytes() },

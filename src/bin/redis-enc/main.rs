@@ -36,6 +36,27 @@ enum Command {
         #[arg(long, value_name = "URI")]
         master_key: String,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check an audit log's hash chain: report the good records and the first bad one.
+    Verify {
+        /// The audit log (several files, oldest first, verify as one chain).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The master key the server used: file:PATH, env:NAME or exec:PATH [ARGS].
+        #[arg(long, value_name = "URI")]
+        master_key: String,
+        /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +66,53 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("redis-enc: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `redis-enc audit verify`: exit 0 only when every record verifies.
+fn audit_verify(files: &[PathBuf], master_key: &str, json: bool) -> Result<(), String> {
+    use std::io::Read;
+    let key = Provider::parse(master_key)
+        .and_then(|p| p.fetch())
+        .map_err(|e| format!("master key: {e}"))?;
+    let mut text = Vec::new();
+    for f in files {
+        let mut file =
+            std::fs::File::open(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        file.read_to_end(&mut text)
+            .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+    }
+    if text.last() == Some(&b'\n') {
+        text.pop();
+    }
+    let result = redis_enc_core::audit::verify(
+        &redis_enc_core::audit::AuditKey::derive(&key),
+        std::io::Cursor::new(text),
+    )
+    .map_err(|e| format!("cannot read the log: {e}"))?;
+    if json {
+        let bad = result
+            .first_bad
+            .as_ref()
+            .map(|(line, why)| serde_json::json!({ "line": line, "reason": why }));
+        println!(
+            "{}",
+            serde_json::json!({ "good": result.good, "first_bad": bad, "head": result.head })
+        );
+    } else {
+        println!("{} record(s) verified", result.good);
+        if let Some(head) = &result.head {
+            println!("chain head {head}");
+        }
+    }
+    match result.first_bad {
+        None => Ok(()),
+        Some((line, why)) => {
+            if !json {
+                println!("first bad record: line {line}: {why}");
+            }
+            Err(format!("the audit log failed verification at line {line}"))
         }
     }
 }
@@ -62,6 +130,14 @@ fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    files,
+                    master_key,
+                    json,
+                },
+        } => audit_verify(&files, &master_key, json),
         Command::KeyId { master_key } => {
             let key = Provider::parse(&master_key)
                 .and_then(|p| p.fetch())

@@ -1,0 +1,323 @@
+//! The audit log's records and their hash chain (docs/FORMAT.md §5).
+//!
+//! Every record is one JSON line. Its `mac` is HMAC-SHA256, under a key derived from the master
+//! key, of the line without the `mac` field; the line names the previous record's `mac` in
+//! `prev` and counts up in `seq`. Editing, deleting, reordering or cutting records therefore
+//! breaks the chain at the first record touched. Values are never recorded.
+
+use std::fmt;
+use std::io::BufRead;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::key::MasterKey;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The audit log's keys, derived from the master key: one authenticates the chain, one
+/// hashes key names when `enc.audit-hash-keys` is on.
+pub struct AuditKey {
+    chain: Zeroizing<[u8; 32]>,
+    names: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+impl AuditKey {
+    /// Derives the audit keys from the master key (§5.2).
+    pub fn derive(master: &MasterKey) -> AuditKey {
+        AuditKey {
+            chain: master.derive_secret(b"redis-enc audit chain"),
+            names: master.derive_secret(b"redis-enc audit key names"),
+        }
+    }
+
+    fn mac(&self, bytes: &[u8]) -> [u8; 32] {
+        // HMAC takes keys of any length.
+        let mut mac = HmacSha256::new_from_slice(self.chain.as_ref()).expect("any key length");
+        mac.update(bytes);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The `prev` of a chain's first record.
+    pub fn genesis(&self) -> [u8; 32] {
+        self.mac(b"redis-enc audit genesis")
+    }
+
+    /// An HMAC of a key name, so that identifiers in key names stay out of the log.
+    pub fn hash_name(&self, name: &[u8]) -> String {
+        let mut mac = HmacSha256::new_from_slice(self.names.as_ref()).expect("any key length");
+        mac.update(name);
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+}
+
+/// What happened, as one record says it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// `phi-read`, `phi-write`, `denied`, `keyring`, `config`, `audit-started`, `audit-reopened`.
+    pub event: String,
+    /// Unix time in milliseconds.
+    pub time_ms: u64,
+    /// The ACL user, or empty for the server itself.
+    pub user: String,
+    /// The client id.
+    pub client_id: u64,
+    /// The client's address.
+    pub addr: String,
+    /// The command.
+    pub command: String,
+    /// The key name, or its HMAC (prefixed `hmac:`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key: Option<String>,
+    /// The keyring.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub keyring: Option<String>,
+    /// The key version.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<u16>,
+    /// `ok`, `denied` or `error`.
+    pub outcome: String,
+    /// A detail: the config set, the keyring operation, the reason of a denial.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    seq: u64,
+    prev: String,
+    #[serde(flatten)]
+    event: Event,
+}
+
+/// The writer's side of a chain.
+pub struct Chain {
+    key: AuditKey,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Chain {
+    /// A new chain.
+    pub fn new(key: AuditKey) -> Chain {
+        let prev = key.genesis();
+        Chain { key, seq: 0, prev }
+    }
+
+    /// Continues after `last_line` if it is an authentic record, else starts a new chain.
+    pub fn resume(key: AuditKey, last_line: Option<&str>) -> Chain {
+        let mut chain = Chain::new(key);
+        if let Some((seq, mac)) = last_line.and_then(|l| check_line(&chain.key, l).ok()) {
+            chain.seq = seq + 1;
+            chain.prev = mac;
+        }
+        chain
+    }
+
+    /// Whether this chain starts a file (no record before it).
+    pub fn at_start(&self) -> bool {
+        self.seq == 0
+    }
+
+    /// Appends an event: returns its line (without the newline).
+    pub fn append(&mut self, event: Event) -> String {
+        let body = Body {
+            seq: self.seq,
+            prev: hex::encode(self.prev),
+            event,
+        };
+        // A struct of strings and numbers always serializes.
+        let json = serde_json::to_string(&body).unwrap_or_default();
+        let mac = self.key.mac(json.as_bytes());
+        self.prev = mac;
+        self.seq += 1;
+        format!(
+            "{},\"mac\":\"{}\"}}",
+            &json[..json.len() - 1],
+            hex::encode(mac)
+        )
+    }
+
+    /// The `mac` of the last record: an anchor an operator can keep elsewhere.
+    pub fn head(&self) -> String {
+        hex::encode(self.prev)
+    }
+
+    /// Records written in this chain so far.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Checks one line's own MAC; returns its `seq` and `mac`.
+fn check_line(key: &AuditKey, line: &str) -> Result<(u64, [u8; 32]), String> {
+    const SUFFIX_LEN: usize = ",\"mac\":\"\"}".len() + 64;
+    if line.len() < SUFFIX_LEN || !line.ends_with("\"}") {
+        return Err("not a complete record".into());
+    }
+    let (head, tail) = line.split_at(line.len() - SUFFIX_LEN);
+    let mac_hex = tail
+        .strip_prefix(",\"mac\":\"")
+        .and_then(|t| t.strip_suffix("\"}"))
+        .ok_or("no mac at the end")?;
+    let mac: [u8; 32] = hex::decode(mac_hex)
+        .ok()
+        .and_then(|m| m.try_into().ok())
+        .ok_or("malformed mac")?;
+    let body_text = format!("{head}}}");
+    if key.mac(body_text.as_bytes()) != mac {
+        return Err("the record was modified (its mac does not match)".into());
+    }
+    let body: Body = serde_json::from_str(&body_text).map_err(|_| "malformed record")?;
+    Ok((body.seq, mac))
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Records that verified, before the first bad one.
+    pub good: u64,
+    /// The first bad record: its line number (from 1) and why.
+    pub first_bad: Option<(u64, String)>,
+    /// The `mac` of the last good record.
+    pub head: Option<String>,
+}
+
+/// Verifies a log: every record's MAC, `prev` and `seq` link to the one before it. The first
+/// record must start a chain (`seq` 0 with the genesis `prev`) or be an `audit-reopened` record
+/// continuing one from an earlier file.
+pub fn verify(key: &AuditKey, input: impl BufRead) -> std::io::Result<Verification> {
+    let mut good = 0u64;
+    let mut expected: Option<(u64, [u8; 32])> = None;
+    let genesis = key.genesis();
+    for (index, line) in input.split(b'\n').enumerate() {
+        let line_no = index as u64 + 1;
+        let bytes = line?;
+        let fail = |why: String| {
+            Ok(Verification {
+                good,
+                first_bad: Some((line_no, why)),
+                head: expected.map(|e| hex::encode(e.1)),
+            })
+        };
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return fail("not UTF-8".into());
+        };
+        let (seq, mac) = match check_line(key, text) {
+            Ok(v) => v,
+            Err(why) => return fail(why),
+        };
+        let body: Body = serde_json::from_str(&format!(
+            "{}}}",
+            &text[..text.len() - (",\"mac\":\"\"}".len() + 64)]
+        ))
+        .map_err(std::io::Error::other)?;
+        let prev: Option<[u8; 32]> = hex::decode(&body.prev).ok().and_then(|p| p.try_into().ok());
+        match expected {
+            None => {
+                let starts = seq == 0 && prev == Some(genesis);
+                if !starts && body.event.event != "audit-reopened" {
+                    return fail(
+                        "the log does not start a chain: records before it are missing".into(),
+                    );
+                }
+            }
+            Some((expected_seq, expected_prev)) => {
+                if prev != Some(expected_prev) || seq != expected_seq {
+                    return fail("the chain is broken here: a record before it was removed, reordered or replaced".into());
+                }
+            }
+        }
+        expected = Some((seq + 1, mac));
+        good += 1;
+    }
+    Ok(Verification {
+        good,
+        first_bad: None,
+        head: expected.map(|e| hex::encode(e.1)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: u64) -> Event {
+        Event {
+            event: "phi-read".into(),
+            time_ms: n,
+            user: "app".into(),
+            command: "ENC.GET".into(),
+            outcome: "ok".into(),
+            ..Event::default()
+        }
+    }
+
+    fn log(key: &MasterKey, n: u64) -> Vec<String> {
+        let mut chain = Chain::new(AuditKey::derive(key));
+        (0..n).map(|i| chain.append(event(i))).collect()
+    }
+
+    fn check(key: &MasterKey, lines: &[String]) -> Verification {
+        let text = lines.join("\n") + "\n";
+        verify(
+            &AuditKey::derive(key),
+            std::io::Cursor::new(text.trim_end_matches('\n').as_bytes().to_vec()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_untouched_log_verifies() {
+        let key = MasterKey::generate();
+        let v = check(&key, &log(&key, 5));
+        assert_eq!((v.good, v.first_bad), (5, None));
+        assert_eq!(
+            check(&MasterKey::generate(), &log(&key, 2))
+                .first_bad
+                .unwrap()
+                .0,
+            1,
+            "another key fails"
+        );
+    }
+
+    #[test]
+    fn edits_deletions_swaps_and_truncation_are_found() {
+        let key = MasterKey::generate();
+        let lines = log(&key, 6);
+        let mut edited = lines.clone();
+        edited[2] = edited[2].replace("\"app\"", "\"eve\"");
+        assert_eq!(check(&key, &edited).first_bad.unwrap().0, 3);
+        let mut deleted = lines.clone();
+        deleted.remove(3);
+        assert_eq!(check(&key, &deleted).first_bad.unwrap().0, 4);
+        let mut swapped = lines.clone();
+        swapped.swap(1, 2);
+        assert_eq!(check(&key, &swapped).first_bad.unwrap().0, 2);
+        let mut cut = lines.clone();
+        let last = cut.pop().unwrap();
+        cut.push(last[..last.len() - 10].to_owned());
+        assert_eq!(check(&key, &cut).first_bad.unwrap().0, 6);
+        let mut first_gone = lines.clone();
+        first_gone.remove(0);
+        assert_eq!(check(&key, &first_gone).first_bad.unwrap().0, 1);
+    }
+
+    #[test]
+    fn a_resumed_chain_continues() {
+        let key = MasterKey::generate();
+        let mut lines = log(&key, 3);
+        let mut chain = Chain::resume(AuditKey::derive(&key), lines.last().map(String::as_str));
+        lines.push(chain.append(event(9)));
+        assert_eq!(check(&key, &lines).good, 4);
+    }
+}

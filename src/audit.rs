@@ -1,0 +1,354 @@
+//! The audit log: PHI reads and writes, denials, keyring operations and `enc.*` config
+//! changes, one hash-chained JSON line each (docs/FORMAT.md §5). Values are never recorded.
+//!
+//! Records are chained on the main thread (so their order is the order of events) and handed
+//! to a writer thread that does the file I/O: the event loop never waits on disk. The writer
+//! flushes every batch and fsyncs at most once a second (like `appendfsync everysec`), and on
+//! `ENC.AUDIT REOPEN` (log rotation). If a write fails, `enc.audit-fail-closed yes` denies PHI
+//! access until a write succeeds again; either way `enc_audit_write_errors` rises and the
+//! Redis log says so.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redis_enc_core::audit::{AuditKey, Chain, Event};
+
+use crate::error::CmdError;
+use crate::rm::{Caller, Ctx, Level};
+use crate::{config, state};
+
+/// How often the writer fsyncs, at most.
+const FSYNC_EVERY: Duration = Duration::from_secs(1);
+
+enum Message {
+    Line(String),
+    Reopen,
+    Stop,
+}
+
+struct Log {
+    path: String,
+    chain: Chain,
+    names: AuditKey,
+    sender: Sender<Message>,
+    writer: Option<JoinHandle<()>>,
+}
+
+static LOG: Mutex<Option<Log>> = Mutex::new(None);
+static FAILING: AtomicBool = AtomicBool::new(false);
+static WRITE_ERRORS: AtomicU64 = AtomicU64::new(0);
+static RECORDS: AtomicU64 = AtomicU64::new(0);
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+fn log_guard() -> std::sync::MutexGuard<'static, Option<Log>> {
+    LOG.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens (or, with an empty path, closes) the audit log. Called when `enc.audit-log` changes.
+pub fn open(path: &str) -> Result<(), String> {
+    let mut guard = log_guard();
+    if let Some(old) = guard.take() {
+        stop(old);
+    }
+    if path.is_empty() {
+        return Ok(());
+    }
+    let (key, names) = state::with(|s| {
+        Ok(s.master
+            .local()
+            .map(|m| (AuditKey::derive(m), AuditKey::derive(m))))
+    })
+    .map_err(|_| "the module has no master key".to_owned())?
+    .ok_or_else(|| "the audit log needs a local master key (file:, env: or exec:)".to_owned())?;
+    let file = open_file(path)?;
+    let last = last_line(path);
+    let mut chain = Chain::resume(key, last.as_deref());
+    let (sender, receiver) = mpsc::channel();
+    let thread_path = path.to_owned();
+    let writer = std::thread::Builder::new()
+        .name("redis-enc-audit".into())
+        .spawn(move || write_loop(thread_path, file, receiver))
+        .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+    let event = if chain.at_start() {
+        "audit-started"
+    } else {
+        "audit-resumed"
+    };
+    let line = chain.append(server_event(event, None));
+    let _ = sender.send(Message::Line(line));
+    *guard = Some(Log {
+        path: path.to_owned(),
+        chain,
+        names,
+        sender,
+        writer: Some(writer),
+    });
+    Ok(())
+}
+
+fn stop(mut log: Log) {
+    let _ = log.sender.send(Message::Stop);
+    if let Some(w) = log.writer.take() {
+        let _ = w.join();
+    }
+}
+
+fn open_file(path: &str) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot open audit log {path}: {e}"))
+}
+
+/// The last complete line of an existing log, to continue its chain.
+fn last_line(path: &str) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+        .ok()?;
+    BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.is_empty())
+        .last()
+}
+
+fn write_loop(path: String, mut file: File, receiver: Receiver<Message>) {
+    let mut last_sync = Instant::now();
+    let mut dirty = false;
+    loop {
+        let message = receiver.recv_timeout(FSYNC_EVERY);
+        let outcome = match message {
+            Ok(Message::Line(line)) => {
+                dirty = true;
+                let mut batch = line;
+                batch.push('\n');
+                // Take whatever else is queued, to write it in one go.
+                let mut rest = Vec::new();
+                while let Ok(m) = receiver.try_recv() {
+                    rest.push(m);
+                }
+                let mut reopen = false;
+                let mut stop = false;
+                for m in rest {
+                    match m {
+                        Message::Line(l) => {
+                            batch.push_str(&l);
+                            batch.push('\n');
+                        }
+                        Message::Reopen => reopen = true,
+                        Message::Stop => stop = true,
+                    }
+                }
+                let written = file.write_all(batch.as_bytes()).and_then(|_| file.flush());
+                if reopen {
+                    let _ = file.sync_all();
+                    match open_file(&path) {
+                        Ok(f) => file = f,
+                        Err(_) => FAILING.store(true, Ordering::SeqCst),
+                    }
+                }
+                if stop {
+                    let _ = file.sync_all();
+                    return;
+                }
+                written
+            }
+            Ok(Message::Reopen) => {
+                let _ = file.sync_all();
+                match open_file(&path) {
+                    Ok(f) => {
+                        file = f;
+                        Ok(())
+                    }
+                    Err(e) => Err(std::io::Error::other(e)),
+                }
+            }
+            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = file.sync_all();
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(()),
+        };
+        match outcome {
+            Ok(()) => FAILING.store(false, Ordering::SeqCst),
+            Err(_) => {
+                WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+                FAILING.store(true, Ordering::SeqCst);
+            }
+        }
+        if dirty && last_sync.elapsed() >= FSYNC_EVERY {
+            if file.sync_data().is_err() {
+                WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+                FAILING.store(true, Ordering::SeqCst);
+            }
+            last_sync = Instant::now();
+            dirty = false;
+        }
+    }
+}
+
+fn server_event(event: &str, detail: Option<String>) -> Event {
+    Event {
+        event: event.to_owned(),
+        time_ms: now_ms(),
+        user: String::new(),
+        client_id: 0,
+        addr: String::new(),
+        command: String::new(),
+        key: None,
+        keyring: None,
+        version: None,
+        outcome: "ok".to_owned(),
+        detail,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Whether the log is on.
+pub fn enabled() -> bool {
+    log_guard().is_some()
+}
+
+/// With `enc.audit-fail-closed yes`, PHI access is denied while the log cannot be written.
+pub fn check_writable() -> Result<(), CmdError> {
+    if enabled() && FAILING.load(Ordering::SeqCst) && config::audit_fail_closed() {
+        return Err(CmdError::AuditUnavailable);
+    }
+    Ok(())
+}
+
+/// One record about a command: what a handler knows.
+pub struct Access<'a> {
+    pub event: &'a str,
+    pub command: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub keyring: Option<String>,
+    pub version: Option<u16>,
+    pub outcome: &'a str,
+    pub detail: Option<String>,
+}
+
+/// Appends a record about the current command, if the log is on.
+pub fn record(ctx: Ctx, access: Access<'_>) {
+    let mut guard = log_guard();
+    let Some(log) = guard.as_mut() else { return };
+    let Caller {
+        user,
+        client_id,
+        addr,
+    } = ctx.caller();
+    let key = access.key.map(|k| {
+        if config::audit_hash_keys() {
+            format!("hmac:{}", log.names.hash_name(k))
+        } else {
+            String::from_utf8_lossy(k).into_owned()
+        }
+    });
+    let event = Event {
+        event: access.event.to_owned(),
+        time_ms: now_ms(),
+        user,
+        client_id,
+        addr,
+        command: access.command.to_owned(),
+        key,
+        keyring: access.keyring,
+        version: access.version,
+        outcome: access.outcome.to_owned(),
+        detail: access.detail,
+    };
+    let line = log.chain.append(event);
+    RECORDS.fetch_add(1, Ordering::Relaxed);
+    if log.sender.send(Message::Line(line)).is_err() {
+        WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+        FAILING.store(true, Ordering::SeqCst);
+    }
+    drop(guard);
+    warn_once_if_failing(ctx);
+}
+
+fn warn_once_if_failing(ctx: Ctx) {
+    if FAILING.load(Ordering::SeqCst) {
+        if !WARNED.swap(true, Ordering::SeqCst) {
+            ctx.log(Level::Warning, "redis-enc: the audit log cannot be written; see enc_audit_write_errors in INFO enc");
+        }
+    } else {
+        WARNED.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Records a change to an `enc.*` config (from `CONFIG SET` or the configuration file).
+pub fn config_changed(name: &str, value: &str) {
+    let mut guard = log_guard();
+    let Some(log) = guard.as_mut() else { return };
+    let line = log.chain.append(server_event(
+        "config",
+        Some(format!("enc.{name} = {value}")),
+    ));
+    RECORDS.fetch_add(1, Ordering::Relaxed);
+    let _ = log.sender.send(Message::Line(line));
+}
+
+/// `ENC.AUDIT REOPEN`: closes and reopens the log file (after logrotate moved it); the chain
+/// continues in the new file.
+pub fn reopen(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
+    if args.len() != 2 {
+        return Err(CmdError::WrongArity("enc.audit|reopen"));
+    }
+    let mut guard = log_guard();
+    let Some(log) = guard.as_mut() else {
+        return Err(CmdError::Server(
+            "ERR the audit log is off (set enc.audit-log)".into(),
+        ));
+    };
+    open_file(&log.path).map_err(|e| CmdError::Server(format!("ERR {e}")))?;
+    let _ = log.sender.send(Message::Reopen);
+    let Caller {
+        user,
+        client_id,
+        addr,
+    } = ctx.caller();
+    let mut event = server_event("audit-reopened", None);
+    event.user = user;
+    event.client_id = client_id;
+    event.addr = addr;
+    event.command = "ENC.AUDIT REOPEN".into();
+    let line = log.chain.append(event);
+    let _ = log.sender.send(Message::Line(line));
+    ctx.reply_ok();
+    Ok(())
+}
+
+/// Figures for `INFO enc`: records, write errors, failing, the chain's head.
+pub fn status() -> (bool, u64, u64, bool, String) {
+    let guard = log_guard();
+    let head = guard.as_ref().map(|l| l.chain.head()).unwrap_or_default();
+    (
+        guard.is_some(),
+        RECORDS.load(Ordering::Relaxed),
+        WRITE_ERRORS.load(Ordering::Relaxed),
+        FAILING.load(Ordering::SeqCst),
+        head,
+    )
+}
+
+/// Stops the writer at unload.
+pub fn shutdown() {
+    if let Some(log) = log_guard().take() {
+        stop(log);
+    }
+}

@@ -1,0 +1,144 @@
+//! The PHI policy: which values are PHI, who may read and write them (Redis ACL, through the
+//! subcommands of `ENC.PHI`), and how long they may live.
+//!
+//! A value is PHI when its envelope carries the PHI flag or its key matches `enc.phi-patterns`.
+//! Reading PHI plaintext needs `enc.phi|read`, writing PHI needs `enc.phi|write` (both granted
+//! by the `@phi` category where the server lets modules add categories), checked with the
+//! server's own ACL check against the real key, so key patterns keep applying.
+
+use crate::audit::{self, Access};
+use crate::config::{self, TtlBounds};
+use crate::error::CmdError;
+use crate::rm::{AclCheck, Arg, Ctx};
+use crate::setopts::Expiry;
+
+/// What is being done to PHI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+}
+
+impl Op {
+    fn subcommand(self) -> &'static [u8] {
+        match self {
+            Op::Read => b"READ",
+            Op::Write => b"WRITE",
+        }
+    }
+
+    pub fn permission(self) -> &'static str {
+        match self {
+            Op::Read => "enc.phi|read",
+            Op::Write => "enc.phi|write",
+        }
+    }
+
+    fn event(self) -> &'static str {
+        match self {
+            Op::Read => "phi-read",
+            Op::Write => "phi-write",
+        }
+    }
+}
+
+/// Whether a value is PHI.
+pub fn is_phi(flagged: bool, key: &[u8]) -> bool {
+    flagged || config::is_phi_key(key)
+}
+
+/// Checks that the current user may do `op` on PHI under `key`, and that the audit log can
+/// record it; a denial is logged in `ACL LOG` and the audit log.
+pub fn authorize(ctx: Ctx, op: Op, key: Arg, command: &str) -> Result<(), CmdError> {
+    audit::check_writable()?;
+    match ctx.acl_check(
+        &[b"ENC.PHI", op.subcommand(), key.bytes()],
+        op.permission().as_bytes(),
+    ) {
+        AclCheck::Allowed | AclCheck::NoUser => Ok(()),
+        AclCheck::Denied => {
+            audit::record(
+                ctx,
+                Access {
+                    event: "denied",
+                    command,
+                    key: Some(key.bytes()),
+                    keyring: None,
+                    version: None,
+                    outcome: "denied",
+                    detail: Some(format!("no {} permission", op.permission())),
+                },
+            );
+            Err(CmdError::PhiDenied(op))
+        }
+    }
+}
+
+/// Records a successful PHI access.
+pub fn record(
+    ctx: Ctx,
+    op: Op,
+    key: &[u8],
+    command: &str,
+    keyring: Option<String>,
+    version: Option<u16>,
+) {
+    audit::record(
+        ctx,
+        Access {
+            event: op.event(),
+            command,
+            key: Some(key),
+            keyring,
+            version,
+            outcome: "ok",
+            detail: None,
+        },
+    );
+}
+
+/// The expiry a PHI write ends with: the requested one if inside the bounds, the default if
+/// none was requested, or an error. `existing_at` is the key's current expiry (for `KEEPTTL`).
+pub fn bounded_expiry(
+    expiry: Expiry,
+    existing_at: Option<i64>,
+    now_ms: i64,
+) -> Result<Expiry, CmdError> {
+    let bounds = config::phi_ttl();
+    let ttl_ms = match expiry {
+        Expiry::Clear => None,
+        Expiry::Keep => existing_at.map(|at| at - now_ms),
+        Expiry::In(ms) => Some(ms),
+        Expiry::At(at) => Some(at - now_ms),
+    };
+    match ttl_ms {
+        None if bounds.default > 0 => Ok(Expiry::In(bounds.default * 1000)),
+        None if bounds.min > 0 || bounds.max > 0 => Err(CmdError::PhiTtl(bounds, None)),
+        None => Ok(expiry),
+        Some(ms) if out_of_bounds(bounds, ms) => Err(CmdError::PhiTtl(bounds, Some(ms / 1000))),
+        Some(_) => Ok(expiry),
+    }
+}
+
+fn out_of_bounds(bounds: TtlBounds, ms: i64) -> bool {
+    (bounds.min > 0 && ms < bounds.min * 1000) || (bounds.max > 0 && ms > bounds.max * 1000)
+}
+
+/// Whether a time to live (in ms; `None` = no expiry) breaks the bounds.
+pub fn ttl_breaks_bounds(ttl_ms: Option<i64>) -> bool {
+    let bounds = config::phi_ttl();
+    match ttl_ms {
+        None => bounds.min > 0 || bounds.max > 0,
+        Some(ms) => out_of_bounds(bounds, ms),
+    }
+}
+
+/// `ENC.PHI READ key` / `ENC.PHI WRITE key`: reply OK. They exist to be granted with ACL
+/// (`+enc.phi|read`, `+enc.phi|write`); running one tells a user whether they hold it.
+pub fn permission_probe(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    if args.len() != 3 {
+        return Err(CmdError::WrongArity("enc.phi"));
+    }
+    ctx.reply_ok();
+    Ok(())
+}

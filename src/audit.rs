@@ -111,7 +111,11 @@ fn open_file(path: &str) -> Result<File, String> {
 /// The last complete line of an existing log, to continue its chain.
 fn last_line(path: &str) -> Option<String> {
     let mut file = File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let len = meta.len();
     file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
         .ok()?;
     BufReader::new(file)
@@ -224,9 +228,12 @@ pub fn enabled() -> bool {
 }
 
 /// With `enc.audit-fail-closed yes`, PHI access is denied while the log cannot be written.
-pub fn check_writable() -> Result<(), CmdError> {
-    if enabled() && FAILING.load(Ordering::SeqCst) && config::audit_fail_closed() {
-        return Err(CmdError::AuditUnavailable);
+pub fn check_writable(ctx: Ctx) -> Result<(), CmdError> {
+    if enabled() && FAILING.load(Ordering::SeqCst) {
+        warn_once_if_failing(ctx);
+        if config::audit_fail_closed() {
+            return Err(CmdError::AuditUnavailable);
+        }
     }
     Ok(())
 }

@@ -50,7 +50,7 @@ pub fn is_phi(flagged: bool, key: &[u8]) -> bool {
 /// Checks that the current user may do `op` on PHI under `key`, and that the audit log can
 /// record it; a denial is logged in `ACL LOG` and the audit log.
 pub fn authorize(ctx: Ctx, op: Op, key: Arg, command: &str) -> Result<(), CmdError> {
-    audit::check_writable()?;
+    audit::check_writable(ctx)?;
     match ctx.acl_check(
         &[b"ENC.PHI", op.subcommand(), key.bytes()],
         op.permission().as_bytes(),

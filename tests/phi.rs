@@ -10,6 +10,10 @@ use common::*;
 use redis::Value;
 
 fn phi_server(extra: &[&str]) -> Server {
+    phi_server_on(None, extra)
+}
+
+fn phi_server_on(binary: Option<&str>, extra: &[&str]) -> Server {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let key = dir.path().join("master.key");
     write_key(&key);
@@ -56,7 +60,23 @@ fn is_noperm(r: &Result<Value, String>) -> bool {
 
 #[test]
 fn acl_matrix_for_phi_reads_and_writes() {
-    let server = phi_server(&[]);
+    acl_matrix(None, "+enc.phi|read", "+enc.phi|write");
+}
+
+/// The same matrix on Valkey 8 (Debian bookworm-backports), where the module adds the ACL
+/// category @phi: `+@phi` grants both permissions.
+#[test]
+fn acl_matrix_on_valkey_8_with_the_phi_category() {
+    let binary = "/usr/bin/valkey-server";
+    assert!(
+        std::path::Path::new(binary).exists(),
+        "valkey-server is missing: run scripts/install-deps.sh"
+    );
+    acl_matrix(Some(binary), "+@phi", "+@phi");
+}
+
+fn acl_matrix(binary: Option<&str>, read_grant: &str, write_grant: &str) {
+    let server = phi_server_on(binary, &[]);
     let log_path = server.dir.path().join("audit.log");
     let mut admin = server.client();
     cmd(

@@ -59,6 +59,8 @@ pub struct Options {
     /// Load the module (default true).
     pub load_module: bool,
     pub env: Vec<(String, String)>,
+    /// The server binary (default `redis-server`).
+    pub binary: Option<String>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             dir: None,
             load_module: true,
             env: Vec::new(),
+            binary: None,
         }
     }
 }
@@ -104,7 +107,7 @@ impl Server {
         }
         let log_path = dir.path().join("redis.log");
         let port = free_port();
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(opts.binary.as_deref().unwrap_or("redis-server"));
         cmd.arg("--port").arg(port.to_string());
         cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         cmd.arg("--dir").arg(dir.path());

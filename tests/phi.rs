@@ -27,6 +27,7 @@ fn phi_server_on(binary: Option<&str>, extra: &[&str]) -> Server {
     Server::with(Options {
         module_args: Some(args),
         dir: Some(dir),
+        binary: binary.map(str::to_owned),
         ..Options::default()
     })
 }
@@ -77,6 +78,17 @@ fn acl_matrix_on_valkey_8_with_the_phi_category() {
 
 fn acl_matrix(binary: Option<&str>, read_grant: &str, write_grant: &str) {
     let server = phi_server_on(binary, &[]);
+    let mut admin = server.client();
+    let info: String = redis::cmd("INFO").arg("server").query(&mut admin).unwrap();
+    let expected = if binary.is_some() {
+        "valkey_version:8."
+    } else {
+        "redis_version:7."
+    };
+    assert!(
+        info.contains(expected),
+        "running on the intended server: {expected}"
+    );
     let log_path = server.dir.path().join("audit.log");
     let mut admin = server.client();
     cmd(
@@ -91,13 +103,13 @@ fn acl_matrix(binary: Option<&str>, read_grant: &str, write_grant: &str) {
     let reads = "+enc.get +enc.mget +enc.hgetfield +enc.hgetall";
     let writes = "+enc.set +enc.mset +enc.hsetfield";
     for (user, rules) in [
-        ("phi-reader", format!("%R~* {reads} +enc.phi|read")),
+        ("phi-reader", format!("%R~* {reads} {read_grant}")),
         ("reader", format!("%R~* {reads}")),
         (
             "phi-reader-other-keys",
-            format!("%R~plain:* %R~flagged:* {reads} +enc.phi|read"),
+            format!("%R~plain:* %R~flagged:* {reads} {read_grant}"),
         ),
-        ("phi-writer", format!("~* {writes} +enc.phi|write")),
+        ("phi-writer", format!("~* {writes} {write_grant}")),
         ("writer", format!("~* {writes}")),
     ] {
         cmd(&mut admin, &format!("ACL SETUSER {user} on >pw {rules}")).unwrap();

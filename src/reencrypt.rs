@@ -61,6 +61,8 @@ struct Job {
     allowance: f64,
     last_step: Instant,
     progress: Progress,
+    /// The primary version of each keyring in scope when the job started.
+    primaries_at_start: Vec<(KeyringId, redis_enc_core::KeyVersion)>,
 }
 
 static JOB: Mutex<Option<Job>> = Mutex::new(None);
@@ -127,6 +129,14 @@ pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
         }
         None => None,
     };
+    let primaries_at_start = state::with(|s| {
+        Ok(s.keys
+            .list()
+            .into_iter()
+            .filter(|k| keyring.as_ref().is_none_or(|(id, _)| *id == k.id))
+            .map(|k| (k.id, k.primary))
+            .collect::<Vec<_>>())
+    })?;
     let mut guard = job();
     if guard
         .as_ref()
@@ -156,6 +166,7 @@ pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
             values_failed: 0,
             elapsed_ms: 0,
         },
+        primaries_at_start,
     });
     ctx.reply_ok();
     Ok(())
@@ -259,7 +270,9 @@ fn step(ctx: Ctx) {
             {
                 continue;
             }
-            let (done, failed) = process_key(ctx, j.mode, j.keyring.as_ref().map(|k| k.0), &name);
+            let scope = j.keyring.as_ref();
+            let (done, failed) =
+                process_key(ctx, j.mode, scope.map(|k| k.0), scope.map(|k| &k.1), &name);
             j.progress.values_resealed += done;
             j.progress.values_failed += failed;
         }
@@ -277,14 +290,10 @@ fn step(ctx: Ctx) {
     let whole_keyspace =
         j.pattern.is_none() && j.progress.values_failed == 0 && j.mode == Mode::Reseal;
     if whole_keyspace {
-        let scope = j.keyring.as_ref().map(|k| k.0);
+        let primaries = j.primaries_at_start.clone();
         let _ = state::with_mut(|s| {
-            let ids: Vec<KeyringId> = match scope {
-                Some(id) => vec![id],
-                None => s.keys.list().into_iter().map(|k| k.id).collect(),
-            };
-            for id in ids {
-                s.keys.mark_scanned(id);
+            for (id, primary) in primaries {
+                s.keys.mark_scanned(id, primary);
             }
             Ok(())
         });
@@ -295,6 +304,7 @@ fn step(ctx: Ctx) {
 fn transform(
     mode: Mode,
     only: Option<KeyringId>,
+    chosen: Option<&KeyringName>,
     stored: &[u8],
     from: &Location<'_>,
     key: &[u8],
@@ -325,21 +335,40 @@ fn transform(
             if looks_sealed(stored) {
                 return Ok(None);
             }
-            let name = config::keyring_for(key).unwrap_or_else(KeyringName::default_name);
-            Ok(Some(s.keys.seal(&name, Flags::default(), from, stored)?))
+            let name = chosen
+                .cloned()
+                .or_else(|| config::keyring_for(key))
+                .unwrap_or_else(KeyringName::default_name);
+            let flags = Flags {
+                phi: config::is_phi_key(key),
+            };
+            Ok(Some(s.keys.seal(&name, flags, from, stored)?))
         }
     })
 }
 
 /// Re-seals what needs it under one key. Returns (values changed, values that failed).
-fn process_key(ctx: Ctx, mode: Mode, only: Option<KeyringId>, name: &[u8]) -> (u64, u64) {
+fn process_key(
+    ctx: Ctx,
+    mode: Mode,
+    only: Option<KeyringId>,
+    chosen: Option<&KeyringName>,
+    name: &[u8],
+) -> (u64, u64) {
     let name_str = ctx.string(name);
     let arg = crate::rm::Arg::from_owned(&name_str);
     let mut key = ctx.open_write(arg);
     match key.key_type() {
         KeyType::String => {
             let stored = key.string_value().to_vec();
-            match transform(mode, only, &stored, &Location::Value { key: name }, name) {
+            match transform(
+                mode,
+                only,
+                chosen,
+                &stored,
+                &Location::Value { key: name },
+                name,
+            ) {
                 Ok(Some(sealed)) => {
                     let ttl = key.expire_at();
                     let value = ctx.string(&sealed);
@@ -378,7 +407,7 @@ fn process_key(ctx: Ctx, mode: Mode, only: Option<KeyringId>, name: &[u8]) -> (u
                     key: name,
                     field: &field,
                 };
-                match transform(mode, only, &stored, &from, name) {
+                match transform(mode, only, chosen, &stored, &from, name) {
                     Ok(Some(sealed)) => {
                         let f = ctx.string(&field);
                         let v = ctx.string(&sealed);

@@ -489,4 +489,23 @@ fn encrypt_plaintext_seals_an_existing_dataset_in_place() {
         bulk(&cmd(&mut con, "GET other:1").unwrap()).unwrap(),
         b"untouched"
     );
+
+    // KEYRING chooses the keyring the plain values are sealed under.
+    cmd(&mut con, "ENC.KEYRING CREATE legacy").unwrap();
+    cmd(&mut con, "SET legacy:1 old-plain").unwrap();
+    cmd(
+        &mut con,
+        "ENC.REENCRYPT START ENCRYPT-PLAINTEXT MATCH legacy:* KEYRING legacy",
+    )
+    .unwrap();
+    wait_reencrypt(&mut con);
+    let Value::Array(flat) = cmd(&mut con, "ENC.INSPECT legacy:1").unwrap() else {
+        panic!()
+    };
+    let pos = flat
+        .iter()
+        .position(|v| bulk(v).as_deref() == Some(b"keyring"))
+        .unwrap();
+    assert_eq!(bulk(&flat[pos + 1]).unwrap(), b"legacy");
+    assert_eq!(get(&mut con, "legacy:1"), b"old-plain");
 }

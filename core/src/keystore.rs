@@ -47,7 +47,7 @@ impl VersionState {
 
 /// How a version's key material is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 enum Material {
     /// Derived from the master key named by `from` (only `default` version 1).
     Derived { from: String },
@@ -91,7 +91,8 @@ pub struct VersionInfo {
     pub primary: bool,
     /// Whether this server holds the key in memory (false if it could not be unwrapped).
     pub available: bool,
-    /// What wraps it: `derived`, `local:<master key id>`, a KMS key, or `none`.
+    /// What protects it: `derived:local:<master key id>`, `local:<master key id>`, a KMS key
+    /// (`vault-transit:...`, `aws-kms:...`), or `none`.
     pub wrapped_by: String,
 }
 
@@ -115,7 +116,8 @@ pub struct ImportReport {
     pub keyrings_added: usize,
     /// Versions added or whose state moved forward.
     pub versions_changed: usize,
-    /// Versions whose key none of the available master keys could unwrap.
+    /// Versions (in the whole store, after the import) whose key none of the held master keys
+    /// could unwrap.
     pub versions_locked: usize,
 }
 
@@ -419,13 +421,15 @@ impl KeyStore {
         Ok(())
     }
 
-    /// Records that a full re-encryption of keyring `id` finished: no value is left under its
-    /// non-primary versions (as far as this server's data goes).
-    pub fn mark_scanned(&mut self, id: KeyringId) {
+    /// Records that a full re-encryption of keyring `id`, started while `primary_at_start` was
+    /// primary, finished: no value is left under the versions before it (as far as this
+    /// server's data goes). A version rotated away during the job is not cleared.
+    pub fn mark_scanned(&mut self, id: KeyringId, primary_at_start: KeyVersion) {
         if let Some(ring) = self.rings.iter_mut().find(|r| r.id == id) {
-            let primary = ring.primary;
             for (v, slot) in ring.versions.iter_mut() {
-                slot.scanned_clear = *v != primary.0;
+                if *v < primary_at_start.0 {
+                    slot.scanned_clear = true;
+                }
             }
         }
     }
@@ -610,16 +614,38 @@ impl KeyStore {
                             && slot.material != ev.material
                         {
                             // The export's data key was derived from another master key.
-                            slot.material = ev.material;
-                            slot.unlock(masters, wrappers, &context);
+                            let mut candidate = Slot {
+                                state: slot.state,
+                                created: slot.created,
+                                material: ev.material,
+                                key: None,
+                                scanned_clear: slot.scanned_clear,
+                            };
+                            candidate.unlock(masters, wrappers, &context);
+                            if candidate.key.is_some() || slot.key.is_none() {
+                                slot.material = candidate.material;
+                                slot.key = candidate.key;
+                            }
                         } else if let Material::Wrapped { by, .. } = &ev.material {
                             // Adopt a wrapped form over a derived one, and a newer wrapping
                             // (after REWRAP) by the current master key.
                             let adopt = matches!(slot.material, Material::Derived { .. })
                                 || wrappers.first().is_some_and(|w| &w.wrapper_id() == by);
                             if adopt && slot.material != ev.material {
-                                slot.material = ev.material;
-                                slot.unlock(masters, wrappers, &context);
+                                // Take the new wrapping only if it opens with a key held here
+                                // (or nothing opened before): an import never loses a working key.
+                                let mut candidate = Slot {
+                                    state: slot.state,
+                                    created: slot.created,
+                                    material: ev.material,
+                                    key: None,
+                                    scanned_clear: slot.scanned_clear,
+                                };
+                                candidate.unlock(masters, wrappers, &context);
+                                if candidate.key.is_some() || slot.key.is_none() {
+                                    slot.material = candidate.material;
+                                    slot.key = candidate.key;
+                                }
                             } else if slot.key.is_none() {
                                 slot.unlock(masters, wrappers, &context);
                             }
@@ -638,6 +664,12 @@ impl KeyStore {
                 report.versions_changed += 1;
             }
         }
+        report.versions_locked = self
+            .rings
+            .iter()
+            .flat_map(|r| r.versions.values())
+            .filter(|v| v.state != VersionState::Destroyed && v.key.is_none())
+            .count();
         Ok(report)
     }
 }
@@ -745,10 +777,19 @@ impl ExportDoc {
                 .versions
                 .iter()
                 .all(|v| (v.state == VersionState::Destroyed) == (v.material == Material::None));
+            let primary_active = r
+                .versions
+                .iter()
+                .any(|v| v.version == r.primary && v.state == VersionState::Active);
+            // A live keyring seals with its primary; `default` always exists.
+            let live = r.destroyed || primary_active;
+            let default_kept = r.id != 0 || (!r.destroyed && r.name == "default");
             if r.versions.is_empty()
                 || !has_primary
                 || !derived_ok
                 || !destroyed_ok
+                || !live
+                || !default_kept
                 || r.versions.iter().any(|v| v.version == 0)
             {
                 return Err(Error::InvalidExport);

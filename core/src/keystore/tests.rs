@@ -42,7 +42,7 @@ fn rotation_keeps_old_values_open_and_seals_with_the_new_primary() {
     assert!(store
         .destroy_would_shred(&default, Some(KeyVersion(1)))
         .unwrap());
-    store.mark_scanned(KeyringId(0));
+    store.mark_scanned(KeyringId(0), KeyVersion(2));
     assert!(!store
         .destroy_would_shred(&default, Some(KeyVersion(1)))
         .unwrap());
@@ -239,5 +239,85 @@ fn unknown_keys_are_named() {
     assert_eq!(
         err.to_string(),
         "data key v9 of keyring id 4 is not held by this server"
+    );
+}
+
+#[test]
+fn an_import_never_trades_a_working_key_for_one_it_cannot_open() {
+    let old = MasterKey::generate();
+    let mut primary = KeyStore::new(&old, 0);
+    primary
+        .rotate(&KeyringName::default_name(), &old, 1)
+        .unwrap();
+    let sealed = primary
+        .seal(&KeyringName::default_name(), Flags::default(), &LOC, b"v2")
+        .unwrap();
+    let same_old = MasterKey::from_base64(&old.to_base64(), "t").unwrap();
+    let mut replica = KeyStore::new(&same_old, 0);
+    replica
+        .import(&primary.export(), &[&same_old], &[&same_old])
+        .unwrap();
+    // The primary moves to a new master key; the replica still holds only the old one.
+    let new = MasterKey::generate();
+    primary.rewrap(&new).unwrap();
+    let report = replica
+        .import(&primary.export(), &[&same_old], &[&same_old])
+        .unwrap();
+    assert_eq!(
+        report.versions_locked, 0,
+        "the replica keeps its working keys"
+    );
+    assert_eq!(
+        replica.open(&sealed, &LOC).unwrap().plaintext.as_slice(),
+        b"v2"
+    );
+}
+
+#[test]
+fn exports_with_a_dead_primary_or_without_default_are_refused() {
+    let master = MasterKey::generate();
+    let store = KeyStore::new(&master, 0);
+    let text = String::from_utf8(store.export()).unwrap();
+    let retired = text.replace("\"state\":\"active\"", "\"state\":\"retired\"");
+    let mut target = KeyStore::new(&master, 0);
+    assert_eq!(
+        target
+            .import(retired.as_bytes(), &[&master], &[&master])
+            .unwrap_err(),
+        Error::InvalidExport
+    );
+    let destroyed = text.replace("\"destroyed\":false", "\"destroyed\":true");
+    assert_eq!(
+        target
+            .import(destroyed.as_bytes(), &[&master], &[&master])
+            .unwrap_err(),
+        Error::InvalidExport
+    );
+    let extra_field = text.replace("\"kind\":\"derived\"", "\"kind\":\"derived\",\"x\":1");
+    assert_eq!(
+        target
+            .import(extra_field.as_bytes(), &[&master], &[&master])
+            .unwrap_err(),
+        Error::InvalidExport
+    );
+}
+
+#[test]
+fn a_version_rotated_away_during_a_scan_is_not_cleared() {
+    let master = MasterKey::generate();
+    let mut store = KeyStore::new(&master, 0);
+    let default = KeyringName::default_name();
+    store.rotate(&default, &master, 1).unwrap();
+    // A job starts while v2 is primary; v3 arrives before it ends.
+    store.rotate(&default, &master, 2).unwrap();
+    store.mark_scanned(KeyringId(0), KeyVersion(2));
+    assert!(!store
+        .destroy_would_shred(&default, Some(KeyVersion(1)))
+        .unwrap());
+    assert!(
+        store
+            .destroy_would_shred(&default, Some(KeyVersion(2)))
+            .unwrap(),
+        "v2 may still hold values"
     );
 }

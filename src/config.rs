@@ -98,7 +98,7 @@ pub fn is_phi_key(key: &[u8]) -> bool {
 
 fn parse_keyring_patterns(text: &str) -> Result<(), String> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err("enc.keyring-patterns takes 'pattern keyring' pairs".into());
     }
     let rules = words
@@ -244,7 +244,7 @@ pub struct LoadArgs {
 
 /// Parses `master-key URI [name value ...]`; the message says what is wrong.
 pub fn parse_load_args(args: &[&[u8]]) -> Result<LoadArgs, String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err("module arguments come in 'name value' pairs, as in 'master-key file:/etc/redis/enc/master.key'".into());
     }
     let mut master_key = None;

@@ -182,7 +182,7 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     for pos in (2..args.len()).step_by(2) {
         ctx.redact(pos);
     }
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("enc.mset"));
     }
     let pairs = &args[1..];

@@ -7,6 +7,7 @@
 //! - [`wrap`]: data keys wrapped under a master key.
 //! - [`provider`]: where the master key comes from (`file:`, `env:`, `exec:`).
 //! - [`audit`]: audit records and their hash chain.
+//! - [`backup`]: encrypted backup files.
 //! - [`error`]: the one error type of this layer.
 //!
 //! The Redis adapter (the loadable module) and the `redis-enc` command-line tool both build on
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod backup;
 pub mod envelope;
 pub mod error;
 pub mod key;

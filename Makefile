@@ -1,11 +1,12 @@
 # redis-enc — see README.md.
 #   make run    install what is missing, build (release), start Redis with the module on :6399
 #   make test   install what is missing, build, run every unit and integration test
+#   make bench  the benchmark suite against plain Redis; writes bench/RESULTS.md
 #   make lint   rustfmt and clippy, as CI would want them
 
 CARGO ?= cargo
 
-.PHONY: all deps build release run test lint clean
+.PHONY: all deps build release run test bench lint clean
 
 all: build
 
@@ -25,6 +26,10 @@ run: release
 # scripts/test.sh builds it first and ends with a "N passed, M failed" line.
 test: deps
 	@bash scripts/test.sh
+
+# Side by side with plain Redis in one run; writes bench/RESULTS.md (several minutes).
+bench: release
+	@bash scripts/bench.sh
 
 lint:
 	$(CARGO) fmt --all --check

@@ -130,7 +130,10 @@ pub struct BackupWriter<W: Write> {
     out: W,
     encryptor: Option<EncryptorBE32<Xaes256Gcm>>,
     aad: [u8; 32],
+    /// Plaintext not yet sealed: always less than one chunk between calls.
     buffer: Vec<u8>,
+    /// Where each chunk is sealed (in place) before it is written.
+    scratch: Vec<u8>,
     digest: Sha256,
     plaintext_len: u64,
     written: u64,
@@ -171,10 +174,26 @@ impl<W: Write> BackupWriter<W> {
             encryptor: Some(encryptor),
             aad: Sha256::digest(&head).into(),
             buffer: Vec::with_capacity(CHUNK + DIGEST + TAG),
+            scratch: Vec::with_capacity(CHUNK + TAG),
             digest: Sha256::new(),
             plaintext_len: 0,
             written: head.len() as u64,
         })
+    }
+
+    /// Seals one full chunk (not the last: the digest always follows) and writes it.
+    fn emit(&mut self, plaintext: &[u8]) -> io::Result<()> {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(plaintext);
+        let enc = self
+            .encryptor
+            .as_mut()
+            .ok_or_else(|| io::Error::other("backup already finished"))?;
+        enc.encrypt_next_in_place(&self.aad, &mut self.scratch)
+            .map_err(|_| io::Error::other("encryption failed"))?;
+        self.out.write_all(&self.scratch)?;
+        self.written += self.scratch.len() as u64;
+        Ok(())
     }
 
     fn emit_full_chunks(&mut self) -> io::Result<()> {
@@ -228,8 +247,24 @@ impl<W: Write> Write for BackupWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.digest.update(data);
         self.plaintext_len += data.len() as u64;
-        self.buffer.extend_from_slice(data);
-        self.emit_full_chunks()?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.buffer.is_empty() && rest.len() >= CHUNK {
+                let (chunk, tail) = rest.split_at(CHUNK);
+                self.emit(chunk)?;
+                rest = tail;
+                continue;
+            }
+            let take = (CHUNK - self.buffer.len()).min(rest.len());
+            self.buffer.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buffer.len() == CHUNK {
+                let chunk = std::mem::take(&mut self.buffer);
+                self.emit(&chunk)?;
+                self.buffer = chunk;
+                self.buffer.clear();
+            }
+        }
         Ok(data.len())
     }
 

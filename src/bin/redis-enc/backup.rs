@@ -41,12 +41,76 @@ fn open_master(uri: &str) -> Result<Master, String> {
         .map_err(|e| format!("master key: {e}"))
 }
 
+/// Writes on a thread of its own, so that encryption and disk I/O overlap.
+struct ThreadedWriter {
+    sender: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<BufWriter<File>>>>,
+    pending: Vec<u8>,
+}
+
+const BLOCK: usize = 4 << 20;
+
+impl ThreadedWriter {
+    fn new(mut out: BufWriter<File>) -> ThreadedWriter {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::spawn(move || {
+            for block in receiver {
+                out.write_all(&block)?;
+            }
+            Ok(out)
+        });
+        ThreadedWriter {
+            sender: Some(sender),
+            thread: Some(thread),
+            pending: Vec::with_capacity(BLOCK),
+        }
+    }
+
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::replace(&mut self.pending, Vec::with_capacity(BLOCK));
+        let sender = self
+            .sender
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("writer closed"))?;
+        sender
+            .send(block)
+            .map_err(|_| std::io::Error::other("the writer thread stopped (disk full?)"))
+    }
+
+    /// Waits for every byte to be written and gives the file back.
+    fn finish(mut self) -> std::io::Result<BufWriter<File>> {
+        self.send_pending()?;
+        self.sender = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(result)) => result,
+            _ => Err(std::io::Error::other("the writer thread failed")),
+        }
+    }
+}
+
+impl Write for ThreadedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= BLOCK {
+            self.send_pending()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A file written under a temporary name and renamed into place only by `commit`; dropped
 /// without `commit`, it is removed.
 struct PendingFile {
     temp: PathBuf,
     target: PathBuf,
-    file: Option<BufWriter<File>>,
+    file: Option<ThreadedWriter>,
 }
 
 impl PendingFile {
@@ -68,20 +132,24 @@ impl PendingFile {
             .mode(0o600)
             .open(&temp)
             .map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
+        let writer = ThreadedWriter::new(BufWriter::with_capacity(1 << 20, file));
         Ok(PendingFile {
             temp,
             target: target.to_owned(),
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            file: Some(writer),
         })
     }
 
-    fn writer(&mut self) -> &mut BufWriter<File> {
+    fn writer(&mut self) -> &mut ThreadedWriter {
         self.file.as_mut().expect("the file is open until commit")
     }
 
     fn commit(mut self) -> Result<(), String> {
-        let file = self.file.take().expect("the file is open until commit");
-        let file = file
+        let writer = self.file.take().expect("the file is open until commit");
+        let buffered = writer
+            .finish()
+            .map_err(|e| format!("cannot write {}: {e}", self.temp.display()))?;
+        let file = buffered
             .into_inner()
             .map_err(|e| format!("cannot write {}: {e}", self.temp.display()))?;
         file.sync_all()
@@ -93,8 +161,10 @@ impl PendingFile {
 
 impl Drop for PendingFile {
     fn drop(&mut self) {
-        if self.file.is_some() || self.temp.exists() {
-            self.file = None;
+        if let Some(writer) = self.file.take() {
+            let _ = writer.finish();
+        }
+        if self.temp.exists() {
             let _ = fs::remove_file(&self.temp);
         }
     }

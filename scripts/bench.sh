@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The benchmark suite: redis-enc against plain Redis, side by side in the same run, reported as
+# ratios. Writes bench/RESULTS.md. Needs the release build (make bench builds it).
+#
+#   scripts/bench.sh [--quick]     (--quick: fewer requests, for a smoke run)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+module="$root/target/release/libredis_enc.so"
+tool="$root/target/release/redis-enc"
+out="$root/bench/RESULTS.md"
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+n_pipelined=$([ $quick -eq 1 ] && echo 20000 || echo 200000)
+n_single=$([ $quick -eq 1 ] && echo 5000 || echo 50000)
+reencrypt_keys=$([ $quick -eq 1 ] && echo 100000 || echo 1000000)
+memory_keys=$([ $quick -eq 1 ] && echo 100000 || echo 1000000)
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+"$tool" keygen --out "$work/master.key" >/dev/null
+
+# start NAME [extra server args...]: starts a server, sets PORT_<NAME>.
+start() {
+    local name="$1"; shift
+    local port; port=$(free_port)
+    mkdir -p "$work/$name"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$work/$name" --save "" --appendonly no \
+        --logfile "$work/$name/log" "$@" &
+    pids+=($!)
+    until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+    printf -v "PORT_$name" '%s' "$port"
+}
+with_module=(--loadmodule "$module" master-key "file:$work/master.key")
+
+# bench PORT REQUESTS PIPELINE COMMAND...: prints "rps p50 p99".
+bench() {
+    local port="$1" n="$2" p="$3"; shift 3
+    redis-benchmark -p "$port" -n "$n" -P "$p" -c 50 -r 100000 --csv "$@" 2>/dev/null |
+        awk -F'","' 'NR == 2 { gsub(/"/, "", $2); gsub(/"/, "", $5); gsub(/"/, "", $7); print $2, $5, $7 }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+value_of() { head -c "$1" /dev/zero | tr '\0' 'v'; }
+
+start enc "${with_module[@]}"
+port=$PORT_enc
+
+{
+    echo "# redis-enc benchmark results"
+    echo
+    echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+    echo "- server: $(redis-server --version | awk '{print $3}' | sed 's/v=//'), redis-benchmark with 50 clients"
+    echo "- requests per run: $n_pipelined pipelined (-P 16), $n_single unpipelined; each pair runs A B A B and the better of each is kept"
+    echo
+    echo "## Commands against their plain counterparts (same server, module loaded)"
+    echo
+    echo "| pair | value | pipeline | plain rps | enc rps | ratio | plain p50/p99 ms | enc p50/p99 ms |"
+    echo "|---|---|---|---|---|---|---|---|"
+} > "$out"
+
+best() { sort -k1 -n -r | head -1; }
+
+for size in 64 1024 16384; do
+    v=$(value_of "$size")
+    # Prefill keys so that reads hit.
+    redis-benchmark -p "$port" -n 100000 -P 64 -r 100000 -q SET "plain:__rand_int__" "$v" >/dev/null 2>&1
+    redis-benchmark -p "$port" -n 100000 -P 64 -r 100000 -q ENC.SET "enc:__rand_int__" "$v" >/dev/null 2>&1
+    redis-benchmark -p "$port" -n 100000 -P 64 -r 100000 -q HSET "plainh:__rand_int__" f "$v" >/dev/null 2>&1
+    redis-benchmark -p "$port" -n 100000 -P 64 -r 100000 -q ENC.HSETFIELD "ench:__rand_int__" f "$v" >/dev/null 2>&1
+    for pipeline in 16 1; do
+        n=$([ "$pipeline" -eq 1 ] && echo "$n_single" || echo "$n_pipelined")
+        for pair in "SET|SET plain:__rand_int__ $v|ENC.SET enc:__rand_int__ $v" \
+                    "GET|GET plain:__rand_int__|ENC.GET enc:__rand_int__" \
+                    "HSET|HSET plainh:__rand_int__ f $v|ENC.HSETFIELD ench:__rand_int__ f $v" \
+                    "HGET|HGET plainh:__rand_int__ f|ENC.HGETFIELD ench:__rand_int__ f" \
+                    "MSET|MSET plain:__rand_int__ $v plain:__rand_int__ $v|ENC.MSET enc:__rand_int__ $v enc:__rand_int__ $v"; do
+            IFS='|' read -r name plain enc <<< "$pair"
+            a1=$(bench "$port" "$n" "$pipeline" $plain); b1=$(bench "$port" "$n" "$pipeline" $enc)
+            a2=$(bench "$port" "$n" "$pipeline" $plain); b2=$(bench "$port" "$n" "$pipeline" $enc)
+            a=$(printf '%s\n%s\n' "$a1" "$a2" | best); b=$(printf '%s\n%s\n' "$b1" "$b2" | best)
+            read -r ar ap50 ap99 <<< "$a"; read -r br bp50 bp99 <<< "$b"
+            echo "| $name / ENC.${name/HSET/HSETFIELD} | $size B | $pipeline | $ar | $br | $(ratio "$br" "$ar") | $ap50 / $ap99 | $bp50 / $bp99 |" |
+                sed 's/ENC.HGET /ENC.HGETFIELD /; s/ENC\.HSETFIELDFIELD/ENC.HSETFIELD/; s/ENC\.HGET |/ENC.HGETFIELD |/' >> "$out"
+        done
+    done
+done
+
+# The guard's cost on plain commands for non-PHI keys: module loaded with patterns vs no module.
+start plain
+start guarded "${with_module[@]}" phi-patterns "patient:*"
+v=$(value_of 64)
+{
+    echo
+    echo "## Costs of the other features"
+    echo
+    echo "| measurement | baseline rps | with feature rps | ratio |"
+    echo "|---|---|---|---|"
+} >> "$out"
+for cmd in "SET bench:__rand_int__ $v" "GET bench:__rand_int__"; do
+    a1=$(bench "$PORT_plain" "$n_pipelined" 16 $cmd); b1=$(bench "$PORT_guarded" "$n_pipelined" 16 $cmd)
+    a2=$(bench "$PORT_plain" "$n_pipelined" 16 $cmd); b2=$(bench "$PORT_guarded" "$n_pipelined" 16 $cmd)
+    a=$(printf '%s\n%s\n' "$a1" "$a2" | best | cut -d' ' -f1); b=$(printf '%s\n%s\n' "$b1" "$b2" | best | cut -d' ' -f1)
+    echo "| plain ${cmd%% *} on non-PHI keys, guard on (phi-patterns set) vs module not loaded, -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
+done
+
+# The audit log's cost on PHI reads.
+redis-benchmark -p "$PORT_guarded" -n 100000 -P 64 -r 100000 -q ENC.SET "patient:__rand_int__" "$v" >/dev/null 2>&1
+a1=$(bench "$PORT_guarded" "$n_pipelined" 16 ENC.GET "patient:__rand_int__")
+redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "$work/audit.log" >/dev/null
+b1=$(bench "$PORT_guarded" "$n_pipelined" 16 ENC.GET "patient:__rand_int__")
+redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "" >/dev/null
+a2=$(bench "$PORT_guarded" "$n_pipelined" 16 ENC.GET "patient:__rand_int__")
+redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "$work/audit.log" >/dev/null
+b2=$(bench "$PORT_guarded" "$n_pipelined" 16 ENC.GET "patient:__rand_int__")
+redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "" >/dev/null
+a=$(printf '%s\n%s\n' "$a1" "$a2" | best | cut -d' ' -f1); b=$(printf '%s\n%s\n' "$b1" "$b2" | best | cut -d' ' -f1)
+echo "| ENC.GET on PHI keys, audit log on vs off, -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
+
+# Re-encryption rate over many keys, and the p99 of a concurrent load with and without it.
+start reenc "${with_module[@]}"
+redis-benchmark -p "$PORT_reenc" -n "$reencrypt_keys" -P 64 -r 100000000 -q ENC.SET "r:__rand_int__" "$v" >/dev/null 2>&1
+keys=$(redis-cli -p "$PORT_reenc" DBSIZE)
+p99_without=$(bench "$PORT_reenc" "$n_single" 1 GET "r:__rand_int__" | cut -d' ' -f3)
+redis-cli -p "$PORT_reenc" ENC.KEYRING ROTATE >/dev/null
+t0=$(date +%s.%N)
+redis-cli -p "$PORT_reenc" ENC.REENCRYPT START >/dev/null
+p99_during=$(bench "$PORT_reenc" "$n_single" 1 GET "r:__rand_int__" | cut -d' ' -f3)
+until [ "$(redis-cli -p "$PORT_reenc" ENC.REENCRYPT STATUS | sed -n 2p)" = "done" ]; do sleep 0.1; done
+t1=$(date +%s.%N)
+resealed=$(redis-cli -p "$PORT_reenc" ENC.REENCRYPT STATUS | sed -n 8p)
+elapsed_ms=$(redis-cli -p "$PORT_reenc" ENC.REENCRYPT STATUS | sed -n 12p)
+{
+    echo
+    echo "## Re-encryption"
+    echo
+    echo "- keys: $keys; values re-sealed: $resealed in $elapsed_ms ms: $(awk -v k="$resealed" -v ms="$elapsed_ms" 'BEGIN { printf "%.0f", k / (ms / 1000) }') keys/s"
+    echo "- p99 of a concurrent unpipelined GET load: $p99_without ms without the job, $p99_during ms during it ($(ratio "$p99_during" "$p99_without")x)"
+} >> "$out"
+
+# Memory: 64-byte values, sealed vs plain.
+start memplain
+start memenc "${with_module[@]}"
+redis-benchmark -p "$PORT_memplain" -n "$memory_keys" -P 64 -r 100000000000 -q SET "m:__rand_int__" "$v" >/dev/null 2>&1
+redis-benchmark -p "$PORT_memenc" -n "$memory_keys" -P 64 -r 100000000000 -q ENC.SET "m:__rand_int__" "$v" >/dev/null 2>&1
+mp=$(redis-cli -p "$PORT_memplain" INFO memory | grep '^used_memory:' | cut -d: -f2 | tr -d '\r')
+me=$(redis-cli -p "$PORT_memenc" INFO memory | grep '^used_memory:' | cut -d: -f2 | tr -d '\r')
+kp=$(redis-cli -p "$PORT_memplain" DBSIZE); ke=$(redis-cli -p "$PORT_memenc" DBSIZE)
+{
+    echo
+    echo "## Memory (64-byte values)"
+    echo
+    echo "- envelope: 48 bytes over the plaintext (64 B value -> 112 B stored)"
+    echo "- used_memory: $mp bytes for $kp plain values, $me bytes for $ke sealed values ($(ratio "$me" "$mp")x); $(awk -v a="$me" -v b="$mp" -v n="$ke" 'BEGIN { printf "%.0f", (a - b) / n }') bytes more per value"
+} >> "$out"
+
+# Backup and restore throughput on an RDB of about 1 GB (smaller with --quick).
+start big --enable-debug-command yes --rdbcompression no
+populate=$([ $quick -eq 1 ] && echo 100000 || echo 1000000)
+redis-cli -p "$PORT_big" DEBUG POPULATE "$populate" key 1000 >/dev/null
+redis-cli -p "$PORT_big" SAVE >/dev/null
+rdb="$work/big/dump.rdb"
+size=$(stat -c %s "$rdb")
+timed() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'; }
+tb=$(timed "$tool" backup --rdb "$rdb" --master-key "file:$work/master.key" --out "$work/big.renc")
+tv=$(timed "$tool" verify --in "$work/big.renc" --master-key "file:$work/master.key")
+tr=$(timed "$tool" restore --in "$work/big.renc" --master-key "file:$work/master.key" --out "$work/restored.rdb")
+tc=$(timed cp "$rdb" "$work/copy.rdb")
+mbps() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / 1e6 / s; else print "n/a" }'; }
+{
+    echo
+    echo "## Backups (RDB of $size bytes)"
+    echo
+    echo "| step | seconds | MB/s |"
+    echo "|---|---|---|"
+    echo "| backup --rdb | $tb | $(mbps "$tb") |"
+    echo "| verify | $tv | $(mbps "$tv") |"
+    echo "| restore | $tr | $(mbps "$tr") |"
+    echo "| plain cp of the same RDB (the disk's own speed) | $tc | $(mbps "$tc") |"
+} >> "$out"
+
+# Seal/open against the raw AEAD (Criterion).
+{
+    echo
+    echo "## Seal and open against the raw primitive"
+    echo
+    echo "See \`cargo bench -p redis-enc-core\` (Criterion); its summary:"
+    echo
+    echo '```'
+} >> "$out"
+(cd "$root" && cargo bench -p redis-enc-core --bench seal -- --noplot 2>/dev/null | grep -E '^envelope/|time:' | paste - - | awk '{$1=$1; print}') >> "$out" || true
+echo '```' >> "$out"
+echo "wrote $out"

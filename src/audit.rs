@@ -53,10 +53,12 @@ fn log_guard() -> std::sync::MutexGuard<'static, Option<Log>> {
 /// Opens (or, with an empty path, closes) the audit log. Called when `enc.audit-log` changes.
 pub fn open(path: &str) -> Result<(), String> {
     let mut guard = log_guard();
-    if let Some(old) = guard.take() {
-        stop(old);
-    }
     if path.is_empty() {
+        if let Some(mut old) = guard.take() {
+            let line = old.chain.append(server_event("audit-stopped", None));
+            let _ = old.sender.send(Message::Line(line));
+            stop(old);
+        }
         return Ok(());
     }
     let (key, names) = state::with(|s| {
@@ -125,79 +127,93 @@ fn last_line(path: &str) -> Option<String> {
         .last()
 }
 
-fn write_loop(path: String, mut file: File, receiver: Receiver<Message>) {
+fn write_loop(path: String, file: File, receiver: Receiver<Message>) {
+    // A panic here must not take the server down; the log is then reported failing.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write_messages(&path, file, &receiver)
+    }));
+    if outcome.is_err() {
+        WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+        FAILING.store(true, Ordering::SeqCst);
+    }
+}
+
+fn failed() {
+    WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+    FAILING.store(true, Ordering::SeqCst);
+}
+
+/// Writes messages in order; a record is only counted as written once `write_all` and `flush`
+/// succeeded, and only a successful write clears the failing state.
+fn write_messages(path: &str, mut file: File, receiver: &Receiver<Message>) {
     let mut last_sync = Instant::now();
     let mut dirty = false;
     loop {
-        let message = receiver.recv_timeout(FSYNC_EVERY);
-        let outcome = match message {
-            Ok(Message::Line(line)) => {
-                dirty = true;
-                let mut batch = line;
-                batch.push('\n');
-                // Take whatever else is queued, to write it in one go.
-                let mut rest = Vec::new();
-                while let Ok(m) = receiver.try_recv() {
-                    rest.push(m);
-                }
-                let mut reopen = false;
-                let mut stop = false;
-                for m in rest {
-                    match m {
-                        Message::Line(l) => {
-                            batch.push_str(&l);
-                            batch.push('\n');
-                        }
-                        Message::Reopen => reopen = true,
-                        Message::Stop => stop = true,
+        let first = match receiver.recv_timeout(FSYNC_EVERY) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                if dirty {
+                    if file.sync_data().is_err() {
+                        failed();
                     }
+                    dirty = false;
+                    last_sync = Instant::now();
                 }
-                let written = file.write_all(batch.as_bytes()).and_then(|_| file.flush());
-                if reopen {
-                    let _ = file.sync_all();
-                    match open_file(&path) {
-                        Ok(f) => file = f,
-                        Err(_) => FAILING.store(true, Ordering::SeqCst),
-                    }
-                }
-                if stop {
-                    let _ = file.sync_all();
-                    return;
-                }
-                written
+                continue;
             }
-            Ok(Message::Reopen) => {
-                let _ = file.sync_all();
-                match open_file(&path) {
-                    Ok(f) => {
-                        file = f;
-                        Ok(())
-                    }
-                    Err(e) => Err(std::io::Error::other(e)),
-                }
-            }
-            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => {
+            Err(RecvTimeoutError::Disconnected) => {
                 let _ = file.sync_all();
                 return;
             }
-            Err(RecvTimeoutError::Timeout) => Ok(()),
         };
-        match outcome {
-            Ok(()) => FAILING.store(false, Ordering::SeqCst),
-            Err(_) => {
-                WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
-                FAILING.store(true, Ordering::SeqCst);
+        // Take whatever else is queued, keeping the order of lines and reopen requests.
+        let mut messages = vec![first];
+        while let Ok(m) = receiver.try_recv() {
+            messages.push(m);
+        }
+        let mut batch = String::new();
+        for message in messages {
+            match message {
+                Message::Line(line) => {
+                    batch.push_str(&line);
+                    batch.push('\n');
+                }
+                Message::Reopen | Message::Stop => {
+                    flush_batch(&mut file, &mut batch, &mut dirty);
+                    let _ = file.sync_all();
+                    if let Message::Stop = message {
+                        return;
+                    }
+                    match open_file(path) {
+                        Ok(f) => file = f,
+                        Err(_) => failed(),
+                    }
+                }
             }
         }
+        flush_batch(&mut file, &mut batch, &mut dirty);
         if dirty && last_sync.elapsed() >= FSYNC_EVERY {
             if file.sync_data().is_err() {
-                WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
-                FAILING.store(true, Ordering::SeqCst);
+                failed();
             }
             last_sync = Instant::now();
             dirty = false;
         }
     }
+}
+
+fn flush_batch(file: &mut File, batch: &mut String, dirty: &mut bool) {
+    if batch.is_empty() {
+        return;
+    }
+    match file.write_all(batch.as_bytes()).and_then(|_| file.flush()) {
+        Ok(()) => {
+            FAILING.store(false, Ordering::SeqCst);
+            *dirty = true;
+        }
+        Err(_) => failed(),
+    }
+    batch.clear();
 }
 
 fn server_event(event: &str, detail: Option<String>) -> Event {

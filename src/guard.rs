@@ -106,7 +106,7 @@ fn shape(command: &[u8]) -> Option<Shape> {
         | b"lpushx" | b"rpushx" | b"linsert" | b"lset" | b"sadd" | b"zadd" | b"zincrby"
         | b"xadd" | b"geoadd" | b"pfadd" | b"pfmerge" | b"sunionstore" | b"sinterstore"
         | b"sdiffstore" | b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore"
-        | b"georadius" | b"geosearchstore" | b"xgroup" | b"xsetid" => Shape::Write,
+        | b"geosearchstore" | b"xsetid" => Shape::Write,
         b"bitop" => Shape::WriteAt2,
         b"rename" | b"renamenx" | b"copy" | b"smove" | b"lmove" | b"rpoplpush" | b"blmove"
         | b"brpoplpush" => Shape::Move,

@@ -112,6 +112,9 @@ pub fn bounded_expiry(
         Expiry::At(at) => Some(at - now_ms),
     };
     match ttl_ms {
+        None if bounds.default > 0 && out_of_bounds(bounds, bounds.default * 1000) => {
+            Err(CmdError::PhiTtl(bounds, Some(bounds.default)))
+        }
         None if bounds.default > 0 => Ok(Expiry::In(bounds.default * 1000)),
         None if bounds.min > 0 || bounds.max > 0 => Err(CmdError::PhiTtl(bounds, None)),
         None => Ok(expiry),

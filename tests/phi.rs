@@ -601,3 +601,42 @@ fn an_unwritable_audit_log_fails_closed_when_asked_to() {
     assert!(!info.contains("enc_audit_write_errors:0\r"), "{info}");
     assert!(server.log().contains("the audit log cannot be written"));
 }
+
+#[test]
+fn moving_phi_needs_permission_and_keeps_the_flag() {
+    let server = phi_server(&[]);
+    let mut admin = server.client();
+    cmd(&mut admin, "ENC.SET patient:1 record").unwrap();
+    cmd(
+        &mut admin,
+        "ACL SETUSER mover on >pw ~* +enc.copy +enc.rename +enc.get",
+    )
+    .unwrap();
+    let mut mover = server.client_as("mover", "pw");
+    let err = cmd(&mut mover, "ENC.COPY patient:1 other:copy").unwrap_err();
+    assert!(err.starts_with("NOPERM"), "{err}");
+    assert!(cmd(&mut mover, "ENC.RENAME patient:1 other:moved")
+        .unwrap_err()
+        .starts_with("NOPERM"));
+    assert_eq!(
+        cmd(&mut admin, "EXISTS other:copy other:moved").unwrap(),
+        Value::Int(0),
+        "nothing moved"
+    );
+    // Copied out of the PHI patterns, the value is still PHI: the flag travels in the envelope.
+    assert_eq!(
+        cmd(&mut admin, "ENC.COPY patient:1 other:copy").unwrap(),
+        Value::Int(1)
+    );
+    let Value::Array(flat) = cmd(&mut admin, "ENC.INSPECT other:copy").unwrap() else {
+        panic!()
+    };
+    let pos = flat
+        .iter()
+        .position(|v| bulk(v).as_deref() == Some(b"phi"))
+        .unwrap();
+    assert_eq!(flat[pos + 1], Value::Int(1));
+    assert!(cmd(&mut mover, "ENC.GET other:copy")
+        .unwrap_err()
+        .starts_with("NOPERM"));
+}

@@ -558,6 +558,48 @@ impl KeyStore {
                 }
             }
         }
+        // Two servers that each made a key for the same keyring and version (fresh KMS-backed
+        // servers, say) hold different keys: merging would lose one, so refuse.
+        for er in &doc.keyrings {
+            let Some(local) = self.rings.iter().find(|r| r.id.0 == er.id) else {
+                continue;
+            };
+            for ev in &er.versions {
+                let Some(slot) = local.versions.get(&ev.version) else {
+                    continue;
+                };
+                // A derived `default` v1 is what every fresh store starts with; a wrapped form
+                // replaces it (§2.2).
+                if matches!(slot.material, Material::Derived { .. }) {
+                    continue;
+                }
+                let (Some(held), false) = (slot.key.as_ref(), ev.material == slot.material) else {
+                    continue;
+                };
+                let context = WrapContext {
+                    keyring: &local.name,
+                    id: KeyId {
+                        keyring: local.id,
+                        version: KeyVersion(ev.version),
+                    },
+                };
+                let mut candidate = Slot {
+                    state: ev.state,
+                    created: ev.created,
+                    material: ev.material.clone(),
+                    key: None,
+                    scanned_clear: false,
+                };
+                candidate.unlock(masters, wrappers, &context);
+                if candidate
+                    .key
+                    .as_ref()
+                    .is_some_and(|k| k.bytes() != held.bytes())
+                {
+                    return Err(Error::KeyringConflict);
+                }
+            }
+        }
         let mut report = ImportReport::default();
         for er in doc.keyrings {
             let name = KeyringName::parse(er.name.as_bytes())?;
@@ -613,19 +655,11 @@ impl KeyStore {
                             && matches!(slot.material, Material::Derived { .. })
                             && slot.material != ev.material
                         {
-                            // The export's data key was derived from another master key.
-                            let mut candidate = Slot {
-                                state: slot.state,
-                                created: slot.created,
-                                material: ev.material,
-                                key: None,
-                                scanned_clear: slot.scanned_clear,
-                            };
-                            candidate.unlock(masters, wrappers, &context);
-                            if candidate.key.is_some() || slot.key.is_none() {
-                                slot.material = candidate.material;
-                                slot.key = candidate.key;
-                            }
+                            // The export's data key was derived from another master key: the
+                            // export is the truth; if that master key is not held, the key is
+                            // locked (values fail closed) rather than replaced by a guess.
+                            slot.material = ev.material;
+                            slot.unlock(masters, wrappers, &context);
                         } else if let Material::Wrapped { by, .. } = &ev.material {
                             // Adopt a wrapped form over a derived one, and a newer wrapping
                             // (after REWRAP) by the current master key.

@@ -52,10 +52,12 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                     key: name.bytes(),
                     field: fv[0].bytes(),
                 };
-                Ok(ctx.string(
-                    &s.keys
-                        .seal(&keyring, Flags { phi }, &location, fv[1].bytes())?,
-                ))
+                Ok(ctx.string(&s.keys.seal(
+                    &keyring,
+                    Flags { phi: phi_write },
+                    &location,
+                    fv[1].bytes(),
+                )?))
             })
             .collect()
     })?;

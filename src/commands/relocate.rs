@@ -10,6 +10,7 @@ use redis_enc_core::{Error as CoreError, Location};
 use super::hash::{all_fields, FieldValue};
 use crate::error::CmdError;
 use crate::info;
+use crate::phi::{self, Op};
 use crate::rm::{Arg, Ctx, KeyType};
 use crate::state::{self, State};
 
@@ -24,8 +25,8 @@ enum Source {
     Missing,
     /// A type redis-enc never seals: moved by the server's own command.
     Other,
-    /// A string or hash, re-sealed, with the source's expiry.
-    Resealed(Moved, Option<i64>),
+    /// A string or hash, re-sealed, with the source's expiry and whether it is PHI.
+    Resealed(Moved, Option<i64>, bool),
 }
 
 /// Opens a stored value at `from` and seals it again at `to`, in the same keyring and with the
@@ -35,11 +36,15 @@ fn reseal(
     stored: &[u8],
     from: &Location<'_>,
     to: &Location<'_>,
+    phi_seen: &mut bool,
 ) -> Result<Vec<u8>, CmdError> {
     if !looks_sealed(stored) {
         return Ok(stored.to_vec());
     }
-    let opened = state.keys.open(stored, from)?;
+    let mut opened = state.keys.open(stored, from)?;
+    // A value that was PHI where it lived stays PHI wherever it goes.
+    opened.header.flags.phi |= *phi_seen;
+    *phi_seen |= opened.header.flags.phi;
     let keyring = state
         .keys
         .name_of(opened.header.key_id.keyring)
@@ -57,13 +62,20 @@ fn read_for(ctx: Ctx, src: Arg, dst: Arg) -> Result<Source, CmdError> {
     crate::persist::propagate_if_new(ctx)?;
     let key = ctx.open_read(src);
     let ttl = key.expire_at();
+    let mut phi = phi::is_phi(false, src.bytes()) || phi::is_phi(false, dst.bytes());
     let moved = match key.key_type() {
         KeyType::Empty => return Ok(Source::Missing),
         KeyType::Other => return Ok(Source::Other),
         KeyType::String => state::with(|s| {
             let from = Location::Value { key: src.bytes() };
             let to = Location::Value { key: dst.bytes() };
-            Ok(Moved::String(reseal(s, key.string_value(), &from, &to)?))
+            Ok(Moved::String(reseal(
+                s,
+                key.string_value(),
+                &from,
+                &to,
+                &mut phi,
+            )?))
         })?,
         KeyType::Hash => {
             drop(key);
@@ -80,7 +92,7 @@ fn read_for(ctx: Ctx, src: Arg, dst: Arg) -> Result<Source, CmdError> {
                             key: dst.bytes(),
                             field: &field,
                         };
-                        let value = reseal(s, &stored, &from, &to)?;
+                        let value = reseal(s, &stored, &from, &to, &mut phi)?;
                         Ok((field, value))
                     })
                     .collect::<Result<Vec<_>, CmdError>>()
@@ -88,7 +100,16 @@ fn read_for(ctx: Ctx, src: Arg, dst: Arg) -> Result<Source, CmdError> {
             })?
         }
     };
-    Ok(Source::Resealed(moved, ttl))
+    Ok(Source::Resealed(moved, ttl, phi))
+}
+
+/// Moving PHI needs read permission on the source and write permission on the destination.
+fn authorize_move(ctx: Ctx, src: Arg, dst: Arg, command: &str) -> Result<(), CmdError> {
+    phi::authorize(ctx, Op::Read, src, command)?;
+    phi::authorize(ctx, Op::Write, dst, command)?;
+    phi::record(ctx, Op::Read, src.bytes(), command, None, None);
+    phi::record(ctx, Op::Write, dst.bytes(), command, None, None);
+    Ok(())
 }
 
 /// Runs a write through the server with replication of exactly that write.
@@ -146,7 +167,10 @@ pub fn rename(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     match source {
         Source::Missing => {}
         Source::Other => write(ctx, c"RENAME", &[src.bytes(), dst.bytes()])?,
-        Source::Resealed(moved, ttl) => {
+        Source::Resealed(moved, ttl, phi) => {
+            if phi {
+                authorize_move(ctx, src, dst, "ENC.RENAME")?;
+            }
             store(ctx, dst.bytes(), moved, ttl)?;
             write(ctx, c"DEL", &[src.bytes()])?;
         }
@@ -186,7 +210,12 @@ pub fn copy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             }
             write(ctx, c"COPY", &call)?;
         }
-        Source::Resealed(moved, ttl) => store(ctx, dst.bytes(), moved, ttl)?,
+        Source::Resealed(moved, ttl, phi) => {
+            if phi {
+                authorize_move(ctx, src, dst, "ENC.COPY")?;
+            }
+            store(ctx, dst.bytes(), moved, ttl)?
+        }
     }
     ctx.reply_int(1);
     Ok(())

@@ -207,7 +207,9 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                     config::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name);
                 Ok(ctx.string(&s.keys.seal(
                     &keyring,
-                    Flags::default(),
+                    Flags {
+                        phi: phi::is_phi(false, kv[0].bytes()),
+                    },
                     &location,
                     kv[1].bytes(),
                 )?))

@@ -146,7 +146,10 @@ fn a_wrong_master_key_leaves_keys_locked_and_fails_closed() {
     let wrong = MasterKey::generate();
     let mut b = KeyStore::new(&wrong, 0);
     let report = b.import(&a.export(), &[&wrong], &[&wrong]).unwrap();
-    assert_eq!(report.versions_locked, 1);
+    assert_eq!(
+        report.versions_locked, 2,
+        "v1 (derived from the other key) and v2"
+    );
     assert!(matches!(
         b.open(&sealed, &LOC),
         Err(Error::KeyUnavailable { .. })
@@ -319,5 +322,32 @@ fn a_version_rotated_away_during_a_scan_is_not_cleared() {
             .destroy_would_shred(&default, Some(KeyVersion(2)))
             .unwrap(),
         "v2 may still hold values"
+    );
+}
+
+#[test]
+fn two_independently_made_keys_for_one_version_conflict() {
+    // Two fresh stores that each generated their own default v1 (as KMS-backed servers do).
+    let master = MasterKey::generate();
+    let mut a = KeyStore::new(&master, 0);
+    let mut b = KeyStore::new(&master, 0);
+    a.rotate(&KeyringName::default_name(), &master, 1).unwrap();
+    b.rotate(&KeyringName::default_name(), &master, 1).unwrap();
+    let sealed = b
+        .seal(
+            &KeyringName::default_name(),
+            Flags::default(),
+            &LOC,
+            b"b's value",
+        )
+        .unwrap();
+    assert_eq!(
+        b.import(&a.export(), &[&master], &[&master]).unwrap_err(),
+        Error::KeyringConflict
+    );
+    assert_eq!(
+        b.open(&sealed, &LOC).unwrap().plaintext.as_slice(),
+        b"b's value",
+        "nothing changed"
     );
 }

@@ -11,7 +11,8 @@ use ureq::Agent;
 /// How long one KMS request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Builds an agent, trusting only `ca_file` when given (else the system roots).
+/// Builds an agent, trusting only `ca_file` when given (else the Mozilla roots built into
+/// the TLS stack, webpki-roots).
 pub fn agent(ca_file: Option<&Path>) -> Result<Agent, String> {
     let mut tls = TlsConfig::builder();
     if let Some(path) = ca_file {

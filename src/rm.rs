@@ -37,6 +37,8 @@ pub fn missing_apis() -> Vec<&'static str> {
         RedisModule_KeyType,
         RedisModule_StringDMA,
         RedisModule_StringSet,
+        RedisModule_DeleteKey,
+        RedisModule_StringTruncate,
         RedisModule_SetExpire,
         RedisModule_SetAbsExpire,
         RedisModule_GetAbsExpire,
@@ -381,6 +383,38 @@ impl Key {
             }
             std::slice::from_raw_parts(p.cast::<u8>(), len)
         }
+    }
+
+    /// Deletes the key.
+    pub fn delete(&mut self) {
+        // SAFETY: key opened for writing.
+        unsafe { api!(RedisModule_DeleteKey)(self.ptr) };
+    }
+
+    /// Makes the key's value a string of exactly `len` bytes (creating it if the key is empty,
+    /// keeping its TTL otherwise) and returns it for writing. `None` if the server refused.
+    pub fn string_buffer(&mut self, len: usize) -> Option<&mut [u8]> {
+        // SAFETY: key opened for writing and empty or holding a string (callers delete other
+        // types first); after a successful truncate, DMA write access returns a pointer valid
+        // for `len` bytes until the key is modified or closed, which the borrow of `self` ensures.
+        unsafe {
+            if api!(RedisModule_StringTruncate)(self.ptr, len) != raw::REDISMODULE_OK as c_int {
+                return None;
+            }
+            let mut got = 0usize;
+            let p =
+                api!(RedisModule_StringDMA)(self.ptr, &mut got, raw::REDISMODULE_WRITE as c_int);
+            if p.is_null() || got != len {
+                return None;
+            }
+            Some(std::slice::from_raw_parts_mut(p.cast::<u8>(), len))
+        }
+    }
+
+    /// Removes the key's TTL.
+    pub fn persist(&mut self) {
+        // SAFETY: key opened for writing and holding a value.
+        unsafe { api!(RedisModule_SetExpire)(self.ptr, raw::REDISMODULE_NO_EXPIRE as i64) };
     }
 
     /// Replaces the value (of any type) with a string; this removes any TTL.

@@ -495,7 +495,7 @@ fn the_audit_log_is_a_verifiable_chain() {
     let _ = cmd(&mut server.client_as("nobody", "pw"), "ENC.GET patient:1");
     cmd(&mut con, "CONFIG SET enc.audit-hash-keys yes").unwrap();
     cmd(&mut con, "ENC.GET patient:1").unwrap();
-    let lines = wait_for_lines(&log, 7);
+    let lines = wait_for_lines(&log, 8);
     let text = lines.join("\n");
     for event in [
         "audit-started",

@@ -307,7 +307,34 @@ fn seal_with_nonce(
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, Error> {
-    if plaintext.len() as u64 > MAX_PLAINTEXT {
+    let mut out = vec![0u8; OVERHEAD + plaintext.len()];
+    seal_into_with_nonce(key, flags, location, plaintext, nonce, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`seal`], writing the envelope into `out`, which must be exactly
+/// `plaintext.len() + OVERHEAD` bytes (a server-side buffer, so that no copy is made).
+pub fn seal_into(
+    key: &DataKey,
+    flags: Flags,
+    location: &Location<'_>,
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    seal_into_with_nonce(key, flags, location, plaintext, &nonce, out)
+}
+
+fn seal_into_with_nonce(
+    key: &DataKey,
+    flags: Flags,
+    location: &Location<'_>,
+    plaintext: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    if plaintext.len() as u64 > MAX_PLAINTEXT || out.len() != plaintext.len() + OVERHEAD {
         return Err(Error::TooLarge);
     }
     let header = Header {
@@ -317,17 +344,18 @@ fn seal_with_nonce(
     };
     let header_bytes = header.to_bytes();
     let aad = location.associated_data(&header_bytes)?;
-    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
-    out.extend_from_slice(&header_bytes);
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(plaintext);
-    let body = &mut out[HEADER_LEN + NONCE_LEN..];
+    let (head, rest) = out.split_at_mut(HEADER_LEN);
+    head.copy_from_slice(&header_bytes);
+    let (nonce_out, rest) = rest.split_at_mut(NONCE_LEN);
+    nonce_out.copy_from_slice(nonce);
+    let (body, tag_out) = rest.split_at_mut(plaintext.len());
+    let buffer = InOutBuf::new(plaintext, body).map_err(|_| Error::TooLarge)?;
     let tag = key
         .cipher()
-        .encrypt_inout_detached(nonce.into(), &aad, body.into())
+        .encrypt_inout_detached(nonce.into(), &aad, buffer)
         .map_err(|_| Error::TooLarge)?;
-    out.extend_from_slice(tag.as_slice());
-    Ok(out)
+    tag_out.copy_from_slice(tag.as_slice());
+    Ok(())
 }
 
 /// Seals with a caller-chosen nonce. Reusing a nonce under one key is catastrophic; this exists

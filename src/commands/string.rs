@@ -1,5 +1,6 @@
 //! `ENC.SET`, `ENC.GET`, `ENC.MSET`, `ENC.MGET`.
 
+use redis_enc_core::envelope::OVERHEAD;
 use redis_enc_core::{Flags, KeyringName, Location};
 use zeroize::Zeroizing;
 
@@ -68,17 +69,13 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                 .clone()
                 .or_else(|| config::keyring_for(name.bytes()))
                 .unwrap_or_else(KeyringName::default_name);
-            let sealed = state.keys.seal(
-                &keyring,
-                Flags { phi: phi_write },
-                &Location::Value { key: name.bytes() },
-                args[2].bytes(),
-            )?;
-            let expiry = match expiry {
-                Expiry::Keep => key.expire_at().map_or(Expiry::Clear, Expiry::At),
-                other => other,
+            let seal = Seal {
+                keys: &state.keys,
+                keyring: &keyring,
+                flags: Flags { phi: phi_write },
+                plaintext: args[2].bytes(),
             };
-            store_string(ctx, &mut key, name, &ctx.string(&sealed), expiry)?;
+            store_string(ctx, &mut key, existing, name, seal, expiry)?;
             if phi_write {
                 let version = state.keys.primary(&keyring).map(|k| k.id().version.0).ok();
                 phi::record(
@@ -101,36 +98,68 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     })
 }
 
-/// Replaces the key's value with `sealed`, applies `expiry`, and replicates the write as
-/// `SET key <ciphertext> [PXAT t]`.
+/// What to seal into a string key.
+struct Seal<'a> {
+    keys: &'a redis_enc_core::KeyStore,
+    keyring: &'a KeyringName,
+    flags: Flags,
+    plaintext: &'a [u8],
+}
+
+/// Seals straight into the key's value (no intermediate copy, no delete and re-insert),
+/// applies `expiry` as `SET` does, and replicates the write as `SET key <ciphertext> [PXAT t]`.
 fn store_string(
     ctx: Ctx,
     key: &mut Key,
+    existing: KeyType,
     name: Arg,
-    sealed: &OwnedString,
+    seal: Seal<'_>,
     expiry: Expiry,
 ) -> Result<(), CmdError> {
-    if !key.set_string(sealed) {
-        return Err(CmdError::Server("ERR the server refused the write".into()));
+    // Everything that can fail is checked before the stored value is touched: the keyring
+    // must have a usable primary key, and Redis values are far below the cipher's size limit.
+    seal.keys.primary(seal.keyring)?;
+    let previous_expiry = key.expire_at();
+    if !matches!(existing, KeyType::Empty | KeyType::String) {
+        key.delete();
     }
+    let len = seal.plaintext.len() + OVERHEAD;
+    let Some(buffer) = key.string_buffer(len) else {
+        return Err(CmdError::Server("ERR the server refused the write".into()));
+    };
+    seal.keys.seal_into(
+        seal.keyring,
+        seal.flags,
+        &Location::Value { key: name.bytes() },
+        seal.plaintext,
+        buffer,
+    )?;
+    let sealed = ctx.string(key.string_value());
     match expiry {
-        Expiry::Clear | Expiry::Keep => {}
+        Expiry::Keep => {}
+        Expiry::Clear => {
+            if previous_expiry.is_some() {
+                key.persist();
+            }
+        }
         Expiry::In(ms) => key.set_expire_in(ms),
         Expiry::At(unix_ms) => key.set_expire_at(unix_ms),
     }
     info::count_sealed(1);
     ctx.notify(NOTIFY_STRING, c"set", name);
     match key.expire_at() {
-        Some(at) if expiry != Expiry::Clear => {
+        Some(at) => {
             let pxat = ctx.string(b"PXAT");
             let at = ctx.string(at.to_string().as_bytes());
             ctx.replicate(
                 c"SET",
                 &[name.as_ptr(), sealed.as_ptr(), pxat.as_ptr(), at.as_ptr()],
             );
-            ctx.notify(NOTIFY_GENERIC, c"expire", name);
+            if expiry != Expiry::Keep {
+                ctx.notify(NOTIFY_GENERIC, c"expire", name);
+            }
         }
-        _ => ctx.replicate(c"SET", &[name.as_ptr(), sealed.as_ptr()]),
+        None => ctx.replicate(c"SET", &[name.as_ptr(), sealed.as_ptr()]),
     }
     Ok(())
 }

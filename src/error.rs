@@ -203,6 +203,9 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
         CoreError::LimitReached => "ERR too many keyrings or key versions (65535 at most)".into(),
         CoreError::Refused(why) => format!("ERR {why}").into(),
         CoreError::InvalidExport => "ERR not a redis-enc keyring export, or a damaged one".into(),
+        CoreError::KeyMismatch => "ERR an imported data key differs from the one this server holds for the same \
+                                   keyring and version (each server made its own; import before writing)"
+            .into(),
         CoreError::KeyringConflict => {
             "ERR an imported keyring's id or name belongs to a different keyring on this server".into()
         }

@@ -58,6 +58,12 @@ pub fn mark_unpropagated(value: bool) {
     UNPROPAGATED.store(value, Ordering::SeqCst);
 }
 
+/// Whether the store holds keys nothing has used or persisted yet (a fresh KMS server before
+/// its first sealed write).
+pub fn is_unpropagated() -> bool {
+    UNPROPAGATED.load(Ordering::SeqCst)
+}
+
 /// Whether the store must be propagated before the next sealed write; clears the flag.
 pub fn take_unpropagated() -> bool {
     UNPROPAGATED.swap(false, Ordering::SeqCst)

@@ -213,6 +213,25 @@ fn exercise(
     assert_eq!(raw, after, "REWRAP changes no stored value");
     cmd(&mut con, "SAVE").unwrap();
 
+    // A second KMS-backed server (a cluster shard, say) takes the keyrings before its first
+    // write and then opens values moved to it.
+    let Value::BulkString(blob) = cmd(&mut con, "ENC.KEYRING EXPORT").unwrap() else {
+        panic!()
+    };
+    let shard = server_with(uri, env, None);
+    let mut s = shard.client();
+    run(&mut s, &[b"ENC.KEYRING", b"IMPORT", &blob]).unwrap();
+    let Value::BulkString(dump) = cmd(&mut con, "DUMP b").unwrap() else {
+        panic!()
+    };
+    run(&mut s, &[b"RESTORE", b"b", b"0", &dump]).unwrap();
+    assert_eq!(
+        get(&mut s, "b"),
+        b"after",
+        "a value moved to the second server opens there"
+    );
+    drop(shard);
+
     stop_kms();
     for (k, v) in [("a", "before"), ("b", "after"), ("t", "in-tenant")] {
         assert_eq!(get(&mut con, k), v.as_bytes(), "{k} with the KMS down");

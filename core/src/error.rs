@@ -61,6 +61,8 @@ pub enum Error {
     InvalidExport,
     /// An imported keyring's id or name is used by a different keyring here.
     KeyringConflict,
+    /// An imported data key differs from the one held for the same keyring and version.
+    KeyMismatch,
     /// The key management service failed or could not be reached; the text says how.
     Kms(String),
     /// Authentication failed: the value was modified, truncated, moved to another key or field,
@@ -161,6 +163,9 @@ impl fmt::Display for Error {
             Error::Refused(why) => f.write_str(why),
             Error::InvalidExport => f.write_str("not a redis-enc keyring export, or a damaged one"),
             Error::Kms(why) => write!(f, "key management service: {why}"),
+            Error::KeyMismatch => f.write_str(
+                "an imported data key differs from the one this server holds for the same keyring and version",
+            ),
             Error::KeyringConflict => f.write_str(
                 "an imported keyring's id or name belongs to a different keyring on this server",
             ),

@@ -609,7 +609,7 @@ impl KeyStore {
                     .as_ref()
                     .is_some_and(|k| k.bytes() != held.bytes())
                 {
-                    return Err(Error::KeyringConflict);
+                    return Err(Error::KeyMismatch);
                 }
             }
         }

@@ -222,6 +222,15 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             .collect();
         let masters: Vec<&MasterKey> = held.iter().filter_map(|m| m.local()).collect();
         let unwrappers: Vec<&dyn Wrapper> = held.iter().map(|m| m.wrapper()).collect();
+        if state::is_unpropagated() {
+            // A fresh KMS-backed server has sealed nothing with the `default` key it made at
+            // load: the imported keyrings replace it.
+            let mut fresh = redis_enc_core::KeyStore::empty();
+            let report = fresh.import(args[2].bytes(), &masters, &unwrappers)?;
+            *keys = fresh;
+            state::mark_unpropagated(false);
+            return Ok(report);
+        }
         Ok(keys.import(args[2].bytes(), &masters, &unwrappers)?)
     })?;
     persist::propagate(ctx)?;

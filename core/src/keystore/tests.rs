@@ -343,7 +343,7 @@ fn two_independently_made_keys_for_one_version_conflict() {
         .unwrap();
     assert_eq!(
         b.import(&a.export(), &[&master], &[&master]).unwrap_err(),
-        Error::KeyringConflict
+        Error::KeyMismatch
     );
     assert_eq!(
         b.open(&sealed, &LOC).unwrap().plaintext.as_slice(),

@@ -203,6 +203,9 @@ pub fn run_backup(
             if let Some(u) = user {
                 target.user = Some(u.to_owned());
             }
+            if target.user.is_some() && target.password.is_none() && password_file.is_none() {
+                return Err("--user needs --password-file (or a password in the URL)".into());
+            }
             if let Some(path) = password_file {
                 let text = fs::read_to_string(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -199,15 +199,8 @@ impl<W: Write> BackupWriter<W> {
     fn emit_full_chunks(&mut self) -> io::Result<()> {
         while self.buffer.len() > CHUNK {
             let rest = self.buffer.split_off(CHUNK);
-            let mut chunk = std::mem::replace(&mut self.buffer, rest);
-            let enc = self
-                .encryptor
-                .as_mut()
-                .ok_or_else(|| io::Error::other("backup already finished"))?;
-            enc.encrypt_next_in_place(&self.aad, &mut chunk)
-                .map_err(|_| io::Error::other("encryption failed"))?;
-            self.out.write_all(&chunk)?;
-            self.written += chunk.len() as u64;
+            let chunk = std::mem::replace(&mut self.buffer, rest);
+            self.emit(&chunk)?;
         }
         Ok(())
     }
@@ -219,15 +212,8 @@ impl<W: Write> BackupWriter<W> {
         self.emit_full_chunks()?;
         // Exactly CHUNK bytes may remain: they go out as a full chunk, then an empty last one.
         if self.buffer.len() == CHUNK {
-            let mut chunk = std::mem::take(&mut self.buffer);
-            let enc = self
-                .encryptor
-                .as_mut()
-                .ok_or_else(|| io::Error::other("backup already finished"))?;
-            enc.encrypt_next_in_place(&self.aad, &mut chunk)
-                .map_err(|_| io::Error::other("encryption failed"))?;
-            self.out.write_all(&chunk)?;
-            self.written += chunk.len() as u64;
+            let chunk = std::mem::take(&mut self.buffer);
+            self.emit(&chunk)?;
         }
         let mut last = std::mem::take(&mut self.buffer);
         let enc = self

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::http;
 use crate::error::{Error, MasterKeyError};
-use crate::key::{DataKey, KEY_LEN};
+use crate::key::DataKey;
 use crate::wrap::{WrapContext, Wrapper};
 
 /// Where the KMS key is.
@@ -126,15 +126,7 @@ impl AwsKms {
             .into_parts();
         let mut headers: Vec<(&str, &str)> = base_headers.to_vec();
         headers.extend(instructions.headers());
-        let (status, reply) =
-            http::post_json(&self.agent, &url, &headers, &body).map_err(Error::Kms)?;
-        if status != 200 {
-            return Err(Error::Kms(format!(
-                "KMS {operation} answered {status}: {}",
-                http::error_message(&reply)
-            )));
-        }
-        Ok(reply)
+        http::call_kms(&self.agent, &url, &headers, &body, "KMS", operation)
     }
 
     fn encryption_context(context: &WrapContext<'_>) -> Value {
@@ -147,12 +139,7 @@ impl AwsKms {
 
     fn key_from(reply: &Value, context: &WrapContext<'_>) -> Result<DataKey, Error> {
         let encoded = reply["Plaintext"].as_str().ok_or(Error::DecryptFailed)?;
-        let decoded = Zeroizing::new(STANDARD.decode(encoded).map_err(|_| Error::DecryptFailed)?);
-        let bytes: [u8; KEY_LEN] = decoded
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::DecryptFailed)?;
-        Ok(DataKey::from_bytes(context.id, Zeroizing::new(bytes)))
+        http::data_key_from_base64(encoded, context.id)
     }
 
     fn blob(reply: &Value) -> Result<Vec<u8>, Error> {

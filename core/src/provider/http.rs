@@ -49,6 +49,46 @@ pub fn post_json(
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
+/// POSTs to a KMS and returns its JSON reply, or an error naming `service` and `operation`.
+pub fn call_kms(
+    agent: &Agent,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    service: &str,
+    operation: &str,
+) -> Result<Value, crate::error::Error> {
+    let (status, reply) = post_json(agent, url, headers, body).map_err(crate::error::Error::Kms)?;
+    if status != 200 {
+        return Err(crate::error::Error::Kms(format!(
+            "{service} {operation} answered {status}: {}",
+            error_message(&reply)
+        )));
+    }
+    Ok(reply)
+}
+
+/// A data key from the base64 a KMS returned; anything but 32 bytes fails closed.
+pub fn data_key_from_base64(
+    encoded: &str,
+    id: crate::key::KeyId,
+) -> Result<crate::key::DataKey, crate::error::Error> {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    let decoded = zeroize::Zeroizing::new(
+        STANDARD
+            .decode(encoded)
+            .map_err(|_| crate::error::Error::DecryptFailed)?,
+    );
+    let bytes: [u8; crate::key::KEY_LEN] = decoded
+        .as_slice()
+        .try_into()
+        .map_err(|_| crate::error::Error::DecryptFailed)?;
+    Ok(crate::key::DataKey::from_bytes(
+        id,
+        zeroize::Zeroizing::new(bytes),
+    ))
+}
+
 /// The first error message a KMS put in its reply, for an error line (never key material:
 /// the replies that carry keys are successful ones, which are not reported).
 pub fn error_message(reply: &Value) -> String {

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::http;
 use crate::error::{Error, MasterKeyError};
-use crate::key::{DataKey, KEY_LEN};
+use crate::key::DataKey;
 use crate::wrap::{WrapContext, Wrapper};
 
 /// Where the Transit key is and how to reach it.
@@ -131,15 +131,7 @@ impl VaultTransit {
         if let Some(ns) = &self.config.namespace {
             headers.push(("X-Vault-Namespace", ns.as_str()));
         }
-        let (status, reply) =
-            http::post_json(&self.agent, &url, &headers, &body).map_err(Error::Kms)?;
-        if status != 200 {
-            return Err(Error::Kms(format!(
-                "Vault {operation} answered {status}: {}",
-                http::error_message(&reply)
-            )));
-        }
-        Ok(reply)
+        http::call_kms(&self.agent, &url, &headers, &body, "Vault", operation)
     }
 }
 
@@ -175,12 +167,7 @@ impl Wrapper for VaultTransit {
         let encoded = reply["data"]["plaintext"]
             .as_str()
             .ok_or(Error::DecryptFailed)?;
-        let decoded = Zeroizing::new(STANDARD.decode(encoded).map_err(|_| Error::DecryptFailed)?);
-        let bytes: [u8; KEY_LEN] = decoded
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::DecryptFailed)?;
-        Ok(DataKey::from_bytes(context.id, Zeroizing::new(bytes)))
+        http::data_key_from_base64(encoded, context.id)
     }
 }
 

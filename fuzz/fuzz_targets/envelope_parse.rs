@@ -1,7 +1,8 @@
 //! Envelope parsing takes untrusted bytes (anything stored under a key). Parsing never panics,
 //! parse → serialize gives back the input, and opening never panics or succeeds on garbage.
 //!
-//! Run: `cargo +nightly fuzz run envelope_parse` from the repository root.
+//! Run: `cargo +nightly fuzz run envelope_parse` from the repository root (on a stable toolchain,
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run envelope_parse`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

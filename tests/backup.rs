@@ -458,3 +458,111 @@ fn the_restore_drill_script_passes_and_reports_times() {
     assert!(stdout.contains("100 keys sampled, 0 differ"), "{stdout}");
     assert!(stdout.trim_end().ends_with("restore-drill: OK"));
 }
+
+/// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with openssl.
+fn certificates(dir: &Path) {
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=redis-enc-test-ca");
+    sh("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext");
+    for name in ["server", "client"] {
+        sh(&format!("openssl req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={name}"));
+        sh(&format!(
+            "openssl x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile san.ext"
+        ));
+    }
+}
+
+#[test]
+fn a_backup_over_tls_with_a_client_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Server::with(Options {
+        server_args: vec![
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            c("server.crt"),
+            "--tls-key-file".into(),
+            c("server.key"),
+            "--tls-ca-cert-file".into(),
+            c("ca.crt"),
+            "--tls-auth-clients".into(),
+            "yes".into(),
+        ],
+        ..Options::default()
+    });
+    cmd(
+        &mut server.client(),
+        &format!("ENC.SET tls:1 {}", SECRET_VALUES[0]),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("tls.renc");
+    let url = format!("redis://127.0.0.1:{tls_port}");
+    let (code, out, err) = tool(&[
+        "backup",
+        "--url",
+        &url,
+        "--tls",
+        "--tls-ca-cert",
+        &c("ca.crt"),
+        "--tls-cert",
+        &c("client.crt"),
+        "--tls-key",
+        &c("client.key"),
+        "--master-key",
+        &key_uri(&server),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = tool(&[
+        "verify",
+        "--in",
+        file.to_str().unwrap(),
+        "--master-key",
+        &key_uri(&server),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!contains(
+        &std::fs::read(&file).unwrap(),
+        SECRET_VALUES[0].as_bytes()
+    ));
+    // Without the client certificate the server refuses the handshake; nothing is written.
+    let refused = work.path().join("refused.renc");
+    let (code, _, err) = tool(&[
+        "backup",
+        "--url",
+        &url,
+        "--tls",
+        "--tls-ca-cert",
+        &c("ca.crt"),
+        "--master-key",
+        &key_uri(&server),
+        "--out",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("redis-enc: "), "{err}");
+    assert!(!refused.exists());
+}

@@ -185,8 +185,10 @@ fn now() -> u64 {
 }
 
 /// `redis-enc backup`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_backup(
     url: Option<&str>,
+    tls: Option<&replication::Tls>,
     rdb: Option<&Path>,
     user: Option<&str>,
     password_file: Option<&Path>,
@@ -216,7 +218,7 @@ pub fn run_backup(
                 BackupWriter::create(pending.writer(), master.wrapper(), &source, now())
                     .map_err(|e| e.to_string())?;
             let progress = bar(None, "backup");
-            replication::snapshot(&target, &mut writer, |n| progress.set_position(n))?;
+            replication::snapshot(&target, tls, &mut writer, |n| progress.set_position(n))?;
             progress.finish_and_clear();
             let (plain, written, _) = writer
                 .finish()

@@ -60,6 +60,21 @@ enum Command {
         /// A file holding the password (never give it on the command line).
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+        /// Connect with TLS.
+        #[arg(long)]
+        tls: bool,
+        /// The CA certificate (PEM) to trust for the server (default: the Mozilla roots).
+        #[arg(long, value_name = "FILE", requires = "tls")]
+        tls_ca_cert: Option<PathBuf>,
+        /// A client certificate (PEM), for servers with tls-auth-clients yes.
+        #[arg(long, value_name = "FILE", requires = "tls")]
+        tls_cert: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls")]
+        tls_key: Option<PathBuf>,
+        /// The name to check the server's certificate against (default: the URL's host).
+        #[arg(long, value_name = "NAME", requires = "tls")]
+        tls_server_name: Option<String>,
         /// The master key that wraps the backup's file key.
         #[arg(long, value_name = "URI")]
         master_key: String,
@@ -205,11 +220,23 @@ fn run(command: Command) -> Result<(), String> {
             rdb,
             user,
             password_file,
+            tls,
+            tls_ca_cert,
+            tls_cert,
+            tls_key,
+            tls_server_name,
             master_key,
             out,
             json,
         } => backup::run_backup(
             url.as_deref(),
+            tls.then_some(replication::Tls {
+                ca_cert: tls_ca_cert,
+                cert: tls_cert,
+                key: tls_key,
+                server_name: tls_server_name,
+            })
+            .as_ref(),
             rdb.as_deref(),
             user.as_deref(),
             password_file.as_deref(),

@@ -4,7 +4,65 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// TLS to the server (`--tls`): the CA to trust (else the Mozilla roots) and an optional client
+/// certificate, which Redis asks for by default (`tls-auth-clients yes`).
+#[derive(Default)]
+pub struct Tls {
+    pub ca_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+fn tls_config(tls: &Tls) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca_cert {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots);
+    let config = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| format!("cannot read {}: {e}", cert.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("bad certificate in {}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("cannot read the key {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("TLS client certificate: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    Ok(Arc::new(config))
+}
 
 /// Where to connect.
 pub struct Target {
@@ -50,7 +108,7 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     })
 }
 
-fn command(stream: &mut TcpStream, args: &[&str]) -> std::io::Result<()> {
+fn command(stream: &mut impl Write, args: &[&str]) -> std::io::Result<()> {
     let mut out = format!("*{}\r\n", args.len());
     for a in args {
         out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
@@ -72,20 +130,32 @@ fn line(reader: &mut impl BufRead) -> Result<String, String> {
 /// Streams a snapshot into `out`; `progress` gets the bytes received so far.
 pub fn snapshot(
     target: &Target,
+    tls: Option<&Tls>,
     out: &mut impl Write,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, String> {
-    let mut stream = TcpStream::connect((target.host.as_str(), target.port))
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .map_err(|e| format!("cannot connect to {}:{}: {e}", target.host, target.port))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
+    tcp.set_read_timeout(Some(Duration::from_secs(120)))
         .map_err(|e| e.to_string())?;
-    let mut reader =
-        BufReader::with_capacity(1 << 20, stream.try_clone().map_err(|e| e.to_string())?);
+    let stream: Box<dyn Stream> = match tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let name = tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| target.host.clone());
+            let name = ServerName::try_from(name).map_err(|e| format!("TLS server name: {e}"))?;
+            let connection = rustls::ClientConnection::new(tls_config(tls)?, name)
+                .map_err(|e| format!("TLS: {e}"))?;
+            Box::new(rustls::StreamOwned::new(connection, tcp))
+        }
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, stream);
     if let Some(password) = &target.password {
         match &target.user {
-            Some(user) => command(&mut stream, &["AUTH", user, password]),
-            None => command(&mut stream, &["AUTH", password]),
+            Some(user) => command(reader.get_mut(), &["AUTH", user, password]),
+            None => command(reader.get_mut(), &["AUTH", password]),
         }
         .map_err(|e| e.to_string())?;
         let reply = line(&mut reader)?;
@@ -101,10 +171,10 @@ pub fn snapshot(
         &["REPLCONF", "capa", "eof"][..],
         &["REPLCONF", "rdb-only", "1"],
     ] {
-        command(&mut stream, args).map_err(|e| e.to_string())?;
+        command(reader.get_mut(), args).map_err(|e| e.to_string())?;
         let _ = line(&mut reader)?;
     }
-    command(&mut stream, &["SYNC"]).map_err(|e| e.to_string())?;
+    command(reader.get_mut(), &["SYNC"]).map_err(|e| e.to_string())?;
     let header = loop {
         let l = line(&mut reader)?;
         if !l.is_empty() {

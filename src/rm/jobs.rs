@@ -1,0 +1,144 @@
+//! Container commands, timers and keyspace scans (the re-encryption job).
+
+use std::ffi::{c_int, c_void, CString};
+use std::ptr;
+
+use redis_module::raw;
+
+use super::{string_bytes, Ctx};
+
+impl Ctx {
+    /// Creates a container command (such as `ENC.KEYRING`) whose subcommands are added with
+    /// [`Ctx::create_subcommand`].
+    pub fn create_container(self, name: &str, summary: &std::ffi::CStr) -> Result<(), String> {
+        let cname = CString::new(name).map_err(|_| format!("bad command name {name}"))?;
+        // SAFETY: valid context during OnLoad; a null handler makes a container command.
+        unsafe {
+            if api!(RedisModule_CreateCommand)(self.0, cname.as_ptr(), None, c"".as_ptr(), 0, 0, 0)
+                != raw::REDISMODULE_OK as c_int
+            {
+                return Err(format!("cannot create command {name}"));
+            }
+            let command = api!(RedisModule_GetCommand)(self.0, cname.as_ptr());
+            if command.is_null() {
+                return Err(format!("cannot find command {name}"));
+            }
+            let mut info: raw::RedisModuleCommandInfo = std::mem::zeroed();
+            info.version = crate::command_info::info_version();
+            info.summary = summary.as_ptr();
+            info.since = c"0.1.0".as_ptr();
+            info.arity = -2;
+            api!(RedisModule_SetCommandInfo)(command, &info);
+        }
+        Ok(())
+    }
+
+    /// Adds subcommand `sub` to container `parent`, with its documentation.
+    pub fn create_subcommand(
+        self,
+        parent: &str,
+        sub: &str,
+        handler: raw::RedisModuleCmdFunc,
+        flags: &str,
+        acl_categories: &str,
+        info: &raw::RedisModuleCommandInfo,
+    ) -> Result<(), String> {
+        let cparent = CString::new(parent).map_err(|_| format!("bad command name {parent}"))?;
+        let csub = CString::new(sub).map_err(|_| format!("bad subcommand {sub}"))?;
+        let cfull =
+            CString::new(format!("{parent}|{sub}")).map_err(|_| format!("bad subcommand {sub}"))?;
+        let cflags = CString::new(flags).map_err(|_| format!("bad flags for {sub}"))?;
+        // SAFETY: valid context during OnLoad; `parent` was created by create_container.
+        unsafe {
+            let parent_cmd = api!(RedisModule_GetCommand)(self.0, cparent.as_ptr());
+            if parent_cmd.is_null()
+                || api!(RedisModule_CreateSubcommand)(
+                    parent_cmd,
+                    csub.as_ptr(),
+                    handler,
+                    cflags.as_ptr(),
+                    0,
+                    0,
+                    0,
+                ) != raw::REDISMODULE_OK as c_int
+            {
+                return Err(format!("cannot create {parent} {sub}"));
+            }
+            let command = api!(RedisModule_GetCommand)(self.0, cfull.as_ptr());
+            if command.is_null()
+                || api!(RedisModule_SetCommandInfo)(command, info) != raw::REDISMODULE_OK as c_int
+            {
+                return Err(format!("cannot document {parent} {sub}"));
+            }
+            if let Some(set_categories) =
+                std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories).read()
+            {
+                let categories = CString::new(acl_categories)
+                    .map_err(|_| format!("bad categories for {sub}"))?;
+                if set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
+                    return Err(format!(
+                        "the server refused the ACL categories of {parent} {sub}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a one-shot timer that calls `callback` after `ms` milliseconds.
+    pub fn start_timer(self, ms: i64, callback: raw::RedisModuleTimerProc) -> u64 {
+        // SAFETY: valid context; the callback is a 'static function; no private data.
+        unsafe { api!(RedisModule_CreateTimer)(self.0, ms, callback, ptr::null_mut()) }
+    }
+
+    /// Stops a timer that has not fired yet.
+    pub fn stop_timer(self, id: u64) {
+        // SAFETY: stopping an unknown or fired timer is a harmless error.
+        unsafe { api!(RedisModule_StopTimer)(self.0, id, ptr::null_mut()) };
+    }
+
+    /// Runs one step of a keyspace scan, giving every key name seen to `seen`. Returns false
+    /// when the scan is complete.
+    pub fn scan_step(self, cursor: &ScanCursor, seen: &mut Vec<Vec<u8>>) -> bool {
+        extern "C" fn on_key(
+            _ctx: *mut raw::RedisModuleCtx,
+            name: *mut raw::RedisModuleString,
+            _key: *mut raw::RedisModuleKey,
+            privdata: *mut c_void,
+        ) {
+            // SAFETY: `privdata` is the `Vec` passed below, alive for the call to RM_Scan.
+            let seen = unsafe { &mut *privdata.cast::<Vec<Vec<u8>>>() };
+            seen.push(string_bytes(name).to_vec());
+        }
+        // SAFETY: valid context and cursor; the callback only copies key names.
+        unsafe {
+            api!(RedisModule_Scan)(
+                self.0,
+                cursor.0,
+                Some(on_key),
+                (seen as *mut Vec<Vec<u8>>).cast::<c_void>(),
+            ) != 0
+        }
+    }
+}
+
+/// A keyspace scan cursor; destroyed on drop.
+pub struct ScanCursor(pub(super) *mut raw::RedisModuleScanCursor);
+
+// SAFETY: the cursor is created, used and destroyed on the main thread only; it sits in a
+// static between timer ticks.
+unsafe impl Send for ScanCursor {}
+
+impl ScanCursor {
+    pub fn new() -> ScanCursor {
+        // SAFETY: creates a cursor owned by this value.
+        ScanCursor(unsafe { api!(RedisModule_ScanCursorCreate)() })
+    }
+}
+
+impl Drop for ScanCursor {
+    fn drop(&mut self) {
+        // SAFETY: the cursor was created by ScanCursorCreate and is destroyed once.
+        unsafe { api!(RedisModule_ScanCursorDestroy)(self.0) }
+    }
+}

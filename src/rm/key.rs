@@ -1,0 +1,168 @@
+//! Open keys: type, string values (read and written in place), expiry, hash fields.
+
+use std::ffi::{c_int, c_void};
+use std::ptr;
+
+use redis_module::raw;
+
+use super::{string_bytes, Arg, Ctx, KeyType, OwnedString};
+
+/// An open key; closed on drop (which also signals WATCHers of a key opened for writing).
+pub struct Key {
+    pub(super) ctx: Ctx,
+    pub(super) ptr: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    pub fn key_type(&self) -> KeyType {
+        if self.ptr.is_null() {
+            return KeyType::Empty;
+        }
+        // SAFETY: open key handle.
+        let t = unsafe { api!(RedisModule_KeyType)(self.ptr) } as isize;
+        match t {
+            raw::REDISMODULE_KEYTYPE_EMPTY => KeyType::Empty,
+            raw::REDISMODULE_KEYTYPE_STRING => KeyType::String,
+            raw::REDISMODULE_KEYTYPE_HASH => KeyType::Hash,
+            _ => KeyType::Other,
+        }
+    }
+
+    /// The bytes of a string value. Valid until the key is modified or closed.
+    pub fn string_value(&self) -> &[u8] {
+        let mut len = 0usize;
+        // SAFETY: the key is open and holds a string (callers check the type); DMA read access
+        // returns a pointer valid for `len` bytes until the key is modified or closed, which the
+        // borrow of `self` ensures.
+        unsafe {
+            let p = api!(RedisModule_StringDMA)(self.ptr, &mut len, raw::REDISMODULE_READ as c_int);
+            if p.is_null() || len == 0 {
+                return &[];
+            }
+            std::slice::from_raw_parts(p.cast::<u8>(), len)
+        }
+    }
+
+    /// Deletes the key.
+    pub fn delete(&mut self) {
+        // SAFETY: key opened for writing.
+        unsafe { api!(RedisModule_DeleteKey)(self.ptr) };
+    }
+
+    /// Makes the key's value a string of exactly `len` bytes (creating it if the key is empty,
+    /// keeping its TTL otherwise) and returns it for writing. `None` if the server refused.
+    pub fn string_buffer(&mut self, len: usize) -> Option<&mut [u8]> {
+        // SAFETY: key opened for writing and empty or holding a string (callers delete other
+        // types first); after a successful truncate, DMA write access returns a pointer valid
+        // for `len` bytes until the key is modified or closed, which the borrow of `self` ensures.
+        unsafe {
+            if api!(RedisModule_StringTruncate)(self.ptr, len) != raw::REDISMODULE_OK as c_int {
+                return None;
+            }
+            let mut got = 0usize;
+            let p =
+                api!(RedisModule_StringDMA)(self.ptr, &mut got, raw::REDISMODULE_WRITE as c_int);
+            if p.is_null() || got != len {
+                return None;
+            }
+            Some(std::slice::from_raw_parts_mut(p.cast::<u8>(), len))
+        }
+    }
+
+    /// Removes the key's TTL.
+    pub fn persist(&mut self) {
+        // SAFETY: key opened for writing and holding a value.
+        unsafe { api!(RedisModule_SetExpire)(self.ptr, raw::REDISMODULE_NO_EXPIRE as i64) };
+    }
+
+    /// Replaces the value (of any type) with a string; this removes any TTL.
+    pub fn set_string(&mut self, value: &OwnedString) -> bool {
+        // SAFETY: key opened for writing; Redis takes its own reference to `value`.
+        unsafe { api!(RedisModule_StringSet)(self.ptr, value.ptr) == raw::REDISMODULE_OK as c_int }
+    }
+
+    /// Absolute expiry in Unix milliseconds, if the key has one.
+    pub fn expire_at(&self) -> Option<i64> {
+        if self.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: open key handle.
+        let at = unsafe { api!(RedisModule_GetAbsExpire)(self.ptr) };
+        (at != raw::REDISMODULE_NO_EXPIRE as i64).then_some(at)
+    }
+
+    pub fn set_expire_in(&mut self, ms: i64) {
+        // SAFETY: key opened for writing and holding a value.
+        unsafe { api!(RedisModule_SetExpire)(self.ptr, ms) };
+    }
+
+    pub fn set_expire_at(&mut self, unix_ms: i64) {
+        // SAFETY: key opened for writing and holding a value.
+        unsafe { api!(RedisModule_SetAbsExpire)(self.ptr, unix_ms) };
+    }
+
+    /// Whether the hash holds `field`.
+    pub fn hash_has(&self, field: Arg) -> bool {
+        let mut exists: c_int = 0;
+        // SAFETY: EXISTS form of HashGet: (field, int*) pairs terminated by NULL.
+        unsafe {
+            api!(RedisModule_HashGet)(
+                self.ptr,
+                raw::REDISMODULE_HASH_EXISTS as c_int,
+                field.0,
+                &mut exists as *mut c_int,
+                ptr::null_mut::<c_void>(),
+            )
+        };
+        exists != 0
+    }
+
+    /// The value of one hash field.
+    pub fn hash_get(&self, field: Arg) -> Option<OwnedString> {
+        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+        // SAFETY: (field, RedisModuleString**) pairs terminated by NULL; the returned string is
+        // owned by the caller (no automatic memory management) and freed by OwnedString.
+        unsafe {
+            api!(RedisModule_HashGet)(
+                self.ptr,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                field.0,
+                &mut value as *mut *mut raw::RedisModuleString,
+                ptr::null_mut::<c_void>(),
+            )
+        };
+        (!value.is_null()).then(|| OwnedString {
+            ctx: self.ctx,
+            ptr: value,
+        })
+    }
+
+    /// Sets one hash field.
+    pub fn hash_set(&mut self, field: Arg, value: &OwnedString) -> bool {
+        // SAFETY: key opened for writing; (field, value) pair terminated by NULL.
+        unsafe {
+            api!(RedisModule_HashSet)(
+                self.ptr,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                field.0,
+                value.ptr,
+                ptr::null_mut::<c_void>(),
+            ) >= 0
+        }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: the handle was returned by OpenKey and is closed exactly once.
+            unsafe { api!(RedisModule_CloseKey)(self.ptr) };
+        }
+    }
+}
+
+impl OwnedString {
+    pub fn bytes(&self) -> &[u8] {
+        string_bytes(self.ptr)
+    }
+}

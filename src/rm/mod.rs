@@ -1,0 +1,366 @@
+//! The thin, typed layer over the Redis module API. Every `unsafe` call of the adapter lives
+//! in this module, next to the reason it is sound.
+//!
+//! Function pointers are filled in by `RedisModule_Init`. [`missing_apis`] lists the ones this
+//! module needs that the running server lacks; `RedisModule_OnLoad` refuses to load if the list
+//! is not empty, so the `api!` lookups below cannot fail afterwards.
+
+use std::ffi::{c_char, c_int, c_long, c_longlong, CString};
+
+use redis_module::raw;
+
+/// Resolves a module API function pointer. Sound to `expect`: [`missing_apis`] checked at
+/// load time that every function used through this macro is present.
+macro_rules! api {
+    ($name:ident) => {
+        raw::$name.expect(concat!(stringify!($name), " is checked at load"))
+    };
+}
+
+/// Names of required module API functions the server did not provide.
+pub fn missing_apis() -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    macro_rules! need {
+        ($($name:ident),* $(,)?) => {$(
+            // SAFETY: reading a function-pointer static that RedisModule_Init wrote before any
+            // other module code runs; the module API is single-threaded here.
+            if unsafe { std::ptr::addr_of!(raw::$name).read().is_none() } { missing.push(stringify!($name)); }
+        )*};
+    }
+    need!(
+        RedisModule_CreateCommand,
+        RedisModule_GetCommand,
+        RedisModule_SetCommandInfo,
+        RedisModule_OpenKey,
+        RedisModule_CloseKey,
+        RedisModule_KeyType,
+        RedisModule_StringDMA,
+        RedisModule_StringSet,
+        RedisModule_DeleteKey,
+        RedisModule_StringTruncate,
+        RedisModule_SetExpire,
+        RedisModule_SetAbsExpire,
+        RedisModule_GetAbsExpire,
+        RedisModule_HashSet,
+        RedisModule_HashGet,
+        RedisModule_Replicate,
+        RedisModule_RedactClientCommandArgument,
+        RedisModule_ReplyWithMap,
+        RedisModule_ReplyWithArray,
+        RedisModule_ReplyWithNull,
+        RedisModule_ReplyWithError,
+        RedisModule_ReplyWithSimpleString,
+        RedisModule_ReplyWithStringBuffer,
+        RedisModule_ReplyWithLongLong,
+        RedisModule_CreateString,
+        RedisModule_FreeString,
+        RedisModule_StringPtrLen,
+        RedisModule_Log,
+        RedisModule_NotifyKeyspaceEvent,
+        RedisModule_Call,
+        RedisModule_CallReplyType,
+        RedisModule_CallReplyLength,
+        RedisModule_CallReplyArrayElement,
+        RedisModule_CallReplyStringPtr,
+        RedisModule_FreeCallReply,
+        RedisModule_GetCurrentUserName,
+        RedisModule_GetModuleUserFromUserName,
+        RedisModule_FreeModuleUser,
+        RedisModule_ACLCheckKeyPermissions,
+        RedisModule_ACLAddLogEntry,
+        RedisModule_RegisterBoolConfig,
+        RedisModule_LoadConfigs,
+        RedisModule_RegisterInfoFunc,
+        RedisModule_InfoAddSection,
+        RedisModule_InfoAddFieldCString,
+        RedisModule_InfoAddFieldULongLong,
+    );
+    missing
+}
+
+/// The context of the current command or callback.
+#[derive(Clone, Copy)]
+pub struct Ctx(pub(super) *mut raw::RedisModuleCtx);
+
+/// One command argument: a Redis string owned by the server for the duration of the call.
+#[derive(Clone, Copy)]
+pub struct Arg(pub(super) *mut raw::RedisModuleString);
+
+impl Arg {
+    /// The argument's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        string_bytes(self.0)
+    }
+
+    pub(crate) fn as_ptr(self) -> *mut raw::RedisModuleString {
+        self.0
+    }
+
+    /// Borrows a string this module created as an argument-like handle.
+    pub fn from_owned(s: &OwnedString) -> Arg {
+        Arg(s.ptr)
+    }
+}
+
+fn string_bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
+    let mut len = 0usize;
+    // SAFETY: `s` is a live RedisModuleString (a command argument or a string this module
+    // created and has not freed); the returned pointer is valid for `len` bytes while it lives.
+    let p = unsafe { api!(RedisModule_StringPtrLen)(s, &mut len) };
+    if p.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: see above; Redis strings are never mutated while a command runs with them.
+    unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
+}
+
+/// Builds the argument list of a command call.
+///
+/// # Safety
+/// `argv` must point to `argc` valid RedisModuleString pointers, as Redis passes them.
+pub unsafe fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> &'a [Arg] {
+    if argv.is_null() || argc <= 0 {
+        return &[];
+    }
+    // SAFETY: `Arg` is a transparent-layout wrapper of one pointer (see the assertion below),
+    // and the caller guarantees `argv` holds `argc` pointers alive for the call.
+    unsafe { std::slice::from_raw_parts(argv.cast::<Arg>(), argc as usize) }
+}
+const _: () =
+    assert!(std::mem::size_of::<Arg>() == std::mem::size_of::<*mut raw::RedisModuleString>());
+
+/// A Redis string created by this module; freed on drop.
+pub struct OwnedString {
+    ctx: Ctx,
+    ptr: *mut raw::RedisModuleString,
+}
+
+impl OwnedString {
+    pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
+        self.ptr
+    }
+}
+
+impl Drop for OwnedString {
+    fn drop(&mut self) {
+        if self.ptr.is_null() {
+            return;
+        }
+        // SAFETY: `ptr` is a string this module owns (created here or handed over by the
+        // server) and is freed exactly once.
+        unsafe { api!(RedisModule_FreeString)(self.ctx.0, self.ptr) }
+    }
+}
+
+/// What a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Empty,
+    String,
+    Hash,
+    Other,
+}
+
+/// Log levels of the Redis log.
+#[derive(Clone, Copy)]
+pub enum Level {
+    Warning,
+    Notice,
+}
+
+impl Ctx {
+    /// Wraps the context Redis passed to a callback.
+    pub fn new(ctx: *mut raw::RedisModuleCtx) -> Ctx {
+        Ctx(ctx)
+    }
+
+    /// Writes one line to the Redis log. `msg` must not contain secrets.
+    pub fn log(self, level: Level, msg: &str) {
+        let level = match level {
+            Level::Warning => c"warning",
+            Level::Notice => c"notice",
+        };
+        let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+        // SAFETY: valid C strings; "%s" consumes exactly one string argument.
+        unsafe { api!(RedisModule_Log)(self.0, level.as_ptr(), c"%s".as_ptr(), msg.as_ptr()) }
+    }
+
+    /// Replaces argument `pos` with "(redacted)" in SLOWLOG, MONITOR and the command log.
+    pub fn redact(self, pos: usize) {
+        // SAFETY: called from a command handler with a position inside argv (callers check).
+        unsafe {
+            api!(RedisModule_RedactClientCommandArgument)(self.0, pos as c_int);
+        }
+    }
+
+    /// Creates a Redis string holding a copy of `bytes`.
+    pub fn string(self, bytes: &[u8]) -> OwnedString {
+        // SAFETY: `bytes` is valid for its length; Redis copies it.
+        let ptr = unsafe {
+            api!(RedisModule_CreateString)(self.0, bytes.as_ptr().cast::<c_char>(), bytes.len())
+        };
+        OwnedString { ctx: self, ptr }
+    }
+
+    /// Opens a key for reading.
+    pub fn open_read(self, name: Arg) -> Key {
+        self.open(name, raw::REDISMODULE_READ)
+    }
+
+    /// Opens a key for reading and writing.
+    pub fn open_write(self, name: Arg) -> Key {
+        self.open(name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)
+    }
+
+    fn open(self, name: Arg, mode: u32) -> Key {
+        // SAFETY: `name` is a live RedisModuleString; the key handle is closed by Key::drop.
+        let ptr = unsafe { api!(RedisModule_OpenKey)(self.0, name.0, mode as c_int) };
+        Key {
+            ctx: self,
+            ptr: ptr.cast(),
+        }
+    }
+
+    /// Propagates `cmd args...` to replicas and the AOF.
+    pub fn replicate(self, cmd: &std::ffi::CStr, args: &[*mut raw::RedisModuleString]) {
+        // SAFETY: "v" takes an array of RedisModuleString pointers and its length; every pointer
+        // is live for the duration of the call (Redis retains what it keeps).
+        unsafe {
+            api!(RedisModule_Replicate)(
+                self.0,
+                cmd.as_ptr(),
+                c"v".as_ptr(),
+                args.as_ptr(),
+                args.len(),
+            );
+        }
+    }
+
+    /// Fires a keyspace notification.
+    pub fn notify(self, class: c_int, event: &std::ffi::CStr, key: Arg) {
+        // SAFETY: valid context, event C string and key string.
+        unsafe {
+            api!(RedisModule_NotifyKeyspaceEvent)(self.0, class, event.as_ptr(), key.0);
+        }
+    }
+
+    /// Whether the current user may access (read) `key`; on denial, adds an ACL LOG entry.
+    pub fn may_read_key(self, key: Arg) -> bool {
+        // SAFETY: the user name string and the user handle are freed below; a null user means
+        // the command runs without a client (AOF, replication), which the server trusts.
+        unsafe {
+            let name = api!(RedisModule_GetCurrentUserName)(self.0);
+            if name.is_null() {
+                return true;
+            }
+            let user = api!(RedisModule_GetModuleUserFromUserName)(name);
+            api!(RedisModule_FreeString)(self.0, name);
+            if user.is_null() {
+                return true;
+            }
+            let allowed = api!(RedisModule_ACLCheckKeyPermissions)(
+                user,
+                key.0,
+                raw::REDISMODULE_CMD_KEY_ACCESS as c_int,
+            ) == raw::REDISMODULE_OK as c_int;
+            if !allowed {
+                api!(RedisModule_ACLAddLogEntry)(
+                    self.0,
+                    user,
+                    key.0,
+                    raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_KEY,
+                );
+            }
+            api!(RedisModule_FreeModuleUser)(user);
+            allowed
+        }
+    }
+
+    /// Runs a Redis command with `fmt` "v"-style arguments and returns its reply.
+    pub fn call(
+        self,
+        cmd: &std::ffi::CStr,
+        flags: &std::ffi::CStr,
+        args: &[*mut raw::RedisModuleString],
+    ) -> CallReply {
+        let mut fmt = flags.to_bytes().to_vec();
+        fmt.push(b'v');
+        let fmt = CString::new(fmt).unwrap_or_default();
+        // SAFETY: "v" takes the array and its length; the reply is freed by CallReply::drop.
+        let ptr = unsafe {
+            api!(RedisModule_Call)(
+                self.0,
+                cmd.as_ptr(),
+                fmt.as_ptr(),
+                args.as_ptr(),
+                args.len(),
+            )
+        };
+        CallReply(ptr)
+    }
+
+    pub fn reply_ok(self) {
+        self.reply_simple(c"OK");
+    }
+
+    pub fn reply_simple(self, s: &std::ffi::CStr) {
+        // SAFETY: valid context and C string.
+        unsafe { api!(RedisModule_ReplyWithSimpleString)(self.0, s.as_ptr()) };
+    }
+
+    /// Replies with an error; `msg` starts with its code (`ERR`, `WRONGTYPE`, `NOPERM`).
+    pub fn reply_error(self, msg: &str) {
+        let msg = CString::new(msg.replace(['\0', '\r', '\n'], " ")).unwrap_or_default();
+        // SAFETY: valid context and C string; Redis copies it.
+        unsafe { api!(RedisModule_ReplyWithError)(self.0, msg.as_ptr()) };
+    }
+
+    pub fn reply_null(self) {
+        // SAFETY: valid context.
+        unsafe { api!(RedisModule_ReplyWithNull)(self.0) };
+    }
+
+    pub fn reply_bulk(self, bytes: &[u8]) {
+        // SAFETY: `bytes` is valid for its length; Redis copies it into the reply.
+        unsafe {
+            api!(RedisModule_ReplyWithStringBuffer)(
+                self.0,
+                bytes.as_ptr().cast::<c_char>(),
+                bytes.len(),
+            )
+        };
+    }
+
+    pub fn reply_int(self, n: i64) {
+        // SAFETY: valid context.
+        unsafe { api!(RedisModule_ReplyWithLongLong)(self.0, n as c_longlong) };
+    }
+
+    pub fn reply_array(self, len: usize) {
+        // SAFETY: valid context; the caller then writes exactly `len` replies.
+        unsafe { api!(RedisModule_ReplyWithArray)(self.0, len as c_long) };
+    }
+
+    /// A map under RESP3; Redis turns it into a flat array of 2 × `len` under RESP2.
+    pub fn reply_map(self, len: usize) {
+        // SAFETY: valid context; the caller then writes exactly 2 × `len` replies.
+        unsafe { api!(RedisModule_ReplyWithMap)(self.0, len as c_long) };
+    }
+}
+
+mod acl;
+mod call;
+mod filter;
+mod jobs;
+mod key;
+mod register;
+
+pub use acl::{add_acl_category, AclCheck, Caller};
+pub use call::CallReply;
+pub use filter::FilterCtx;
+pub use jobs::ScanCursor;
+pub use key::Key;
+pub use register::{
+    bytes_of, create_aux_data_type, load_bytes, log_without_context, save_bytes, set_config_error,
+    HeldString, InfoCtx,
+};

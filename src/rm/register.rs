@@ -1,0 +1,319 @@
+//! Registration at load time: commands and their documentation, configs, INFO, the
+//! data type that carries the keyring record, and RDB reads and writes.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::ptr;
+
+use redis_module::raw;
+
+use super::{string_bytes, Ctx, Level};
+
+/// The context of an `INFO` callback.
+pub struct InfoCtx(pub(super) *mut raw::RedisModuleInfoCtx);
+
+impl InfoCtx {
+    pub fn new(ctx: *mut raw::RedisModuleInfoCtx) -> InfoCtx {
+        InfoCtx(ctx)
+    }
+
+    /// Starts a section; the empty name makes the section the module's own (`INFO enc`).
+    pub fn section(&self, name: &str) {
+        let name = CString::new(name).unwrap_or_default();
+        // SAFETY: valid info context and C string.
+        unsafe { api!(RedisModule_InfoAddSection)(self.0, name.as_ptr()) };
+    }
+
+    pub fn field_str(&self, name: &str, value: &str) {
+        let name = CString::new(name).unwrap_or_default();
+        let value = CString::new(value).unwrap_or_default();
+        // SAFETY: valid info context and C strings; Redis copies them.
+        unsafe { api!(RedisModule_InfoAddFieldCString)(self.0, name.as_ptr(), value.as_ptr()) };
+    }
+
+    pub fn field_u64(&self, name: &str, value: u64) {
+        let name = CString::new(name).unwrap_or_default();
+        // SAFETY: valid info context and C string.
+        unsafe { api!(RedisModule_InfoAddFieldULongLong)(self.0, name.as_ptr(), value) };
+    }
+}
+
+impl Ctx {
+    /// Registers the INFO callback.
+    pub fn register_info(self, cb: raw::RedisModuleInfoFunc) -> bool {
+        // SAFETY: valid context at load time; `cb` is a 'static function.
+        unsafe { api!(RedisModule_RegisterInfoFunc)(self.0, cb) == raw::REDISMODULE_OK as c_int }
+    }
+
+    /// Creates a command and sets its documentation and key specs.
+    pub fn create_command(
+        self,
+        name: &str,
+        handler: raw::RedisModuleCmdFunc,
+        flags: &str,
+        acl_categories: &str,
+        legacy_keys: (i32, i32, i32),
+        info: &raw::RedisModuleCommandInfo,
+    ) -> Result<(), String> {
+        let cname = CString::new(name).map_err(|_| format!("bad command name {name}"))?;
+        let cflags = CString::new(flags).map_err(|_| format!("bad flags for {name}"))?;
+        let (first, last, step) = legacy_keys;
+        // SAFETY: valid context during OnLoad; name and flags are C strings Redis copies;
+        // `handler` is a 'static extern "C" function.
+        unsafe {
+            if api!(RedisModule_CreateCommand)(
+                self.0,
+                cname.as_ptr(),
+                handler,
+                cflags.as_ptr(),
+                first,
+                last,
+                step,
+            ) != raw::REDISMODULE_OK as c_int
+            {
+                return Err(format!("cannot create command {name}"));
+            }
+            let command = api!(RedisModule_GetCommand)(self.0, cname.as_ptr());
+            if command.is_null() {
+                return Err(format!("cannot find command {name} after creating it"));
+            }
+            if api!(RedisModule_SetCommandInfo)(command, info) != raw::REDISMODULE_OK as c_int {
+                return Err(format!("the server refused the documentation of {name}"));
+            }
+            // Redis 7.0 has no way for a module to place its commands in ACL categories.
+            if let Some(set_categories) =
+                std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories).read()
+            {
+                let categories = CString::new(acl_categories)
+                    .map_err(|_| format!("bad categories for {name}"))?;
+                if set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
+                    return Err(format!("the server refused the ACL categories of {name}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers a boolean module config `enc.<name>`.
+    pub fn register_bool_config(
+        self,
+        name: &str,
+        default: bool,
+        get: raw::RedisModuleConfigGetBoolFunc,
+        set: raw::RedisModuleConfigSetBoolFunc,
+        privdata: *mut c_void,
+    ) -> Result<(), String> {
+        let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
+        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` points to a
+        // 'static value the callbacks know the type of.
+        let status = unsafe {
+            api!(RedisModule_RegisterBoolConfig)(
+                self.0,
+                cname.as_ptr(),
+                c_int::from(default),
+                raw::REDISMODULE_CONFIG_DEFAULT,
+                get,
+                set,
+                None,
+                privdata,
+            )
+        };
+        if status != raw::REDISMODULE_OK as c_int {
+            return Err(format!("cannot register config enc.{name}"));
+        }
+        Ok(())
+    }
+
+    /// Applies `enc.*` lines from the server's configuration file.
+    pub fn load_configs(self) -> bool {
+        // SAFETY: valid context during OnLoad, after every config was registered.
+        unsafe { api!(RedisModule_LoadConfigs)(self.0) == raw::REDISMODULE_OK as c_int }
+    }
+}
+
+/// A Redis string kept by the module beyond one call (config values); not tied to a context.
+pub struct HeldString(pub(super) *mut raw::RedisModuleString);
+
+// SAFETY: a held string is only created, read and freed on the main thread; the pointer value
+// itself may be moved between statics.
+unsafe impl Send for HeldString {}
+
+impl HeldString {
+    /// Copies `bytes` into a new string owned by the module.
+    pub fn new(bytes: &[u8]) -> HeldString {
+        // SAFETY: a null context creates a string the module owns and frees explicitly.
+        HeldString(unsafe {
+            api!(RedisModule_CreateString)(
+                ptr::null_mut(),
+                bytes.as_ptr().cast::<c_char>(),
+                bytes.len(),
+            )
+        })
+    }
+
+    pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
+        self.0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        string_bytes(self.0)
+    }
+}
+
+impl Drop for HeldString {
+    fn drop(&mut self) {
+        // SAFETY: created with a null context by HeldString::new and freed once.
+        unsafe { api!(RedisModule_FreeString)(ptr::null_mut(), self.0) }
+    }
+}
+
+/// The bytes of a string Redis passed to a callback.
+pub fn bytes_of<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
+    string_bytes(s)
+}
+
+impl Ctx {
+    /// Registers a string module config `enc.<name>`.
+    pub fn register_string_config(
+        self,
+        name: &str,
+        default: &str,
+        get: raw::RedisModuleConfigGetStringFunc,
+        set: raw::RedisModuleConfigSetStringFunc,
+        privdata: *mut c_void,
+    ) -> Result<(), String> {
+        let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
+        let cdefault = CString::new(default).map_err(|_| format!("bad default for {name}"))?;
+        // SAFETY: valid context during OnLoad; callbacks are 'static functions.
+        let status = unsafe {
+            api!(RedisModule_RegisterStringConfig)(
+                self.0,
+                cname.as_ptr(),
+                cdefault.as_ptr(),
+                raw::REDISMODULE_CONFIG_DEFAULT,
+                get,
+                set,
+                None,
+                privdata,
+            )
+        };
+        if status != raw::REDISMODULE_OK as c_int {
+            return Err(format!("cannot register config enc.{name}"));
+        }
+        Ok(())
+    }
+
+    /// Registers a numeric module config `enc.<name>` with values from 0 to `max`.
+    pub fn register_numeric_config(
+        self,
+        name: &str,
+        default: i64,
+        max: i64,
+        get: raw::RedisModuleConfigGetNumericFunc,
+        set: raw::RedisModuleConfigSetNumericFunc,
+        privdata: *mut c_void,
+    ) -> Result<(), String> {
+        let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
+        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` points to a
+        // 'static value the callbacks know the type of.
+        let status = unsafe {
+            api!(RedisModule_RegisterNumericConfig)(
+                self.0,
+                cname.as_ptr(),
+                default,
+                raw::REDISMODULE_CONFIG_DEFAULT,
+                0,
+                max,
+                get,
+                set,
+                None,
+                privdata,
+            )
+        };
+        if status != raw::REDISMODULE_OK as c_int {
+            return Err(format!("cannot register config enc.{name}"));
+        }
+        Ok(())
+    }
+}
+
+/// Sets the error message of a failed config change.
+pub fn set_config_error(err: *mut *mut raw::RedisModuleString, msg: &str) {
+    if err.is_null() {
+        return;
+    }
+    // SAFETY: Redis passes a valid out-pointer and frees the string it receives.
+    unsafe {
+        *err = api!(RedisModule_CreateString)(
+            ptr::null_mut(),
+            msg.as_ptr().cast::<c_char>(),
+            msg.len(),
+        )
+    };
+}
+
+/// Registers the module's data type, used only for its auxiliary RDB record.
+pub fn create_aux_data_type(
+    ctx: Ctx,
+    name: &std::ffi::CStr,
+    encver: c_int,
+    aux_load: raw::RedisModuleTypeAuxLoadFunc,
+    aux_save: raw::RedisModuleTypeAuxSaveFunc,
+) -> bool {
+    extern "C" fn no_load(_rdb: *mut raw::RedisModuleIO, _encver: c_int) -> *mut c_void {
+        ptr::null_mut()
+    }
+    extern "C" fn no_save(_rdb: *mut raw::RedisModuleIO, _value: *mut c_void) {}
+    extern "C" fn no_free(_value: *mut c_void) {}
+    let mut methods = raw::RedisModuleTypeMethods {
+        version: 2,
+        rdb_load: Some(no_load),
+        rdb_save: Some(no_save),
+        aof_rewrite: None,
+        mem_usage: None,
+        digest: None,
+        free: Some(no_free),
+        aux_load,
+        aux_save,
+        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as c_int,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    };
+    // SAFETY: valid context during OnLoad; `methods` declares version 2, so the server reads
+    // only the fields up to aux_save_triggers; the name is a 9-character C string.
+    let t = unsafe { api!(RedisModule_CreateDataType)(ctx.0, name.as_ptr(), encver, &mut methods) };
+    !t.is_null()
+}
+
+/// Writes one string to an RDB.
+pub fn save_bytes(io: *mut raw::RedisModuleIO, bytes: &[u8]) {
+    // SAFETY: `io` is the RDB handle of the current aux_save call.
+    unsafe { api!(RedisModule_SaveStringBuffer)(io, bytes.as_ptr().cast::<c_char>(), bytes.len()) }
+}
+
+/// Reads one string from an RDB.
+pub fn load_bytes(io: *mut raw::RedisModuleIO) -> Vec<u8> {
+    let mut len = 0usize;
+    // SAFETY: `io` is the RDB handle of the current aux_load call; the buffer is allocated by
+    // Redis and freed with RedisModule_Free after copying.
+    unsafe {
+        let p = api!(RedisModule_LoadStringBuffer)(io, &mut len);
+        if p.is_null() {
+            return Vec::new();
+        }
+        let out = std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec();
+        api!(RedisModule_Free)(p.cast::<c_void>());
+        out
+    }
+}
+
+/// Logs from a callback that has no context (RDB load and save).
+pub fn log_without_context(level: Level, msg: &str) {
+    Ctx(ptr::null_mut()).log(level, msg);
+}

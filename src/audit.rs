@@ -23,6 +23,8 @@ use crate::error::CmdError;
 use crate::rm::{Caller, Ctx, Level};
 use crate::{config, state};
 
+/// How long the writer lets records gather between writes.
+const GATHER: Duration = Duration::from_millis(2);
 /// How often the writer fsyncs, at most.
 const FSYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -192,6 +194,8 @@ fn write_messages(path: &str, mut file: File, receiver: &Receiver<Message>) {
             }
         }
         flush_batch(&mut file, &mut batch, &mut dirty);
+        // Let records gather for a moment: one write for many, and no wake-up per record.
+        std::thread::sleep(GATHER);
         if dirty && last_sync.elapsed() >= FSYNC_EVERY {
             if file.sync_data().is_err() {
                 failed();

@@ -36,6 +36,10 @@ impl Ctx {
                 api!(RedisModule_FreeString)(self.0, name);
             }
             caller.client_id = api!(RedisModule_GetClientId)(self.0);
+            if let Some(addr) = cached_addr(caller.client_id) {
+                caller.addr = addr;
+                return caller;
+            }
             let mut info: raw::RedisModuleClientInfo = std::mem::zeroed();
             info.version = 1;
             if caller.client_id != 0
@@ -46,6 +50,7 @@ impl Ctx {
             {
                 let addr = std::ffi::CStr::from_ptr(info.addr.as_ptr()).to_string_lossy();
                 caller.addr = format!("{addr}:{}", info.port);
+                remember_addr(caller.client_id, &caller.addr);
             }
         }
         caller
@@ -107,5 +112,25 @@ pub fn add_acl_category(ctx: Ctx, name: &std::ffi::CStr) -> bool {
             Some(add) => add(ctx.0, name.as_ptr()) == raw::REDISMODULE_OK as c_int,
             None => false,
         }
+    }
+}
+
+/// Client addresses by client id. Ids are never reused while the server runs, so an entry
+/// never goes stale; the cache is emptied when it grows large. Saves a `getpeername` call per
+/// audit record.
+static ADDRS: std::sync::Mutex<Option<std::collections::HashMap<u64, String>>> =
+    std::sync::Mutex::new(None);
+
+fn cached_addr(id: u64) -> Option<String> {
+    ADDRS.lock().ok()?.as_ref()?.get(&id).cloned()
+}
+
+fn remember_addr(id: u64, addr: &str) {
+    if let Ok(mut guard) = ADDRS.lock() {
+        let map = guard.get_or_insert_with(std::collections::HashMap::new);
+        if map.len() >= 10_000 {
+            map.clear();
+        }
+        map.insert(id, addr.to_owned());
     }
 }

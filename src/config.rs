@@ -26,6 +26,8 @@ static PHI_TTL_MAX: AtomicI64 = AtomicI64::new(0);
 static PHI_TTL_DEFAULT: AtomicI64 = AtomicI64::new(0);
 static KEYRING_RULES: RwLock<Vec<(WildMatch, KeyringName)>> = RwLock::new(Vec::new());
 static PHI_PATTERNS: RwLock<Vec<WildMatch>> = RwLock::new(Vec::new());
+/// Whether `PHI_PATTERNS` is non-empty: the command filter's first, lock-free test.
+static ANY_PHI_PATTERNS: AtomicBool = AtomicBool::new(false);
 static AUDIT_LOG: RwLock<String> = RwLock::new(String::new());
 
 /// `enc.allow-plaintext-read`: `ENC.GET` returns values that are not envelopes as they are,
@@ -80,10 +82,7 @@ pub fn keyring_for(key: &[u8]) -> Option<KeyringName> {
 
 /// Whether `enc.phi-patterns` is set at all (the cheap test the guard makes first).
 pub fn any_phi_patterns() -> bool {
-    !PHI_PATTERNS
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .is_empty()
+    ANY_PHI_PATTERNS.load(Relaxed)
 }
 
 /// Whether a key name matches `enc.phi-patterns`.
@@ -114,8 +113,9 @@ fn parse_keyring_patterns(text: &str) -> Result<(), String> {
 }
 
 fn parse_phi_patterns(text: &str) -> Result<(), String> {
-    *PHI_PATTERNS.write().unwrap_or_else(|p| p.into_inner()) =
-        text.split_whitespace().map(WildMatch::new).collect();
+    let patterns: Vec<WildMatch> = text.split_whitespace().map(WildMatch::new).collect();
+    ANY_PHI_PATTERNS.store(!patterns.is_empty(), Relaxed);
+    *PHI_PATTERNS.write().unwrap_or_else(|p| p.into_inner()) = patterns;
     Ok(())
 }
 

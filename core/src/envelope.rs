@@ -295,20 +295,8 @@ pub fn seal(
     location: &Location<'_>,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::thread_rng().fill_bytes(&mut nonce);
-    seal_with_nonce(key, flags, location, plaintext, &nonce)
-}
-
-fn seal_with_nonce(
-    key: &DataKey,
-    flags: Flags,
-    location: &Location<'_>,
-    plaintext: &[u8],
-    nonce: &[u8; NONCE_LEN],
-) -> Result<Vec<u8>, Error> {
     let mut out = vec![0u8; OVERHEAD + plaintext.len()];
-    seal_into_with_nonce(key, flags, location, plaintext, nonce, &mut out)?;
+    seal_into(key, flags, location, plaintext, &mut out)?;
     Ok(out)
 }
 
@@ -368,7 +356,9 @@ pub(crate) fn seal_with_nonce_for_known_answer_tests(
     plaintext: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, Error> {
-    seal_with_nonce(key, flags, location, plaintext, nonce)
+    let mut out = vec![0u8; OVERHEAD + plaintext.len()];
+    seal_into_with_nonce(key, flags, location, plaintext, nonce, &mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]

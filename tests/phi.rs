@@ -162,7 +162,7 @@ fn acl_matrix(binary: Option<&str>, read_grant: &str, write_grant: &str) {
             "ENC.SET patient:9 x EX 100",
             "ENC.SET other:9 x PHI",
             "ENC.MSET patient:8 x",
-            "ENC.HSETFIELD patient:h dob 1815",
+            "ENC.HSETFIELD patient:h dob DOB-1815-12-10-QX",
         ] {
             let r = cmd(&mut c, line);
             if may_write {
@@ -194,7 +194,12 @@ fn acl_matrix(binary: Option<&str>, read_grant: &str, write_grant: &str) {
         "every denial is in the audit log ({denied_records})"
     );
     assert!(log.contains("\"event\":\"phi-read\"") && log.contains("\"event\":\"phi-write\""));
-    for value in ["record-1", "flagged-record", "078-05-1120", "1815"] {
+    for value in [
+        "record-1",
+        "flagged-record",
+        "078-05-1120",
+        "DOB-1815-12-10-QX",
+    ] {
         assert!(
             !log.contains(value),
             "the audit log holds no value ({value})"

@@ -38,6 +38,13 @@ fn write_everything(con: &mut redis::Connection) {
     cmd(con, "ENC.GET str:1").unwrap();
     cmd(con, "ENC.MGET str:3 str:6").unwrap();
     cmd(con, "ENC.HGETALL hash:2").unwrap();
+    // Keyring changes and a re-encryption job re-seal everything above.
+    cmd(con, "ENC.KEYRING ROTATE").unwrap();
+    cmd(con, "ENC.KEYRING CREATE leak-test").unwrap();
+    cmd(con, "ENC.REENCRYPT START").unwrap();
+    wait_until("the re-encryption job", || {
+        format!("{:?}", cmd(con, "ENC.REENCRYPT STATUS").unwrap()).contains("done")
+    });
     // A failing write with a plaintext argument.
     cmd(con, "ENC.SET str:1 PLAINTEXT-IN-A-FAILED-WRITE-aa11 EX 0").unwrap_err();
 }

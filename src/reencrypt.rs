@@ -192,14 +192,10 @@ pub fn status(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
     } else {
         b"encrypt-plaintext"
     });
-    ctx.reply_bulk(b"keys-scanned");
-    ctx.reply_int(p.keys_scanned as i64);
-    ctx.reply_bulk(b"values-resealed");
-    ctx.reply_int(p.values_resealed as i64);
-    ctx.reply_bulk(b"values-failed");
-    ctx.reply_int(p.values_failed as i64);
-    ctx.reply_bulk(b"elapsed-ms");
-    ctx.reply_int(p.elapsed_ms as i64);
+    ctx.reply_field_int(b"keys-scanned", p.keys_scanned as i64);
+    ctx.reply_field_int(b"values-resealed", p.values_resealed as i64);
+    ctx.reply_field_int(b"values-failed", p.values_failed as i64);
+    ctx.reply_field_int(b"elapsed-ms", p.elapsed_ms as i64);
     Ok(())
 }
 

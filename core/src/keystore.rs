@@ -281,19 +281,6 @@ impl KeyStore {
         envelope::seal(self.primary(name)?, flags, location, plaintext)
     }
 
-    /// Seals under the primary key of keyring `name` into `out` (exactly
-    /// `plaintext.len() + OVERHEAD` bytes).
-    pub fn seal_into(
-        &self,
-        name: &KeyringName,
-        flags: Flags,
-        location: &Location<'_>,
-        plaintext: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), Error> {
-        envelope::seal_into(self.primary(name)?, flags, location, plaintext, out)
-    }
-
     /// Parses and opens stored bytes.
     pub fn open(&self, stored: &[u8], location: &Location<'_>) -> Result<Opened, Error> {
         let envelope = Envelope::parse(stored)?;

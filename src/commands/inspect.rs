@@ -36,17 +36,13 @@ pub fn inspect(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         ))
     })?;
     ctx.reply_map(6);
-    ctx.reply_bulk(b"format");
-    ctx.reply_int(i64::from(FORMAT_V1));
+    ctx.reply_field_int(b"format", i64::from(FORMAT_V1));
     ctx.reply_bulk(b"algorithm");
     ctx.reply_bulk(header.algorithm.name().as_bytes());
     ctx.reply_bulk(b"keyring");
     ctx.reply_bulk(keyring.as_bytes());
-    ctx.reply_bulk(b"key-version");
-    ctx.reply_int(i64::from(header.key_id.version.0));
-    ctx.reply_bulk(b"phi");
-    ctx.reply_int(i64::from(header.flags.phi));
-    ctx.reply_bulk(b"plaintext-length");
-    ctx.reply_int(envelope.plaintext_len() as i64);
+    ctx.reply_field_int(b"key-version", i64::from(header.key_id.version.0));
+    ctx.reply_field_int(b"phi", i64::from(header.flags.phi));
+    ctx.reply_field_int(b"plaintext-length", envelope.plaintext_len() as i64);
     Ok(())
 }

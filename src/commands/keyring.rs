@@ -83,24 +83,18 @@ pub fn info(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     ctx.reply_map(4);
     ctx.reply_bulk(b"name");
     ctx.reply_bulk(info.name.as_str().as_bytes());
-    ctx.reply_bulk(b"id");
-    ctx.reply_int(i64::from(info.id.0));
-    ctx.reply_bulk(b"primary");
-    ctx.reply_int(i64::from(info.primary.0));
+    ctx.reply_field_int(b"id", i64::from(info.id.0));
+    ctx.reply_field_int(b"primary", i64::from(info.primary.0));
     ctx.reply_bulk(b"versions");
     ctx.reply_array(info.versions.len());
     for v in info.versions {
         ctx.reply_map(6);
-        ctx.reply_bulk(b"version");
-        ctx.reply_int(i64::from(v.version.0));
+        ctx.reply_field_int(b"version", i64::from(v.version.0));
         ctx.reply_bulk(b"state");
         ctx.reply_bulk(v.state.name().as_bytes());
-        ctx.reply_bulk(b"primary");
-        ctx.reply_int(i64::from(v.primary));
-        ctx.reply_bulk(b"created");
-        ctx.reply_int(v.created as i64);
-        ctx.reply_bulk(b"available");
-        ctx.reply_int(i64::from(v.available));
+        ctx.reply_field_int(b"primary", i64::from(v.primary));
+        ctx.reply_field_int(b"created", v.created as i64);
+        ctx.reply_field_int(b"available", i64::from(v.available));
         ctx.reply_bulk(b"wrapped-by");
         ctx.reply_bulk(v.wrapped_by.as_bytes());
     }
@@ -242,11 +236,8 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Some(format!("{} versions changed", report.versions_changed)),
     );
     ctx.reply_map(3);
-    ctx.reply_bulk(b"keyrings-added");
-    ctx.reply_int(report.keyrings_added as i64);
-    ctx.reply_bulk(b"versions-changed");
-    ctx.reply_int(report.versions_changed as i64);
-    ctx.reply_bulk(b"versions-locked");
-    ctx.reply_int(report.versions_locked as i64);
+    ctx.reply_field_int(b"keyrings-added", report.keyrings_added as i64);
+    ctx.reply_field_int(b"versions-changed", report.versions_changed as i64);
+    ctx.reply_field_int(b"versions-locked", report.versions_locked as i64);
     Ok(())
 }

@@ -118,7 +118,7 @@ fn store_string(
 ) -> Result<(), CmdError> {
     // Everything that can fail is checked before the stored value is touched: the keyring
     // must have a usable primary key, and Redis values are far below the cipher's size limit.
-    seal.keys.primary(seal.keyring)?;
+    let data_key = seal.keys.primary(seal.keyring)?;
     let previous_expiry = key.expire_at();
     if !matches!(existing, KeyType::Empty | KeyType::String) {
         key.delete();
@@ -127,8 +127,8 @@ fn store_string(
     let Some(buffer) = key.string_buffer(len) else {
         return Err(CmdError::Server("ERR the server refused the write".into()));
     };
-    seal.keys.seal_into(
-        seal.keyring,
+    redis_enc_core::envelope::seal_into(
+        data_key,
         seal.flags,
         &Location::Value { key: name.bytes() },
         seal.plaintext,

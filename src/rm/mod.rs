@@ -331,6 +331,12 @@ impl Ctx {
         };
     }
 
+    /// One `name: integer` entry of a map reply.
+    pub fn reply_field_int(self, name: &[u8], n: i64) {
+        self.reply_bulk(name);
+        self.reply_int(n);
+    }
+
     pub fn reply_int(self, n: i64) {
         // SAFETY: valid context.
         unsafe { api!(RedisModule_ReplyWithLongLong)(self.0, n as c_longlong) };

@@ -105,8 +105,11 @@ fn write_info(info: &InfoCtx) {
     info.field_u64("audit_write_errors", write_errors);
     info.field_str("audit_failing", if failing { "yes" } else { "no" });
     info.field_str("audit_head", &head);
-    let keyrings = state::with(|s| Ok(s.keys.list().len() as u64)).unwrap_or(0);
+    let (keyrings, derivations) =
+        state::with(|s| Ok((s.keys.list().len() as u64, s.keys.key_derivations())))
+            .unwrap_or((0, 0));
     info.field_u64("keyrings", keyrings);
+    info.field_u64("key_derivations", derivations);
     match reencrypt::progress() {
         Some(p) => {
             info.field_str("reencrypt_state", reencrypt::phase_name(p.phase));

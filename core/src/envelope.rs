@@ -15,14 +15,12 @@
 //!
 //! The associated data binds the 8 header bytes and the value's location: the Redis key name
 //! and, for a hash field, the field name (§1.5). Nonces are drawn inside [`seal`]; callers never
-//! supply one.
-
-use rand::RngCore;
-use xaes_256_gcm::aead::{inout::InOutBuf, AeadInOut};
-use zeroize::Zeroizing;
+//! supply one. The cipher and its nonce policy are in `crate::xaes`.
 
 use crate::error::Error;
 use crate::key::{DataKey, KeyId, KeyVersion, KeyringId};
+use crate::plaintext::Plaintext;
+use crate::xaes::Xaes;
 
 /// First byte of every envelope.
 pub const MAGIC: u8 = 0xE5;
@@ -31,7 +29,7 @@ pub const FORMAT_V1: u8 = 1;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 8;
 /// XAES-256-GCM nonce length in bytes.
-pub const NONCE_LEN: usize = 24;
+pub const NONCE_LEN: usize = crate::xaes::NONCE_LEN;
 /// GCM tag length in bytes.
 pub const TAG_LEN: usize = 16;
 /// Bytes an envelope adds to its plaintext.
@@ -122,28 +120,43 @@ impl Location<'_> {
     const VALUE: u8 = 1;
     const HASH_FIELD: u8 = 2;
 
-    /// Associated data: header, a location tag, then each name with a 32-bit length (§1.5).
-    fn associated_data(&self, header: &[u8; HEADER_LEN]) -> Result<Vec<u8>, Error> {
+    /// Calls `f` with the associated data: header, a location tag, then each name with a
+    /// 32-bit length (§1.5). Short associated data is built on the stack.
+    fn with_associated_data<T>(
+        &self,
+        header: &[u8; HEADER_LEN],
+        f: impl FnOnce(&[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let (tag, key, field) = match *self {
             Location::Value { key } => (Location::VALUE, key, None),
             Location::HashField { key, field } => (Location::HASH_FIELD, key, Some(field)),
         };
-        let mut aad = Vec::with_capacity(HEADER_LEN + 9 + key.len() + field.map_or(0, <[u8]>::len));
-        aad.extend_from_slice(header);
-        aad.push(tag);
-        push_with_len(&mut aad, key)?;
+        let len = HEADER_LEN + 1 + 4 + key.len() + field.map_or(0, |f| 4 + f.len());
+        let mut stack = [0u8; 256];
+        let mut heap = Vec::new();
+        let aad = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap[..]
+        };
+        aad[..HEADER_LEN].copy_from_slice(header);
+        aad[HEADER_LEN] = tag;
+        let mut at = put_with_len(aad, HEADER_LEN + 1, key)?;
         if let Some(field) = field {
-            push_with_len(&mut aad, field)?;
+            at = put_with_len(aad, at, field)?;
         }
-        Ok(aad)
+        debug_assert_eq!(at, len);
+        f(aad)
     }
 }
 
-fn push_with_len(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), Error> {
+/// Writes `bytes` with a 32-bit big-endian length at `at`; returns the offset after them.
+fn put_with_len(out: &mut [u8], at: usize, bytes: &[u8]) -> Result<usize, Error> {
     let len = u32::try_from(bytes.len()).map_err(|_| Error::TooLarge)?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(bytes);
-    Ok(())
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    out[at + 4..at + 4 + bytes.len()].copy_from_slice(bytes);
+    Ok(at + 4 + bytes.len())
 }
 
 /// The clear-text header of an envelope.
@@ -252,13 +265,9 @@ impl<'a> Envelope<'a> {
 
     /// Authenticates and decrypts. `key` must be the data key named by the header; any
     /// failure is [`Error::DecryptFailed`].
-    pub fn open(
-        &self,
-        key: &DataKey,
-        location: &Location<'_>,
-    ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let mut out = Zeroizing::new(vec![0u8; self.ciphertext.len()]);
-        self.open_into(key, location, &mut out)?;
+    pub fn open(&self, key: &DataKey, location: &Location<'_>) -> Result<Plaintext, Error> {
+        let mut out = Plaintext::from(self.ciphertext);
+        self.decrypt_in_place(key, location, &mut out)?;
         Ok(out)
     }
 
@@ -270,25 +279,41 @@ impl<'a> Envelope<'a> {
         location: &Location<'_>,
         out: &mut [u8],
     ) -> Result<(), Error> {
-        if key.id() != self.header.key_id || out.len() != self.ciphertext.len() {
+        if out.len() != self.ciphertext.len() {
+            out.fill(0);
             return Err(Error::DecryptFailed);
         }
-        let aad = location
-            .associated_data(self.header_bytes)
-            .map_err(|_| Error::DecryptFailed)?;
-        let buffer = InOutBuf::new(self.ciphertext, out).map_err(|_| Error::DecryptFailed)?;
-        let result =
-            key.cipher()
-                .decrypt_inout_detached(self.nonce.into(), &aad, buffer, self.tag.into());
-        if result.is_err() {
-            out.fill(0);
+        out.copy_from_slice(self.ciphertext);
+        self.decrypt_in_place(key, location, out)
+    }
+
+    /// Authenticates and decrypts `buf`, which holds a copy of the ciphertext. On failure
+    /// `buf` is zeroed.
+    fn decrypt_in_place(
+        &self,
+        key: &DataKey,
+        location: &Location<'_>,
+        buf: &mut [u8],
+    ) -> Result<(), Error> {
+        let opened = if key.id() == self.header.key_id {
+            location.with_associated_data(self.header_bytes, |aad| {
+                key.cipher()
+                    .open(self.nonce, aad, buf, self.tag)
+                    .map_err(|_| Error::DecryptFailed)
+            })
+        } else {
+            Err(Error::DecryptFailed)
+        };
+        if opened.is_err() {
+            buf.fill(0);
             return Err(Error::DecryptFailed);
         }
         Ok(())
     }
 }
 
-/// Seals `plaintext` for `location` under `key`, with a fresh random 192-bit nonce.
+/// Seals `plaintext` for `location` under `key`, with a fresh nonce (§1.3: a random 96-bit
+/// prefix shared by at most 2^20 values, then 96 random bits per value).
 pub fn seal(
     key: &DataKey,
     flags: Flags,
@@ -309,18 +334,20 @@ pub fn seal_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::thread_rng().fill_bytes(&mut nonce);
-    seal_into_with_nonce(key, flags, location, plaintext, &nonce, out)
+    seal_parts(key, flags, location, plaintext, out, |cipher, aad, body| {
+        cipher.seal(aad, body).map_err(|_| Error::TooLarge)
+    })
 }
 
-fn seal_into_with_nonce(
+/// Lays out header, nonce, ciphertext and tag in `out`; `encrypt` encrypts the body in place
+/// and returns the nonce it used and the tag.
+fn seal_parts(
     key: &DataKey,
     flags: Flags,
     location: &Location<'_>,
     plaintext: &[u8],
-    nonce: &[u8; NONCE_LEN],
     out: &mut [u8],
+    encrypt: impl FnOnce(&Xaes, &[u8], &mut [u8]) -> Result<([u8; NONCE_LEN], [u8; TAG_LEN]), Error>,
 ) -> Result<(), Error> {
     if plaintext.len() as u64 > MAX_PLAINTEXT || out.len() != plaintext.len() + OVERHEAD {
         return Err(Error::TooLarge);
@@ -331,18 +358,16 @@ fn seal_into_with_nonce(
         key_id: key.id(),
     };
     let header_bytes = header.to_bytes();
-    let aad = location.associated_data(&header_bytes)?;
     let (head, rest) = out.split_at_mut(HEADER_LEN);
     head.copy_from_slice(&header_bytes);
     let (nonce_out, rest) = rest.split_at_mut(NONCE_LEN);
-    nonce_out.copy_from_slice(nonce);
     let (body, tag_out) = rest.split_at_mut(plaintext.len());
-    let buffer = InOutBuf::new(plaintext, body).map_err(|_| Error::TooLarge)?;
-    let tag = key
-        .cipher()
-        .encrypt_inout_detached(nonce.into(), &aad, buffer)
-        .map_err(|_| Error::TooLarge)?;
-    tag_out.copy_from_slice(tag.as_slice());
+    body.copy_from_slice(plaintext);
+    let (nonce, tag) = location
+        .with_associated_data(&header_bytes, |aad| encrypt(key.cipher(), aad, body))
+        .inspect_err(|_| body.fill(0))?;
+    nonce_out.copy_from_slice(&nonce);
+    tag_out.copy_from_slice(&tag);
     Ok(())
 }
 
@@ -357,7 +382,19 @@ pub(crate) fn seal_with_nonce_for_known_answer_tests(
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, Error> {
     let mut out = vec![0u8; OVERHEAD + plaintext.len()];
-    seal_into_with_nonce(key, flags, location, plaintext, nonce, &mut out)?;
+    seal_parts(
+        key,
+        flags,
+        location,
+        plaintext,
+        &mut out,
+        |cipher, aad, body| {
+            let tag = cipher
+                .seal_with_nonce(nonce, aad, body)
+                .map_err(|_| Error::TooLarge)?;
+            Ok((*nonce, tag))
+        },
+    )?;
     Ok(out)
 }
 

@@ -7,10 +7,10 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
-use xaes_256_gcm::{aead::KeyInit, Xaes256Gcm};
 use zeroize::Zeroizing;
 
 use crate::error::MasterKeyError;
+use crate::xaes::Xaes;
 
 /// Length in bytes of master keys and data keys (AES-256).
 pub const KEY_LEN: usize = 32;
@@ -156,18 +156,17 @@ fn hkdf(ikm: &[u8], info: &[u8], out: &mut [u8]) {
 
 /// A data key: the AES-256 key that seals and opens envelopes, held as a ready cipher.
 ///
-/// The cipher's AES round keys are zeroized on drop by the `aes` crate (feature `zeroize`).
+/// The cipher's AES round keys and its derived keys are zeroized on drop (`crate::xaes`).
 pub struct DataKey {
     id: KeyId,
     bytes: Zeroizing<[u8; KEY_LEN]>,
-    cipher: Xaes256Gcm,
+    cipher: Xaes,
 }
 
 impl DataKey {
     /// Builds a data key from raw bytes; the bytes are zeroized when `bytes` drops.
     pub fn from_bytes(id: KeyId, bytes: Zeroizing<[u8; KEY_LEN]>) -> DataKey {
-        // A 32-byte slice is always a valid AES-256 key.
-        let cipher = Xaes256Gcm::new_from_slice(bytes.as_ref()).expect("32-byte key");
+        let cipher = Xaes::new(&bytes);
         DataKey { id, bytes, cipher }
     }
 
@@ -188,7 +187,12 @@ impl DataKey {
         self.id
     }
 
-    pub(crate) fn cipher(&self) -> &Xaes256Gcm {
+    /// How many subkeys this key has derived (cache misses of its cipher).
+    pub fn derivations(&self) -> u64 {
+        self.cipher.derived()
+    }
+
+    pub(crate) fn cipher(&self) -> &Xaes {
         &self.cipher
     }
 }

@@ -1,6 +1,6 @@
 //! Keyring names, and what opening a value gives.
 
-use zeroize::Zeroizing;
+use crate::Plaintext;
 
 use crate::envelope::Header;
 use crate::error::Error;
@@ -41,7 +41,7 @@ pub struct Opened {
     /// The envelope's header.
     pub header: Header,
     /// The plaintext, zeroized when dropped.
-    pub plaintext: Zeroizing<Vec<u8>>,
+    pub plaintext: Plaintext,
 }
 
 #[cfg(test)]

@@ -238,6 +238,17 @@ impl KeyStore {
             })
     }
 
+    /// How many XAES-256-GCM subkeys the held data keys have derived: one per nonce prefix a
+    /// value was sealed or opened under that was not in a key's cache (`INFO`).
+    pub fn key_derivations(&self) -> u64 {
+        self.rings
+            .iter()
+            .flat_map(|r| r.versions.values())
+            .filter_map(|slot| slot.key.as_ref())
+            .map(DataKey::derivations)
+            .sum()
+    }
+
     /// The key that opens envelopes naming `id`.
     pub fn get(&self, id: KeyId) -> Result<&DataKey, Error> {
         let unknown = || Error::UnknownKey {

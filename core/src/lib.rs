@@ -22,11 +22,14 @@ pub mod error;
 pub mod key;
 pub mod keyring;
 pub mod keystore;
+mod plaintext;
 pub mod provider;
 pub mod wrap;
+mod xaes;
 
 pub use envelope::{Envelope, Flags, Location};
 pub use error::Error;
 pub use key::{DataKey, KeyId, KeyVersion, KeyringId, MasterKey};
 pub use keyring::KeyringName;
 pub use keystore::KeyStore;
+pub use plaintext::Plaintext;

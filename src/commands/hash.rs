@@ -1,8 +1,7 @@
 //! `ENC.HSETFIELD`, `ENC.HGETFIELD`, `ENC.HGETALL`.
 
 use redis_enc_core::envelope::looks_sealed;
-use redis_enc_core::{Flags, KeyringName, Location};
-use zeroize::Zeroizing;
+use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
 use super::string::pairs_and_phi;
 use super::{open_for_reader, reply_values, Reader};
@@ -99,7 +98,7 @@ pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     arity(args, 3, "enc.hgetfield")?;
     let name = args[1];
     let key = ctx.open_read(name);
-    let values: Vec<Option<Zeroizing<Vec<u8>>>> = match key.key_type() {
+    let values: Vec<Option<Plaintext>> = match key.key_type() {
         KeyType::Empty => args[2..].iter().map(|_| None).collect(),
         KeyType::Hash => state::with(|s| {
             args[2..]
@@ -160,7 +159,7 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         phi::authorize(ctx, Op::Read, name, "ENC.HGETALL")?;
     }
     let fields = all_fields(ctx, name)?;
-    let opened: Vec<(Vec<u8>, Zeroizing<Vec<u8>>)> = state::with(|s| {
+    let opened: Vec<(Vec<u8>, Plaintext)> = state::with(|s| {
         fields
             .into_iter()
             .map(|(field, stored)| {
@@ -179,7 +178,7 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                         },
                     )?
                 } else {
-                    Zeroizing::new(stored)
+                    Plaintext::from(stored)
                 };
                 Ok((field, value))
             })

@@ -13,8 +13,7 @@ mod string;
 pub(crate) use hash::all_fields as hash_fields;
 
 use redis_enc_core::keyring::Opened;
-use redis_enc_core::{Error as CoreError, Location};
-use zeroize::Zeroizing;
+use redis_enc_core::{Error as CoreError, Location, Plaintext};
 
 use crate::command_entry;
 use crate::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
@@ -42,7 +41,7 @@ fn open_for_reader(
     state: &State,
     stored: &[u8],
     location: &Location<'_>,
-) -> Result<Zeroizing<Vec<u8>>, CmdError> {
+) -> Result<Plaintext, CmdError> {
     let Reader { ctx, key, command } = reader;
     match state.keys.open(stored, location) {
         Ok(Opened { header, plaintext }) => {
@@ -70,14 +69,14 @@ fn open_for_reader(
                 phi::record(ctx, Op::Read, key.bytes(), command, None, None);
             }
             info::count_plaintext_read();
-            Ok(Zeroizing::new(stored.to_vec()))
+            Ok(Plaintext::from(stored))
         }
         Err(e) => Err(e.into()),
     }
 }
 
 /// Replies with an array of values, nil where a value is absent (as MGET and HMGET do).
-fn reply_values(ctx: Ctx, values: Vec<Option<Zeroizing<Vec<u8>>>>) {
+fn reply_values(ctx: Ctx, values: Vec<Option<Plaintext>>) {
     ctx.reply_array(values.len());
     for value in values {
         match value {

@@ -1,8 +1,7 @@
 //! `ENC.SET`, `ENC.GET`, `ENC.MSET`, `ENC.MGET`.
 
 use redis_enc_core::envelope::OVERHEAD;
-use redis_enc_core::{Flags, KeyringName, Location};
-use zeroize::Zeroizing;
+use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
 use super::{open_for_reader, reply_values, Reader};
 use crate::config;
@@ -283,7 +282,7 @@ pub(super) fn apply_phi_expiry(ctx: Ctx, name: Arg, expiry: Expiry) {
 /// whole if any value cannot be opened.
 pub fn mget(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     arity(args, 2, "enc.mget")?;
-    let values: Vec<Option<Zeroizing<Vec<u8>>>> = state::with(|s| {
+    let values: Vec<Option<Plaintext>> = state::with(|s| {
         args[1..]
             .iter()
             .map(|name| {

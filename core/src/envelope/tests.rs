@@ -87,7 +87,7 @@ fn open_flipped(
     sealed: &[u8],
     index: usize,
     mask: u8,
-) -> Result<Zeroizing<Vec<u8>>, Error> {
+) -> Result<crate::Plaintext, Error> {
     let mut tampered = sealed.to_vec();
     tampered[index] ^= mask;
     let env = Envelope::parse(&tampered)?;

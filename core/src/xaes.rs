@@ -1,0 +1,300 @@
+//! XAES-256-GCM (C2SP) as envelopes use it: the standard composition of a NIST SP 800-108r1
+//! counter-mode KDF over CMAC-AES-256 (RustCrypto `cmac`) and AES-256-GCM (`ring`, through
+//! `redis-enc-gcm`), with the derived keys kept for reuse (docs/FORMAT.md §1.3).
+//!
+//! The 24-byte nonce N splits into N[:12], which with the data key K derives the AES-256-GCM
+//! key Kx = CMAC_K(0x00 0x01 'X' 0x00 || N[:12]) || CMAC_K(0x00 0x02 'X' 0x00 || N[:12]),
+//! and N[12:], the AES-256-GCM nonce. Deriving and expanding Kx costs more than sealing a
+//! short value, so:
+//!
+//! - a sealer draws a random N[:12] once per [`SEALS_PER_PREFIX`] values and a random N[12:]
+//!   for every value; under one Kx the 96-bit GCM nonces are random and at most 2^20, far
+//!   inside NIST SP 800-38D's 2^32 bound for random nonces;
+//! - an opener keeps the last [`CACHED_PREFIXES`] derived keys, so values sealed in one run
+//!   open without deriving again.
+//!
+//! The envelopes are ordinary XAES-256-GCM: any implementation opens them, and this one opens
+//! envelopes whose nonces are fully random.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use aes::Aes256;
+use cmac::{Cmac, KeyInit, Mac};
+use rand::RngCore;
+use redis_enc_gcm::Aes256GcmKey;
+
+/// Length of the XAES-256-GCM nonce.
+pub(crate) const NONCE_LEN: usize = 24;
+/// Length of the nonce half that derives the key.
+const PREFIX_LEN: usize = 12;
+/// Values sealed under one derived key before a sealer draws a new nonce prefix.
+pub(crate) const SEALS_PER_PREFIX: u32 = 1 << 20;
+/// Derived keys an opener keeps.
+pub(crate) const CACHED_PREFIXES: usize = 16;
+
+/// Authentication failed, or the input was too long for AES-256-GCM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failed;
+
+/// An XAES-256-GCM key with its derived-key cache.
+pub(crate) struct Xaes {
+    /// CMAC-AES-256 keyed with K; cloned for each derivation. The `aes` and `cmac` crates
+    /// zeroize the round keys and state on drop (feature `zeroize`).
+    kdf: Cmac<Aes256>,
+    cache: Mutex<Cache>,
+}
+
+type Prefix = [u8; PREFIX_LEN];
+
+#[derive(Default)]
+struct Cache {
+    /// Most recently used first.
+    keys: Vec<(Prefix, Arc<Aes256GcmKey>)>,
+    /// The prefix new values are sealed under, and how many more values may use it.
+    sealing: Option<(Prefix, u32)>,
+    derived: u64,
+}
+
+impl Xaes {
+    pub(crate) fn new(key: &[u8; 32]) -> Xaes {
+        Xaes {
+            kdf: <Cmac<Aes256> as KeyInit>::new(key.into()),
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// Kx for one nonce prefix (C2SP XAES-256-GCM, steps 2 to 4).
+    fn derive(&self, prefix: &Prefix) -> Aes256GcmKey {
+        let mut kx = zeroize::Zeroizing::new([0u8; 32]);
+        for (counter, half) in [1u8, 2].into_iter().zip(kx.chunks_exact_mut(16)) {
+            let mut mac = self.kdf.clone();
+            mac.update(&[0x00, counter, b'X', 0x00]);
+            mac.update(prefix);
+            half.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        Aes256GcmKey::new(&kx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Cache> {
+        // The cache holds no invariant a panicking holder could break half-way.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The derived key for `prefix`, from the cache or derived now.
+    fn key_for(&self, cache: &mut Cache, prefix: &Prefix) -> Arc<Aes256GcmKey> {
+        if let Some(i) = cache.keys.iter().position(|(p, _)| p == prefix) {
+            if i != 0 {
+                cache.keys[..=i].rotate_right(1);
+            }
+            return Arc::clone(&cache.keys[0].1);
+        }
+        let key = Arc::new(self.derive(prefix));
+        cache.derived += 1;
+        cache.keys.insert(0, (*prefix, Arc::clone(&key)));
+        cache.keys.truncate(CACHED_PREFIXES);
+        key
+    }
+
+    /// Encrypts `in_out` in place under a fresh nonce; returns the nonce and the tag.
+    pub(crate) fn seal(
+        &self,
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<([u8; NONCE_LEN], [u8; 16]), Failed> {
+        let mut nonce = [0u8; NONCE_LEN];
+        let key = {
+            let mut cache = self.lock();
+            let prefix = match cache.sealing {
+                Some((prefix, left)) if left > 0 => {
+                    cache.sealing = Some((prefix, left - 1));
+                    prefix
+                }
+                _ => {
+                    let mut prefix = [0u8; PREFIX_LEN];
+                    rand::thread_rng().fill_bytes(&mut prefix);
+                    cache.sealing = Some((prefix, SEALS_PER_PREFIX - 1));
+                    prefix
+                }
+            };
+            nonce[..PREFIX_LEN].copy_from_slice(&prefix);
+            self.key_for(&mut cache, &prefix)
+        };
+        rand::thread_rng().fill_bytes(&mut nonce[PREFIX_LEN..]);
+        let tag = self.seal_with(&key, &nonce, aad, in_out)?;
+        Ok((nonce, tag))
+    }
+
+    /// Encrypts under a caller-chosen nonce (known-answer tests only).
+    #[cfg(test)]
+    pub(crate) fn seal_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; 16], Failed> {
+        let key = self.derive(nonce[..PREFIX_LEN].try_into().expect("12-byte prefix"));
+        self.seal_with(&key, nonce, aad, in_out)
+    }
+
+    fn seal_with(
+        &self,
+        key: &Aes256GcmKey,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; 16], Failed> {
+        let gcm_nonce = nonce[PREFIX_LEN..].try_into().expect("12-byte GCM nonce");
+        key.seal_in_place(gcm_nonce, aad, in_out)
+            .map_err(|_| Failed)
+    }
+
+    /// Authenticates and decrypts `in_out` in place; on failure `in_out` is zeroed.
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<(), Failed> {
+        let prefix: &Prefix = nonce[..PREFIX_LEN].try_into().expect("12-byte prefix");
+        let key = {
+            let mut cache = self.lock();
+            self.key_for(&mut cache, prefix)
+        };
+        let gcm_nonce = nonce[PREFIX_LEN..].try_into().expect("12-byte GCM nonce");
+        key.open_in_place(gcm_nonce, aad, in_out, tag)
+            .map_err(|_| Failed)
+    }
+
+    /// How many keys have been derived so far (each a cache miss).
+    pub(crate) fn derived(&self) -> u64 {
+        self.lock().derived
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use xaes_256_gcm::aead::AeadInOut;
+    use xaes_256_gcm::Xaes256Gcm;
+
+    fn reference(key: &[u8; 32]) -> Xaes256Gcm {
+        Xaes256Gcm::new_from_slice(key).unwrap()
+    }
+
+    /// C2SP XAES-256-GCM test vector 1 (key 0x01 × 32, nonce "ABCDEFGHIJKLMNOPQRSTUVWX").
+    #[test]
+    fn c2sp_vector() {
+        let x = Xaes::new(&[1u8; 32]);
+        let nonce: [u8; 24] = *b"ABCDEFGHIJKLMNOPQRSTUVWX";
+        let mut buf = b"XAES-256-GCM".to_vec();
+        let tag = x.seal_with_nonce(&nonce, b"", &mut buf).unwrap();
+        let mut sealed = buf.clone();
+        sealed.extend_from_slice(&tag);
+        assert_eq!(
+            hex::encode(&sealed),
+            "ce546ef63c9cc60765923609b33a9a1974e96e52daf2fcf7075e2271"
+        );
+        x.open(&nonce, b"", &mut buf, &tag).unwrap();
+        assert_eq!(buf, b"XAES-256-GCM");
+    }
+
+    proptest! {
+        /// Both directions against the `xaes-256-gcm` crate.
+        #[test]
+        fn agrees_with_the_reference_crate(
+            key in any::<[u8; 32]>(),
+            aad in proptest::collection::vec(any::<u8>(), 0..64),
+            plaintext in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let ours = Xaes::new(&key);
+            let theirs = reference(&key);
+            let mut buf = plaintext.clone();
+            let (nonce, tag) = ours.seal(&aad, &mut buf).unwrap();
+            let mut opened = buf.clone();
+            theirs.decrypt_inout_detached(
+                (&nonce).into(), &aad, (&mut opened[..]).into(), (&tag).into()).unwrap();
+            prop_assert_eq!(&opened, &plaintext);
+
+            let mut nonce = [0u8; 24];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+            let mut buf = plaintext.clone();
+            let tag = theirs
+                .encrypt_inout_detached((&nonce).into(), &aad, (&mut buf[..]).into())
+                .unwrap();
+            ours.open(&nonce, &aad, &mut buf, &tag.into()).unwrap();
+            prop_assert_eq!(&buf, &plaintext);
+        }
+    }
+
+    #[test]
+    fn a_prefix_seals_a_bounded_number_of_values_and_every_nonce_differs() {
+        let x = Xaes::new(&[3u8; 32]);
+        let mut nonces = std::collections::HashSet::new();
+        let mut prefixes = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let (nonce, _) = x.seal(b"", &mut [0u8; 4]).unwrap();
+            prefixes.insert(nonce[..12].to_vec());
+            assert!(nonces.insert(nonce));
+        }
+        assert_eq!(prefixes.len(), 1, "one prefix per run of values");
+        assert_eq!(x.derived(), 1);
+        // Exhaust the prefix: the next value gets a new one.
+        x.lock().sealing.as_mut().unwrap().1 = 0;
+        let (nonce, _) = x.seal(b"", &mut [0u8; 4]).unwrap();
+        assert!(!prefixes.contains(&nonce[..12]));
+        assert_eq!(x.derived(), 2);
+    }
+
+    #[test]
+    fn sealing_keys_are_not_shared_between_data_keys_or_runs() {
+        let a = Xaes::new(&[4u8; 32]);
+        let b = Xaes::new(&[4u8; 32]);
+        let (na, _) = a.seal(b"", &mut [0u8; 4]).unwrap();
+        let (nb, _) = b.seal(b"", &mut [0u8; 4]).unwrap();
+        assert_ne!(na[..12], nb[..12], "each key object draws its own prefix");
+    }
+
+    #[test]
+    fn the_cache_keeps_the_most_recent_prefixes() {
+        let x = Xaes::new(&[5u8; 32]);
+        let theirs = reference(&[5u8; 32]);
+        let mut sealed = Vec::new();
+        for i in 0..(CACHED_PREFIXES as u8 + 4) {
+            let nonce = [i; 24];
+            let mut buf = vec![i; 8];
+            let tag = theirs
+                .encrypt_inout_detached((&nonce).into(), b"", (&mut buf[..]).into())
+                .unwrap();
+            sealed.push((nonce, buf, tag));
+        }
+        for (nonce, buf, tag) in &sealed {
+            x.open(nonce, b"", &mut buf.clone(), &(*tag).into())
+                .unwrap();
+        }
+        let derived = x.derived();
+        assert_eq!(derived, sealed.len() as u64);
+        // The newest CACHED_PREFIXES open without deriving again; the oldest needs a derivation.
+        for (nonce, buf, tag) in &sealed[4..] {
+            x.open(nonce, b"", &mut buf.clone(), &(*tag).into())
+                .unwrap();
+        }
+        assert_eq!(x.derived(), derived);
+        let (nonce, buf, tag) = &sealed[0];
+        x.open(nonce, b"", &mut buf.clone(), &(*tag).into())
+            .unwrap();
+        assert_eq!(x.derived(), derived + 1);
+        assert!(x.lock().keys.len() <= CACHED_PREFIXES);
+    }
+
+    #[test]
+    fn a_wrong_tag_fails_and_zeroes_the_buffer() {
+        let x = Xaes::new(&[6u8; 32]);
+        let mut buf = b"secret".to_vec();
+        let (nonce, mut tag) = x.seal(b"a", &mut buf).unwrap();
+        tag[0] ^= 1;
+        assert_eq!(x.open(&nonce, b"a", &mut buf, &tag), Err(Failed));
+        assert!(buf.iter().all(|&b| b == 0));
+    }
+}

@@ -1,10 +1,10 @@
 //! The audit log: PHI reads and writes, denials, keyring operations and `enc.*` config
 //! changes, one hash-chained JSON line each (docs/FORMAT.md §5). Values are never recorded.
 //!
-//! Records are chained on the main thread (so their order is the order of events) and handed
-//! to a writer thread that does the file I/O: the event loop never waits on disk. The writer
-//! flushes every batch and fsyncs at most once a second (like `appendfsync everysec`), and on
-//! `ENC.AUDIT REOPEN` (log rotation). If a write fails, `enc.audit-fail-closed yes` denies PHI
+//! The main thread only gathers each event's facts and queues them, in the order the events
+//! happen; a writer thread encodes, chains (HMAC) and writes them, so the event loop neither
+//! waits on disk nor spends time on encoding. The writer flushes every batch and fsyncs at most
+//! once a second (like `appendfsync everysec`), and on `ENC.AUDIT REOPEN` (log rotation). If a write fails, `enc.audit-fail-closed yes` denies PHI
 //! access until a write succeeds again; either way `enc_audit_write_errors` rises and the
 //! Redis log says so.
 
@@ -28,21 +28,32 @@ const GATHER: Duration = Duration::from_millis(2);
 /// How often the writer fsyncs, at most.
 const FSYNC_EVERY: Duration = Duration::from_secs(1);
 
+// Nearly every message is an event; boxing them would add an allocation per record.
+#[allow(clippy::large_enum_variant)]
 enum Message {
-    Line(String),
+    Event(Event),
     Reopen,
     Stop,
 }
 
 struct Log {
     path: String,
-    chain: Chain,
     names: AuditKey,
     sender: Sender<Message>,
     writer: Option<JoinHandle<()>>,
 }
 
+impl Log {
+    fn send(&self, event: Event) {
+        if self.sender.send(Message::Event(event)).is_err() {
+            failed();
+        }
+    }
+}
+
 static LOG: Mutex<Option<Log>> = Mutex::new(None);
+/// The `mac` of the latest record the writer chained (`enc_audit_head`).
+static HEAD: Mutex<String> = Mutex::new(String::new());
 static FAILING: AtomicBool = AtomicBool::new(false);
 static WRITE_ERRORS: AtomicU64 = AtomicU64::new(0);
 static RECORDS: AtomicU64 = AtomicU64::new(0);
@@ -56,9 +67,8 @@ fn log_guard() -> std::sync::MutexGuard<'static, Option<Log>> {
 pub fn open(path: &str) -> Result<(), String> {
     let mut guard = log_guard();
     if path.is_empty() {
-        if let Some(mut old) = guard.take() {
-            let line = old.chain.append(server_event("audit-stopped", None));
-            let _ = old.sender.send(Message::Line(line));
+        if let Some(old) = guard.take() {
+            old.send(server_event("audit-stopped", None));
             stop(old);
         }
         return Ok(());
@@ -72,27 +82,26 @@ pub fn open(path: &str) -> Result<(), String> {
     .ok_or_else(|| "the audit log needs a local master key (file:, env: or exec:)".to_owned())?;
     let file = open_file(path)?;
     let last = last_line(path);
-    let mut chain = Chain::resume(key, last.as_deref());
-    let (sender, receiver) = mpsc::channel();
-    let thread_path = path.to_owned();
-    let writer = std::thread::Builder::new()
-        .name("redis-enc-audit".into())
-        .spawn(move || write_loop(thread_path, file, receiver))
-        .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+    let chain = Chain::resume(key, last.as_deref());
     let event = if chain.at_start() {
         "audit-started"
     } else {
         "audit-resumed"
     };
-    let line = chain.append(server_event(event, None));
-    let _ = sender.send(Message::Line(line));
-    *guard = Some(Log {
+    let (sender, receiver) = mpsc::channel();
+    let thread_path = path.to_owned();
+    let writer = std::thread::Builder::new()
+        .name("redis-enc-audit".into())
+        .spawn(move || write_loop(thread_path, file, chain, receiver))
+        .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+    let log = Log {
         path: path.to_owned(),
-        chain,
         names,
         sender,
         writer: Some(writer),
-    });
+    };
+    log.send(server_event(event, None));
+    *guard = Some(log);
     Ok(())
 }
 
@@ -129,10 +138,10 @@ fn last_line(path: &str) -> Option<String> {
         .last()
 }
 
-fn write_loop(path: String, file: File, receiver: Receiver<Message>) {
+fn write_loop(path: String, file: File, chain: Chain, receiver: Receiver<Message>) {
     // A panic here must not take the server down; the log is then reported failing.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        write_messages(&path, file, &receiver)
+        write_messages(&path, file, chain, &receiver)
     }));
     if outcome.is_err() {
         WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
@@ -147,7 +156,7 @@ fn failed() {
 
 /// Writes messages in order; a record is only counted as written once `write_all` and `flush`
 /// succeeded, and only a successful write clears the failing state.
-fn write_messages(path: &str, mut file: File, receiver: &Receiver<Message>) {
+fn write_messages(path: &str, mut file: File, mut chain: Chain, receiver: &Receiver<Message>) {
     let mut last_sync = Instant::now();
     let mut dirty = false;
     loop {
@@ -176,8 +185,8 @@ fn write_messages(path: &str, mut file: File, receiver: &Receiver<Message>) {
         let mut batch = String::new();
         for message in messages {
             match message {
-                Message::Line(line) => {
-                    batch.push_str(&line);
+                Message::Event(event) => {
+                    batch.push_str(&chain.append(event));
                     batch.push('\n');
                 }
                 Message::Reopen | Message::Stop => {
@@ -193,6 +202,7 @@ fn write_messages(path: &str, mut file: File, receiver: &Receiver<Message>) {
                 }
             }
         }
+        set_head(chain.head());
         flush_batch(&mut file, &mut batch, &mut dirty);
         // Let records gather for a moment: one write for many, and no wake-up per record.
         std::thread::sleep(GATHER);
@@ -204,6 +214,10 @@ fn write_messages(path: &str, mut file: File, receiver: &Receiver<Message>) {
             dirty = false;
         }
     }
+}
+
+fn set_head(head: String) {
+    *HEAD.lock().unwrap_or_else(|p| p.into_inner()) = head;
 }
 
 fn flush_batch(file: &mut File, batch: &mut String, dirty: &mut bool) {
@@ -271,8 +285,8 @@ pub struct Access<'a> {
 
 /// Appends a record about the current command, if the log is on.
 pub fn record(ctx: Ctx, access: Access<'_>) {
-    let mut guard = log_guard();
-    let Some(log) = guard.as_mut() else { return };
+    let guard = log_guard();
+    let Some(log) = guard.as_ref() else { return };
     let Caller {
         user,
         client_id,
@@ -298,12 +312,8 @@ pub fn record(ctx: Ctx, access: Access<'_>) {
         outcome: access.outcome.to_owned(),
         detail: access.detail,
     };
-    let line = log.chain.append(event);
     RECORDS.fetch_add(1, Ordering::Relaxed);
-    if log.sender.send(Message::Line(line)).is_err() {
-        WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
-        FAILING.store(true, Ordering::SeqCst);
-    }
+    log.send(event);
     drop(guard);
     warn_once_if_failing(ctx);
 }
@@ -320,14 +330,13 @@ fn warn_once_if_failing(ctx: Ctx) {
 
 /// Records a change to an `enc.*` config (from `CONFIG SET` or the configuration file).
 pub fn config_changed(name: &str, value: &str) {
-    let mut guard = log_guard();
-    let Some(log) = guard.as_mut() else { return };
-    let line = log.chain.append(server_event(
+    let guard = log_guard();
+    let Some(log) = guard.as_ref() else { return };
+    RECORDS.fetch_add(1, Ordering::Relaxed);
+    log.send(server_event(
         "config",
         Some(format!("enc.{name} = {value}")),
     ));
-    RECORDS.fetch_add(1, Ordering::Relaxed);
-    let _ = log.sender.send(Message::Line(line));
 }
 
 /// `ENC.AUDIT REOPEN`: closes and reopens the log file (after logrotate moved it); the chain
@@ -336,8 +345,8 @@ pub fn reopen(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
     if args.len() != 2 {
         return Err(CmdError::WrongArity("enc.audit|reopen"));
     }
-    let mut guard = log_guard();
-    let Some(log) = guard.as_mut() else {
+    let guard = log_guard();
+    let Some(log) = guard.as_ref() else {
         return Err(CmdError::Server(
             "ERR the audit log is off (set enc.audit-log)".into(),
         ));
@@ -354,8 +363,7 @@ pub fn reopen(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
     event.client_id = client_id;
     event.addr = addr;
     event.command = "ENC.AUDIT REOPEN".into();
-    let line = log.chain.append(event);
-    let _ = log.sender.send(Message::Line(line));
+    log.send(event);
     ctx.reply_ok();
     Ok(())
 }
@@ -363,7 +371,11 @@ pub fn reopen(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
 /// Figures for `INFO enc`: records, write errors, failing, the chain's head.
 pub fn status() -> (bool, u64, u64, bool, String) {
     let guard = log_guard();
-    let head = guard.as_ref().map(|l| l.chain.head()).unwrap_or_default();
+    let head = if guard.is_some() {
+        HEAD.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    } else {
+        String::new()
+    };
     (
         guard.is_some(),
         RECORDS.load(Ordering::Relaxed),

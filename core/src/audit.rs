@@ -90,12 +90,45 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A record as it is read back.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct Body {
     seq: u64,
     prev: String,
     #[serde(flatten)]
     event: Event,
+}
+
+/// A record as it is written: the same fields in the same order as [`Body`], borrowed.
+/// (`#[serde(flatten)]` serializes through an intermediate map, which cost more than the HMAC.)
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    seq: u64,
+    prev: &'a str,
+    event: &'a str,
+    time_ms: u64,
+    user: &'a str,
+    client_id: u64,
+    addr: &'a str,
+    command: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyring: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u16>,
+    outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+/// Lower-case hex of a MAC, without an allocation per digit.
+fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // The output is exactly twice the input.
+    hex::encode_to_slice(bytes, &mut out).expect("64 hex digits");
+    out
 }
 
 /// The writer's side of a chain.
@@ -129,21 +162,36 @@ impl Chain {
 
     /// Appends an event: returns its line (without the newline).
     pub fn append(&mut self, event: Event) -> String {
-        let body = Body {
+        let prev = hex32(&self.prev);
+        let body = BodyRef {
             seq: self.seq,
-            prev: hex::encode(self.prev),
-            event,
+            // Hex digits are ASCII.
+            prev: std::str::from_utf8(&prev).unwrap_or_default(),
+            event: &event.event,
+            time_ms: event.time_ms,
+            user: &event.user,
+            client_id: event.client_id,
+            addr: &event.addr,
+            command: &event.command,
+            key: event.key.as_deref(),
+            keyring: event.keyring.as_deref(),
+            version: event.version,
+            outcome: &event.outcome,
+            detail: event.detail.as_deref(),
         };
+        let mut line = Vec::with_capacity(384);
         // A struct of strings and numbers always serializes.
-        let json = serde_json::to_string(&body).unwrap_or_default();
-        let mac = self.key.mac(json.as_bytes());
+        serde_json::to_writer(&mut line, &body).unwrap_or_default();
+        let mac = self.key.mac(&line);
         self.prev = mac;
         self.seq += 1;
-        format!(
-            "{},\"mac\":\"{}\"}}",
-            &json[..json.len() - 1],
-            hex::encode(mac)
-        )
+        // Replace the closing brace with the mac field.
+        line.pop();
+        line.extend_from_slice(b",\"mac\":\"");
+        line.extend_from_slice(&hex32(&mac));
+        line.extend_from_slice(b"\"}");
+        // serde_json writes UTF-8, and the rest is ASCII.
+        String::from_utf8(line).unwrap_or_default()
     }
 
     /// The `mac` of the last record: an anchor an operator can keep elsewhere.
@@ -258,6 +306,46 @@ mod tests {
             command: "ENC.GET".into(),
             outcome: "ok".into(),
             ..Event::default()
+        }
+    }
+
+    /// The written line is what serializing the whole record as one map gives: the field
+    /// order and escaping of FORMAT.md §5 do not depend on how the writer builds it.
+    #[test]
+    fn lines_are_the_serialized_record_with_its_mac() {
+        let master = MasterKey::generate();
+        let full = Event {
+            event: "denied".into(),
+            time_ms: 1_790_000_000_123,
+            user: "nurse \"on\" call".into(),
+            client_id: 42,
+            addr: "127.0.0.1:5000".into(),
+            command: "ENC.GET".into(),
+            key: Some("patient:ü\u{1}\n\\".into()),
+            keyring: Some("phi".into()),
+            version: Some(3),
+            outcome: "denied".into(),
+            detail: Some("no permission".into()),
+        };
+        let mut chain = Chain::new(AuditKey::derive(&master));
+        let key = AuditKey::derive(&master);
+        let mut prev = key.genesis();
+        for (seq, event) in [full, event(7)].into_iter().enumerate() {
+            let line = chain.append(event.clone());
+            let json = serde_json::to_string(&Body {
+                seq: seq as u64,
+                prev: hex::encode(prev),
+                event,
+            })
+            .unwrap();
+            let mac = key.mac(json.as_bytes());
+            let expected = format!(
+                "{},\"mac\":\"{}\"}}",
+                &json[..json.len() - 1],
+                hex::encode(mac)
+            );
+            assert_eq!(line, expected);
+            prev = mac;
         }
     }
 

@@ -12,9 +12,9 @@ use std::sync::{Mutex, RwLock};
 
 use redis_enc_core::KeyringName;
 use redis_module::raw;
-use wildmatch::WildMatch;
 
 use crate::entry::run_callback;
+use crate::pattern::KeyPattern;
 use crate::rm::{self, Ctx, HeldString};
 
 static ALLOW_PLAINTEXT_READ: AtomicBool = AtomicBool::new(false);
@@ -24,8 +24,8 @@ static AUDIT_FAIL_CLOSED: AtomicBool = AtomicBool::new(false);
 static PHI_TTL_MIN: AtomicI64 = AtomicI64::new(0);
 static PHI_TTL_MAX: AtomicI64 = AtomicI64::new(0);
 static PHI_TTL_DEFAULT: AtomicI64 = AtomicI64::new(0);
-static KEYRING_RULES: RwLock<Vec<(WildMatch, KeyringName)>> = RwLock::new(Vec::new());
-static PHI_PATTERNS: RwLock<Vec<WildMatch>> = RwLock::new(Vec::new());
+static KEYRING_RULES: RwLock<Vec<(KeyPattern, KeyringName)>> = RwLock::new(Vec::new());
+static PHI_PATTERNS: RwLock<Vec<KeyPattern>> = RwLock::new(Vec::new());
 /// Whether `PHI_PATTERNS` is non-empty: the command filter's first, lock-free test.
 static ANY_PHI_PATTERNS: AtomicBool = AtomicBool::new(false);
 static AUDIT_LOG: RwLock<String> = RwLock::new(String::new());
@@ -73,10 +73,9 @@ pub fn keyring_for(key: &[u8]) -> Option<KeyringName> {
     if rules.is_empty() {
         return None;
     }
-    let name = String::from_utf8_lossy(key);
     rules
         .iter()
-        .find(|(pattern, _)| pattern.matches(&name))
+        .find(|(pattern, _)| pattern.matches(key))
         .map(|(_, ring)| ring.clone())
 }
 
@@ -91,8 +90,7 @@ pub fn is_phi_key(key: &[u8]) -> bool {
     if patterns.is_empty() {
         return false;
     }
-    let name = String::from_utf8_lossy(key);
-    patterns.iter().any(|p| p.matches(&name))
+    patterns.iter().any(|p| p.matches(key))
 }
 
 fn parse_keyring_patterns(text: &str) -> Result<(), String> {
@@ -105,7 +103,7 @@ fn parse_keyring_patterns(text: &str) -> Result<(), String> {
         .map(|pair| {
             let ring = KeyringName::parse(pair[1].as_bytes())
                 .map_err(|_| format!("invalid keyring name '{}'", pair[1]))?;
-            Ok((WildMatch::new(pair[0]), ring))
+            Ok((KeyPattern::new(pair[0]), ring))
         })
         .collect::<Result<Vec<_>, String>>()?;
     *KEYRING_RULES.write().unwrap_or_else(|p| p.into_inner()) = rules;
@@ -113,7 +111,7 @@ fn parse_keyring_patterns(text: &str) -> Result<(), String> {
 }
 
 fn parse_phi_patterns(text: &str) -> Result<(), String> {
-    let patterns: Vec<WildMatch> = text.split_whitespace().map(WildMatch::new).collect();
+    let patterns: Vec<KeyPattern> = text.split_whitespace().map(KeyPattern::new).collect();
     ANY_PHI_PATTERNS.store(!patterns.is_empty(), Relaxed);
     *PHI_PATTERNS.write().unwrap_or_else(|p| p.into_inner()) = patterns;
     Ok(())

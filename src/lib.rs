@@ -6,7 +6,8 @@
 //! - [`load`]: `RedisModule_OnLoad`: master key, commands, configs, INFO.
 //! - [`commands`]: the `ENC.*` commands, their key specs and documentation.
 //! - [`setopts`]: `ENC.SET` options.
-//! - [`config`], [`info`], [`state`]: configs, the `INFO enc` section, the loaded keyring.
+//! - [`config`], [`pattern`], [`info`], [`state`]: configs and their key-name patterns, the
+//!   `INFO enc` section, the loaded keyring.
 //! - [`reencrypt`]: the background re-encryption job.
 //! - [`phi`], [`audit`]: the PHI policy and the audit log.
 //! - [`persist`]: the key store in the RDB and the replication stream.
@@ -23,6 +24,7 @@ mod error;
 mod guard;
 mod info;
 mod load;
+mod pattern;
 mod persist;
 mod phi;
 mod reencrypt;

@@ -18,7 +18,7 @@ use crate::setopts::parse_i64;
 use crate::{config, state};
 
 /// How long one step may run.
-const STEP_BUDGET: Duration = Duration::from_micros(800);
+const STEP_BUDGET: Duration = Duration::from_micros(650);
 /// Pause between steps, in milliseconds.
 const STEP_PERIOD_MS: i64 = 1;
 
@@ -356,24 +356,22 @@ fn process_key(
     let mut key = ctx.open_write(arg);
     match key.key_type() {
         KeyType::String => {
-            let stored = key.string_value().to_vec();
-            match transform(
+            let sealed = transform(
                 mode,
                 only,
                 chosen,
-                &stored,
+                key.string_value(),
                 &Location::Value { key: name },
                 name,
-            ) {
+            );
+            match sealed {
                 Ok(Some(sealed)) => {
-                    let ttl = key.expire_at();
-                    let value = ctx.string(&sealed);
-                    if !key.set_string(&value) {
+                    // Rewritten in place: the key, its TTL and its place in the keyspace stay.
+                    let Some(buffer) = key.string_buffer(sealed.len()) else {
                         return (0, 1);
-                    }
-                    if let Some(at) = ttl {
-                        key.set_expire_at(at);
-                    }
+                    };
+                    buffer.copy_from_slice(&sealed);
+                    let value = ctx.string(&sealed);
                     ctx.replicate(
                         c"SET",
                         &[

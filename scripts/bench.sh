@@ -106,45 +106,53 @@ v=$(value_of 64)
     echo "| measurement | baseline rps | with feature rps | ratio |"
     echo "|---|---|---|---|"
 } >> "$out"
+# best_of3 A B: runs "bench A" and "bench B" alternately three times; prints the best rps of each.
+best_of3() {
+    local a="" b="" i
+    for i in 1 2 3; do
+        a+="$(eval "$1")"$'\n'; b+="$(eval "$2")"$'\n'
+    done
+    echo "$(printf '%s' "$a" | best | cut -d' ' -f1) $(printf '%s' "$b" | best | cut -d' ' -f1)"
+}
 for cmd in "SET bench:__rand_int__ $v" "GET bench:__rand_int__"; do
-    a1=$(bench "$PORT_plain" "$n_pipelined" 16 $cmd); b1=$(bench "$PORT_guarded" "$n_pipelined" 16 $cmd)
-    a2=$(bench "$PORT_plain" "$n_pipelined" 16 $cmd); b2=$(bench "$PORT_guarded" "$n_pipelined" 16 $cmd)
-    a=$(printf '%s\n%s\n' "$a1" "$a2" | best | cut -d' ' -f1); b=$(printf '%s\n%s\n' "$b1" "$b2" | best | cut -d' ' -f1)
+    read -r a b <<< "$(best_of3 "bench $PORT_plain $n_pipelined 16 $cmd" "bench $PORT_guarded $n_pipelined 16 $cmd")"
     echo "| plain ${cmd%% *} on non-PHI keys, guard on (phi-patterns set) vs module not loaded, -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
 done
+# The same server with the guard switched off and on: the filter's own cost, without the
+# difference between two processes.
+guard() { redis-cli -p "$PORT_guarded" CONFIG SET enc.phi-guard "$1" >/dev/null; }
+read -r a b <<< "$(best_of3 "guard no; bench $PORT_guarded $n_pipelined 16 SET bench:__rand_int__ $v" "guard yes; bench $PORT_guarded $n_pipelined 16 SET bench:__rand_int__ $v")"
+echo "| plain SET on non-PHI keys, guard on vs off (same server), -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
 
 # The audit log's cost on PHI reads.
 redis-benchmark -p "$PORT_guarded" -n 100000 -P 64 -r 100000 -q ENC.SET "patient:__rand_int__" "$v" >/dev/null 2>&1
-a1=$(bench "$PORT_guarded" "$n_pipelined" 16 ENC.GET "patient:__rand_int__")
-redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "$work/audit.log" >/dev/null
-b1=$(bench "$PORT_guarded" "$n_pipelined" 16 ENC.GET "patient:__rand_int__")
-redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "" >/dev/null
-a2=$(bench "$PORT_guarded" "$n_pipelined" 16 ENC.GET "patient:__rand_int__")
-redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "$work/audit.log" >/dev/null
-b2=$(bench "$PORT_guarded" "$n_pipelined" 16 ENC.GET "patient:__rand_int__")
-redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "" >/dev/null
-a=$(printf '%s\n%s\n' "$a1" "$a2" | best | cut -d' ' -f1); b=$(printf '%s\n%s\n' "$b1" "$b2" | best | cut -d' ' -f1)
+audit() { redis-cli -p "$PORT_guarded" CONFIG SET enc.audit-log "$1" >/dev/null; }
+read -r a b <<< "$(best_of3 "audit ''; bench $PORT_guarded $n_pipelined 16 ENC.GET patient:__rand_int__" "audit $work/audit.log; bench $PORT_guarded $n_pipelined 16 ENC.GET patient:__rand_int__")"
+audit ""
 echo "| ENC.GET on PHI keys, audit log on vs off, -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
 
 # Re-encryption rate over many keys, and the p99 of a concurrent load with and without it.
 start reenc "${with_module[@]}"
 redis-benchmark -p "$PORT_reenc" -n "$reencrypt_keys" -P 64 -r 100000000 -q ENC.SET "r:__rand_int__" "$v" >/dev/null 2>&1
 keys=$(redis-cli -p "$PORT_reenc" DBSIZE)
-p99_without=$(bench "$PORT_reenc" "$n_single" 1 GET "r:__rand_int__" | cut -d' ' -f3)
+p99() { bench "$PORT_reenc" "$n_single" 1 GET "r:__rand_int__" | cut -d' ' -f3; }
+# The load's p99 is measured twice without the job (before it and after it) and twice during it.
+without1=$(p99)
 redis-cli -p "$PORT_reenc" ENC.KEYRING ROTATE >/dev/null
-t0=$(date +%s.%N)
 redis-cli -p "$PORT_reenc" ENC.REENCRYPT START >/dev/null
-p99_during=$(bench "$PORT_reenc" "$n_single" 1 GET "r:__rand_int__" | cut -d' ' -f3)
+during1=$(p99); during2=$(p99)
 until [ "$(redis-cli -p "$PORT_reenc" ENC.REENCRYPT STATUS | sed -n 2p)" = "done" ]; do sleep 0.1; done
-t1=$(date +%s.%N)
+without2=$(p99)
 resealed=$(redis-cli -p "$PORT_reenc" ENC.REENCRYPT STATUS | sed -n 8p)
 elapsed_ms=$(redis-cli -p "$PORT_reenc" ENC.REENCRYPT STATUS | sed -n 12p)
+mean2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (a + b) / 2 }'; }
+p99_without=$(mean2 "$without1" "$without2"); p99_during=$(mean2 "$during1" "$during2")
 {
     echo
     echo "## Re-encryption"
     echo
-    echo "- keys: $keys; values re-sealed: $resealed in $elapsed_ms ms: $(awk -v k="$resealed" -v ms="$elapsed_ms" 'BEGIN { printf "%.0f", k / (ms / 1000) }') keys/s"
-    echo "- p99 of a concurrent unpipelined GET load: $p99_without ms without the job, $p99_during ms during it ($(ratio "$p99_during" "$p99_without")x)"
+    echo "- keys: $keys; values re-sealed: $resealed in $elapsed_ms ms: $(awk -v k="$resealed" -v ms="$elapsed_ms" 'BEGIN { printf "%.0f", k / (ms / 1000) }') keys/s (with the load below running for part of the time)"
+    echo "- p99 of a concurrent unpipelined GET load (50 clients): without the job $without1 ms before it and $without2 ms after it, during it $during1 ms and $during2 ms; means $p99_without / $p99_during ms ($(ratio "$p99_during" "$p99_without")x)"
 } >> "$out"
 
 # Memory: 64-byte values, sealed vs plain.
@@ -197,6 +205,17 @@ mbps() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / 1e6 /
     echo
     echo '```'
 } >> "$out"
-(cd "$root" && cargo bench -p redis-enc-core --bench seal -- --noplot 2>/dev/null | grep -E '^envelope/|time:' | paste - - | awk '{$1=$1; print}') >> "$out" || true
+(cd "$root" && cargo bench -p redis-enc-core --bench seal -- --output-format bencher 2>/dev/null) |
+    awk '/^test envelope\// {
+            split($2, p, "/"); t[p[2] "/" p[3]] = $5; print "test " $2 ": " $5 " ns (+/- " $8
+         }
+         END {
+            print ""
+            for (s = 64; s <= 16384; s *= 16) {
+                printf "%5d B: seal %.2fx raw-encrypt, open %.2fx raw-decrypt, open-uncached %.2fx raw-decrypt\n", s,
+                    t["seal/" s] / t["raw-encrypt/" s], t["open/" s] / t["raw-decrypt/" s],
+                    t["open-uncached/" s] / t["raw-decrypt/" s]
+            }
+         }' >> "$out" || true
 echo '```' >> "$out"
 echo "wrote $out"

@@ -405,14 +405,11 @@ fn process_key(
                     Ok(Some(sealed)) => {
                         let f = ctx.string(&field);
                         let v = ctx.string(&sealed);
-                        if key.hash_set(crate::rm::Arg::from_owned(&f), &v) {
-                            replicated.push(f.as_ptr());
-                            replicated.push(v.as_ptr());
-                            keep.push((f, v));
-                            done += 1;
-                        } else {
-                            failed += 1;
-                        }
+                        key.hash_set(crate::rm::Arg::from_owned(&f), &v);
+                        replicated.push(f.as_ptr());
+                        replicated.push(v.as_ptr());
+                        keep.push((f, v));
+                        done += 1;
                     }
                     Ok(None) => {}
                     Err(_) => failed += 1,

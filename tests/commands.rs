@@ -65,6 +65,52 @@ fn mset_and_mget() {
     assert!(err.contains("wrong number of arguments"), "{err}");
 }
 
+/// ENC.MSET leaves keys as MSET does: strings without a TTL, whatever they held before; and
+/// when one value cannot be sealed, no key changes.
+#[test]
+fn mset_replaces_like_mset_and_fails_whole() {
+    let server = Server::start();
+    let mut con = server.client();
+    for prefix in ["plain", "enc"] {
+        cmd(&mut con, &format!("SET {prefix}:ttl old EX 1000")).unwrap();
+        cmd(&mut con, &format!("RPUSH {prefix}:list a b")).unwrap();
+    }
+    cmd(&mut con, "MSET plain:ttl 1 plain:list 2 plain:new 3").unwrap();
+    cmd(&mut con, "ENC.MSET enc:ttl 1 enc:list 2 enc:new 3").unwrap();
+    for name in ["ttl", "list", "new"] {
+        let plain_ttl = cmd(&mut con, &format!("TTL plain:{name}")).unwrap();
+        assert_eq!(
+            cmd(&mut con, &format!("TTL enc:{name}")).unwrap(),
+            plain_ttl
+        );
+        assert_eq!(plain_ttl, Value::Int(-1));
+        assert_eq!(
+            cmd(&mut con, &format!("TYPE enc:{name}")).unwrap(),
+            Value::SimpleString("string".into())
+        );
+        assert_eq!(
+            cmd(&mut con, &format!("ENC.GET enc:{name}")).unwrap(),
+            cmd(&mut con, &format!("GET plain:{name}")).unwrap()
+        );
+    }
+    // A key mapped to a keyring that does not exist: the whole command fails, nothing changes.
+    run(
+        &mut con,
+        &[
+            b"CONFIG",
+            b"SET",
+            b"enc.keyring-patterns",
+            b"missing:* nosuchring",
+        ],
+    )
+    .unwrap();
+    let before = cmd(&mut con, "GET enc:ttl").unwrap();
+    let err = cmd(&mut con, "ENC.MSET enc:ttl changed missing:1 x").unwrap_err();
+    assert!(err.contains("no such keyring"), "{err}");
+    assert_eq!(cmd(&mut con, "GET enc:ttl").unwrap(), before);
+    assert_eq!(cmd(&mut con, "EXISTS missing:1").unwrap(), Value::Int(0));
+}
+
 #[test]
 fn hash_fields_round_trip_and_plain_fields_stay() {
     let server = Server::start();

@@ -64,11 +64,8 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let mut replicated = Vec::with_capacity(pairs.len() + 1);
     replicated.push(name.as_ptr());
     for (fv, value) in pairs.chunks(2).zip(&sealed) {
-        if !key.hash_has(fv[0]) {
-            added += 1;
-        }
         if !key.hash_set(fv[0], value) {
-            return Err(CmdError::Server("ERR the server refused the write".into()));
+            added += 1;
         }
         replicated.push(fv[0].as_ptr());
         replicated.push(value.as_ptr());

@@ -13,6 +13,8 @@ use crate::rm::{Arg, Ctx, Key, KeyType, OwnedString};
 use crate::setopts::{Condition, Expiry, SetOptions};
 use crate::state;
 
+/// The largest string value Redis stores (its `proto-max-bulk-len` ceiling for module writes).
+const MAX_STRING: usize = 512 * 1024 * 1024;
 const NOTIFY_STRING: i32 = redis_module::raw::REDISMODULE_NOTIFY_STRING;
 const NOTIFY_GENERIC: i32 = redis_module::raw::REDISMODULE_NOTIFY_GENERIC;
 
@@ -74,7 +76,8 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                 flags: Flags { phi: phi_write },
                 plaintext: args[2].bytes(),
             };
-            store_string(ctx, &mut key, existing, name, seal, expiry)?;
+            let sealed = write_sealed(ctx, &mut key, existing, name, seal, expiry)?;
+            replicate_set(ctx, &key, name, &sealed, expiry);
             if phi_write {
                 let version = state.keys.primary(&keyring).map(|k| k.id().version.0).ok();
                 phi::record(
@@ -105,16 +108,36 @@ struct Seal<'a> {
     plaintext: &'a [u8],
 }
 
+/// Replicates a string write as `SET key <ciphertext> [PXAT t]`, with the key's expiry as the
+/// write left it.
+fn replicate_set(ctx: Ctx, key: &Key, name: Arg, sealed: &OwnedString, expiry: Expiry) {
+    match key.expire_at() {
+        Some(at) => {
+            let pxat = ctx.string(b"PXAT");
+            let at = ctx.string(at.to_string().as_bytes());
+            ctx.replicate(
+                c"SET",
+                &[name.as_ptr(), sealed.as_ptr(), pxat.as_ptr(), at.as_ptr()],
+            );
+            if expiry != Expiry::Keep {
+                ctx.notify(NOTIFY_GENERIC, c"expire", name);
+            }
+        }
+        None => ctx.replicate(c"SET", &[name.as_ptr(), sealed.as_ptr()]),
+    }
+}
+
 /// Seals straight into the key's value (no intermediate copy, no delete and re-insert),
-/// applies `expiry` as `SET` does, and replicates the write as `SET key <ciphertext> [PXAT t]`.
-fn store_string(
+/// applies `expiry` as `SET` does, counts and notifies `set`; returns the stored envelope for
+/// the caller to replicate.
+fn write_sealed(
     ctx: Ctx,
     key: &mut Key,
     existing: KeyType,
     name: Arg,
     seal: Seal<'_>,
     expiry: Expiry,
-) -> Result<(), CmdError> {
+) -> Result<OwnedString, CmdError> {
     // Everything that can fail is checked before the stored value is touched: the keyring
     // must have a usable primary key, and Redis values are far below the cipher's size limit.
     let data_key = seal.keys.primary(seal.keyring)?;
@@ -123,6 +146,9 @@ fn store_string(
         key.delete();
     }
     let len = seal.plaintext.len() + OVERHEAD;
+    if len > MAX_STRING {
+        return Err(redis_enc_core::Error::TooLarge.into());
+    }
     let Some(buffer) = key.string_buffer(len) else {
         return Err(CmdError::Server("ERR the server refused the write".into()));
     };
@@ -146,21 +172,7 @@ fn store_string(
     }
     info::count_sealed(1);
     ctx.notify(NOTIFY_STRING, c"set", name);
-    match key.expire_at() {
-        Some(at) => {
-            let pxat = ctx.string(b"PXAT");
-            let at = ctx.string(at.to_string().as_bytes());
-            ctx.replicate(
-                c"SET",
-                &[name.as_ptr(), sealed.as_ptr(), pxat.as_ptr(), at.as_ptr()],
-            );
-            if expiry != Expiry::Keep {
-                ctx.notify(NOTIFY_GENERIC, c"expire", name);
-            }
-        }
-        None => ctx.replicate(c"SET", &[name.as_ptr(), sealed.as_ptr()]),
-    }
-    Ok(())
+    Ok(sealed)
 }
 
 /// `ENC.GET key`
@@ -226,35 +238,42 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             phi_expiry.push(None);
         }
     }
+    let keyrings: Vec<KeyringName> = pairs
+        .chunks(2)
+        .map(|kv| config::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name))
+        .collect();
     let sealed: Vec<OwnedString> = state::with(|s| {
+        // All or nothing: every keyring must have a usable primary key, and every envelope
+        // must fit in a Redis string, before any key changes.
+        for (kv, keyring) in pairs.chunks(2).zip(&keyrings) {
+            s.keys.primary(keyring)?;
+            if kv[1].bytes().len() + OVERHEAD > MAX_STRING {
+                return Err(redis_enc_core::Error::TooLarge.into());
+            }
+        }
         pairs
             .chunks(2)
-            .map(|kv| {
-                let location = Location::Value { key: kv[0].bytes() };
-                let keyring =
-                    config::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name);
-                Ok(ctx.string(&s.keys.seal(
-                    &keyring,
-                    Flags {
+            .zip(&keyrings)
+            .map(|(kv, keyring)| {
+                let mut key = ctx.open_write(kv[0]);
+                let existing = key.key_type();
+                let seal = Seal {
+                    keys: &s.keys,
+                    keyring,
+                    flags: Flags {
                         phi: phi::is_phi(false, kv[0].bytes()),
                     },
-                    &location,
-                    kv[1].bytes(),
-                )?))
+                    plaintext: kv[1].bytes(),
+                };
+                write_sealed(ctx, &mut key, existing, kv[0], seal, Expiry::Clear)
             })
             .collect()
     })?;
     let mut replicated = Vec::with_capacity(pairs.len());
     for (kv, value) in pairs.chunks(2).zip(&sealed) {
-        let mut key = ctx.open_write(kv[0]);
-        if !key.set_string(value) {
-            return Err(CmdError::Server("ERR the server refused the write".into()));
-        }
-        ctx.notify(NOTIFY_STRING, c"set", kv[0]);
         replicated.push(kv[0].as_ptr());
         replicated.push(value.as_ptr());
     }
-    info::count_sealed(sealed.len() as u64);
     ctx.replicate(c"MSET", &replicated);
     for (kv, expiry) in pairs.chunks(2).zip(phi_expiry) {
         if let Some(expiry) = expiry {

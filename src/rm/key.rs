@@ -75,12 +75,6 @@ impl Key {
         unsafe { api!(RedisModule_SetExpire)(self.ptr, raw::REDISMODULE_NO_EXPIRE as i64) };
     }
 
-    /// Replaces the value (of any type) with a string; this removes any TTL.
-    pub fn set_string(&mut self, value: &OwnedString) -> bool {
-        // SAFETY: key opened for writing; Redis takes its own reference to `value`.
-        unsafe { api!(RedisModule_StringSet)(self.ptr, value.ptr) == raw::REDISMODULE_OK as c_int }
-    }
-
     /// Absolute expiry in Unix milliseconds, if the key has one.
     pub fn expire_at(&self) -> Option<i64> {
         if self.ptr.is_null() {
@@ -99,22 +93,6 @@ impl Key {
     pub fn set_expire_at(&mut self, unix_ms: i64) {
         // SAFETY: key opened for writing and holding a value.
         unsafe { api!(RedisModule_SetAbsExpire)(self.ptr, unix_ms) };
-    }
-
-    /// Whether the hash holds `field`.
-    pub fn hash_has(&self, field: Arg) -> bool {
-        let mut exists: c_int = 0;
-        // SAFETY: EXISTS form of HashGet: (field, int*) pairs terminated by NULL.
-        unsafe {
-            api!(RedisModule_HashGet)(
-                self.ptr,
-                raw::REDISMODULE_HASH_EXISTS as c_int,
-                field.0,
-                &mut exists as *mut c_int,
-                ptr::null_mut::<c_void>(),
-            )
-        };
-        exists != 0
     }
 
     /// The value of one hash field.
@@ -137,7 +115,9 @@ impl Key {
         })
     }
 
-    /// Sets one hash field.
+    /// Sets one hash field; returns whether the field existed (its value was replaced), as
+    /// `RedisModule_HashSet` counts. The key must be open for writing and empty or a hash
+    /// (callers check), the only cases in which that call can fail.
     pub fn hash_set(&mut self, field: Arg, value: &OwnedString) -> bool {
         // SAFETY: key opened for writing; (field, value) pair terminated by NULL.
         unsafe {
@@ -147,7 +127,7 @@ impl Key {
                 field.0,
                 value.ptr,
                 ptr::null_mut::<c_void>(),
-            ) >= 0
+            ) > 0
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::setopts::parse_i64;
 use crate::{config, state};
 
 /// How long one step may run.
-const STEP_BUDGET: Duration = Duration::from_micros(650);
+const STEP_BUDGET: Duration = Duration::from_micros(600);
 /// Pause between steps, in milliseconds.
 const STEP_PERIOD_MS: i64 = 1;
 

@@ -20,7 +20,7 @@
 use crate::error::Error;
 use crate::key::{DataKey, KeyId, KeyVersion, KeyringId};
 use crate::plaintext::Plaintext;
-use crate::xaes::Xaes;
+use crate::xaes::{Prepared, Xaes};
 
 /// First byte of every envelope.
 pub const MAGIC: u8 = 0xE5;
@@ -334,20 +334,19 @@ pub fn seal_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
-    seal_parts(key, flags, location, plaintext, out, |cipher, aad, body| {
-        cipher.seal(aad, body).map_err(|_| Error::TooLarge)
-    })
+    seal_parts(key, flags, location, plaintext, out, Xaes::prepare)
 }
 
-/// Lays out header, nonce, ciphertext and tag in `out`; `encrypt` encrypts the body in place
-/// and returns the nonce it used and the tag.
+/// Lays out header, nonce, ciphertext and tag in `out`. The nonce and key are drawn by
+/// `prepare` before anything is written, so a failure there (a panicking random generator)
+/// cannot leave plaintext in `out`.
 fn seal_parts(
     key: &DataKey,
     flags: Flags,
     location: &Location<'_>,
     plaintext: &[u8],
     out: &mut [u8],
-    encrypt: impl FnOnce(&Xaes, &[u8], &mut [u8]) -> Result<([u8; NONCE_LEN], [u8; TAG_LEN]), Error>,
+    prepare: impl FnOnce(&Xaes) -> Prepared,
 ) -> Result<(), Error> {
     if plaintext.len() as u64 > MAX_PLAINTEXT || out.len() != plaintext.len() + OVERHEAD {
         return Err(Error::TooLarge);
@@ -358,15 +357,18 @@ fn seal_parts(
         key_id: key.id(),
     };
     let header_bytes = header.to_bytes();
+    let prepared = prepare(key.cipher());
     let (head, rest) = out.split_at_mut(HEADER_LEN);
-    head.copy_from_slice(&header_bytes);
     let (nonce_out, rest) = rest.split_at_mut(NONCE_LEN);
     let (body, tag_out) = rest.split_at_mut(plaintext.len());
     body.copy_from_slice(plaintext);
-    let (nonce, tag) = location
-        .with_associated_data(&header_bytes, |aad| encrypt(key.cipher(), aad, body))
+    let tag = location
+        .with_associated_data(&header_bytes, |aad| {
+            prepared.seal(aad, body).map_err(|_| Error::TooLarge)
+        })
         .inspect_err(|_| body.fill(0))?;
-    nonce_out.copy_from_slice(&nonce);
+    head.copy_from_slice(&header_bytes);
+    nonce_out.copy_from_slice(prepared.nonce());
     tag_out.copy_from_slice(&tag);
     Ok(())
 }
@@ -382,19 +384,9 @@ pub(crate) fn seal_with_nonce_for_known_answer_tests(
     nonce: &[u8; NONCE_LEN],
 ) -> Result<Vec<u8>, Error> {
     let mut out = vec![0u8; OVERHEAD + plaintext.len()];
-    seal_parts(
-        key,
-        flags,
-        location,
-        plaintext,
-        &mut out,
-        |cipher, aad, body| {
-            let tag = cipher
-                .seal_with_nonce(nonce, aad, body)
-                .map_err(|_| Error::TooLarge)?;
-            Ok((*nonce, tag))
-        },
-    )?;
+    seal_parts(key, flags, location, plaintext, &mut out, |cipher| {
+        cipher.prepare_with_nonce(nonce)
+    })?;
     Ok(out)
 }
 

@@ -7,11 +7,11 @@
 //! and N[12:], the AES-256-GCM nonce. Deriving and expanding Kx costs more than sealing a
 //! short value, so:
 //!
-//! - a sealer draws a random N[:12] once per [`SEALS_PER_PREFIX`] values and a random N[12:]
-//!   for every value; under one Kx the 96-bit GCM nonces are random and at most 2^20, far
-//!   inside NIST SP 800-38D's 2^32 bound for random nonces;
-//! - an opener keeps the last [`CACHED_PREFIXES`] derived keys, so values sealed in one run
-//!   open without deriving again.
+//! - a sealer draws a random N[:12] once per [`SEALS_PER_PREFIX`] values; N[12:] is the value's
+//!   number under that prefix (4 bytes) and 8 random bytes, so under one Kx no GCM nonce
+//!   repeats and at most 2^20 messages are sealed, far inside NIST SP 800-38D's 2^32;
+//! - an opener keeps the key it seals under and the last [`CACHED_PREFIXES`] other derived
+//!   keys that opened a value, so values sealed in one run open without deriving again.
 //!
 //! The envelopes are ordinary XAES-256-GCM: any implementation opens them, and this one opens
 //! envelopes whose nonces are fully random.
@@ -29,7 +29,7 @@ pub(crate) const NONCE_LEN: usize = 24;
 const PREFIX_LEN: usize = 12;
 /// Values sealed under one derived key before a sealer draws a new nonce prefix.
 pub(crate) const SEALS_PER_PREFIX: u32 = 1 << 20;
-/// Derived keys an opener keeps.
+/// Derived keys an opener keeps, besides the one it seals under.
 pub(crate) const CACHED_PREFIXES: usize = 16;
 
 /// Authentication failed, or the input was too long for AES-256-GCM.
@@ -46,13 +46,49 @@ pub(crate) struct Xaes {
 
 type Prefix = [u8; PREFIX_LEN];
 
+/// The prefix new values are sealed under.
+struct Sealing {
+    prefix: Prefix,
+    key: Arc<Aes256GcmKey>,
+    /// Values sealed under `prefix` so far; it numbers the next one.
+    used: u32,
+}
+
 #[derive(Default)]
 struct Cache {
-    /// Most recently used first.
+    sealing: Option<Sealing>,
+    /// Keys for other prefixes, most recently used first. A key joins only after it opened a
+    /// value, so forged envelopes cannot push real keys out.
     keys: Vec<(Prefix, Arc<Aes256GcmKey>)>,
-    /// The prefix new values are sealed under, and how many more values may use it.
-    sealing: Option<(Prefix, u32)>,
     derived: u64,
+}
+
+/// A nonce drawn for one seal, with the key it seals under.
+pub(crate) struct Prepared {
+    nonce: [u8; NONCE_LEN],
+    key: Arc<Aes256GcmKey>,
+}
+
+impl Prepared {
+    /// The nonce the value is sealed under.
+    pub(crate) fn nonce(&self) -> &[u8; NONCE_LEN] {
+        &self.nonce
+    }
+
+    /// Encrypts `in_out` in place; returns the tag.
+    pub(crate) fn seal(&self, aad: &[u8], in_out: &mut [u8]) -> Result<[u8; 16], Failed> {
+        self.key
+            .seal_in_place(gcm_nonce(&self.nonce), aad, in_out)
+            .map_err(|_| Failed)
+    }
+}
+
+fn prefix_of(nonce: &[u8; NONCE_LEN]) -> &Prefix {
+    nonce[..PREFIX_LEN].try_into().expect("12-byte prefix")
+}
+
+fn gcm_nonce(nonce: &[u8; NONCE_LEN]) -> &[u8; 12] {
+    nonce[PREFIX_LEN..].try_into().expect("12-byte GCM nonce")
 }
 
 impl Xaes {
@@ -80,72 +116,60 @@ impl Xaes {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The derived key for `prefix`, from the cache or derived now.
-    fn key_for(&self, cache: &mut Cache, prefix: &Prefix) -> Arc<Aes256GcmKey> {
-        if let Some(i) = cache.keys.iter().position(|(p, _)| p == prefix) {
-            if i != 0 {
-                cache.keys[..=i].rotate_right(1);
-            }
-            return Arc::clone(&cache.keys[0].1);
+    /// Draws the nonce for the next seal: the current prefix (a new random one every
+    /// [`SEALS_PER_PREFIX`] values), then the value's number under that prefix (4 bytes,
+    /// big-endian) and 8 random bytes. Under one prefix no two nonces are equal; nothing is
+    /// written anywhere until the nonce and the key exist.
+    pub(crate) fn prepare(&self) -> Prepared {
+        let mut nonce = [0u8; NONCE_LEN];
+        let mut cache = self.lock();
+        let fresh = cache
+            .sealing
+            .as_ref()
+            .is_none_or(|s| s.used >= SEALS_PER_PREFIX);
+        if fresh {
+            let mut prefix = [0u8; PREFIX_LEN];
+            rand::thread_rng().fill_bytes(&mut prefix);
+            let key = Arc::new(self.derive(&prefix));
+            cache.derived += 1;
+            cache.sealing = Some(Sealing {
+                prefix,
+                key,
+                used: 0,
+            });
         }
-        let key = Arc::new(self.derive(prefix));
-        cache.derived += 1;
-        cache.keys.insert(0, (*prefix, Arc::clone(&key)));
-        cache.keys.truncate(CACHED_PREFIXES);
-        key
+        let sealing = cache
+            .sealing
+            .as_mut()
+            .expect("a sealing prefix was just set");
+        nonce[..PREFIX_LEN].copy_from_slice(&sealing.prefix);
+        nonce[PREFIX_LEN..PREFIX_LEN + 4].copy_from_slice(&sealing.used.to_be_bytes());
+        sealing.used += 1;
+        let key = Arc::clone(&sealing.key);
+        drop(cache);
+        rand::thread_rng().fill_bytes(&mut nonce[PREFIX_LEN + 4..]);
+        Prepared { nonce, key }
+    }
+
+    /// A seal under a caller-chosen nonce (known-answer tests only).
+    #[cfg(test)]
+    pub(crate) fn prepare_with_nonce(&self, nonce: &[u8; NONCE_LEN]) -> Prepared {
+        Prepared {
+            nonce: *nonce,
+            key: Arc::new(self.derive(prefix_of(nonce))),
+        }
     }
 
     /// Encrypts `in_out` in place under a fresh nonce; returns the nonce and the tag.
+    #[cfg(test)]
     pub(crate) fn seal(
         &self,
         aad: &[u8],
         in_out: &mut [u8],
     ) -> Result<([u8; NONCE_LEN], [u8; 16]), Failed> {
-        let mut nonce = [0u8; NONCE_LEN];
-        let key = {
-            let mut cache = self.lock();
-            let prefix = match cache.sealing {
-                Some((prefix, left)) if left > 0 => {
-                    cache.sealing = Some((prefix, left - 1));
-                    prefix
-                }
-                _ => {
-                    let mut prefix = [0u8; PREFIX_LEN];
-                    rand::thread_rng().fill_bytes(&mut prefix);
-                    cache.sealing = Some((prefix, SEALS_PER_PREFIX - 1));
-                    prefix
-                }
-            };
-            nonce[..PREFIX_LEN].copy_from_slice(&prefix);
-            self.key_for(&mut cache, &prefix)
-        };
-        rand::thread_rng().fill_bytes(&mut nonce[PREFIX_LEN..]);
-        let tag = self.seal_with(&key, &nonce, aad, in_out)?;
-        Ok((nonce, tag))
-    }
-
-    /// Encrypts under a caller-chosen nonce (known-answer tests only).
-    #[cfg(test)]
-    pub(crate) fn seal_with_nonce(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        in_out: &mut [u8],
-    ) -> Result<[u8; 16], Failed> {
-        let key = self.derive(nonce[..PREFIX_LEN].try_into().expect("12-byte prefix"));
-        self.seal_with(&key, nonce, aad, in_out)
-    }
-
-    fn seal_with(
-        &self,
-        key: &Aes256GcmKey,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        in_out: &mut [u8],
-    ) -> Result<[u8; 16], Failed> {
-        let gcm_nonce = nonce[PREFIX_LEN..].try_into().expect("12-byte GCM nonce");
-        key.seal_in_place(gcm_nonce, aad, in_out)
-            .map_err(|_| Failed)
+        let prepared = self.prepare();
+        let tag = prepared.seal(aad, in_out)?;
+        Ok((prepared.nonce, tag))
     }
 
     /// Authenticates and decrypts `in_out` in place; on failure `in_out` is zeroed.
@@ -156,17 +180,36 @@ impl Xaes {
         in_out: &mut [u8],
         tag: &[u8; 16],
     ) -> Result<(), Failed> {
-        let prefix: &Prefix = nonce[..PREFIX_LEN].try_into().expect("12-byte prefix");
-        let key = {
+        let prefix = prefix_of(nonce);
+        let cached = {
             let mut cache = self.lock();
-            self.key_for(&mut cache, prefix)
+            match &cache.sealing {
+                Some(s) if &s.prefix == prefix => Some(Arc::clone(&s.key)),
+                _ => cache.keys.iter().position(|(p, _)| p == prefix).map(|i| {
+                    cache.keys[..=i].rotate_right(1);
+                    Arc::clone(&cache.keys[0].1)
+                }),
+            }
         };
-        let gcm_nonce = nonce[PREFIX_LEN..].try_into().expect("12-byte GCM nonce");
-        key.open_in_place(gcm_nonce, aad, in_out, tag)
-            .map_err(|_| Failed)
+        if let Some(key) = cached {
+            return key
+                .open_in_place(gcm_nonce(nonce), aad, in_out, tag)
+                .map_err(|_| Failed);
+        }
+        let key = Arc::new(self.derive(prefix));
+        let opened = key
+            .open_in_place(gcm_nonce(nonce), aad, in_out, tag)
+            .map_err(|_| Failed);
+        let mut cache = self.lock();
+        cache.derived += 1;
+        if opened.is_ok() {
+            cache.keys.insert(0, (*prefix, key));
+            cache.keys.truncate(CACHED_PREFIXES);
+        }
+        opened
     }
 
-    /// How many keys have been derived so far (each a cache miss).
+    /// How many keys have been derived so far (each a cache miss, or a new sealing prefix).
     pub(crate) fn derived(&self) -> u64 {
         self.lock().derived
     }
@@ -189,7 +232,7 @@ mod tests {
         let x = Xaes::new(&[1u8; 32]);
         let nonce: [u8; 24] = *b"ABCDEFGHIJKLMNOPQRSTUVWX";
         let mut buf = b"XAES-256-GCM".to_vec();
-        let tag = x.seal_with_nonce(&nonce, b"", &mut buf).unwrap();
+        let tag = x.prepare_with_nonce(&nonce).seal(b"", &mut buf).unwrap();
         let mut sealed = buf.clone();
         sealed.extend_from_slice(&tag);
         assert_eq!(
@@ -240,8 +283,14 @@ mod tests {
         }
         assert_eq!(prefixes.len(), 1, "one prefix per run of values");
         assert_eq!(x.derived(), 1);
+        // Values under one prefix are numbered: no GCM nonce repeats under it.
+        let numbers: std::collections::HashSet<[u8; 4]> = nonces
+            .iter()
+            .map(|n| n[12..16].try_into().unwrap())
+            .collect();
+        assert_eq!(numbers.len(), nonces.len());
         // Exhaust the prefix: the next value gets a new one.
-        x.lock().sealing.as_mut().unwrap().1 = 0;
+        x.lock().sealing.as_mut().unwrap().used = SEALS_PER_PREFIX;
         let (nonce, _) = x.seal(b"", &mut [0u8; 4]).unwrap();
         assert!(!prefixes.contains(&nonce[..12]));
         assert_eq!(x.derived(), 2);
@@ -286,6 +335,25 @@ mod tests {
             .unwrap();
         assert_eq!(x.derived(), derived + 1);
         assert!(x.lock().keys.len() <= CACHED_PREFIXES);
+    }
+
+    /// Envelopes that do not open (forged, or under another key) are not cached: they cannot
+    /// push out the keys of real values or the key values are sealed under.
+    #[test]
+    fn failed_opens_leave_the_cache_alone() {
+        let x = Xaes::new(&[8u8; 32]);
+        let (nonce, tag) = x.seal(b"", &mut [1u8; 8]).unwrap();
+        let sealing_prefix = nonce[..12].to_vec();
+        for i in 0..(CACHED_PREFIXES as u8 * 2) {
+            let forged = [i; 24];
+            assert_eq!(x.open(&forged, b"", &mut [0u8; 8], &[0u8; 16]), Err(Failed));
+        }
+        assert!(x.lock().keys.is_empty());
+        let derived = x.derived();
+        let (again, _) = x.seal(b"", &mut [1u8; 8]).unwrap();
+        assert_eq!(again[..12], sealing_prefix[..]);
+        assert_eq!(x.derived(), derived, "the sealing key was kept");
+        let _ = tag;
     }
 
     #[test]

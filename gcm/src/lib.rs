@@ -25,6 +25,10 @@ pub const TAG_LEN: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failed;
 
+// `drop` overwrites the key without running a destructor of its own: that is only lossless
+// while `LessSafeKey` has none (it owns no heap memory). A `ring` that adds one fails here.
+const _: () = assert!(!std::mem::needs_drop::<LessSafeKey>());
+
 /// An AES-256-GCM key, expanded once; its round keys and hash key are zeroized on drop.
 pub struct Aes256GcmKey {
     // Always initialised by `new`; only `drop` writes to it, and nothing reads it afterwards.

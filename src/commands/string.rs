@@ -253,15 +253,16 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         }
         pairs
             .chunks(2)
-            .zip(&keyrings)
-            .map(|(kv, keyring)| {
+            .zip(keyrings.iter().zip(&phi_expiry))
+            .map(|(kv, (keyring, phi_expiry))| {
                 let mut key = ctx.open_write(kv[0]);
                 let existing = key.key_type();
                 let seal = Seal {
                     keys: &s.keys,
                     keyring,
+                    // PHI keys, and only they, have an expiry to apply.
                     flags: Flags {
-                        phi: phi::is_phi(false, kv[0].bytes()),
+                        phi: phi_expiry.is_some(),
                     },
                     plaintext: kv[1].bytes(),
                 };

@@ -70,17 +70,11 @@ impl Ctx {
             {
                 return Err(format!("cannot document {parent} {sub}"));
             }
-            if let Some(set_categories) =
-                std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories).read()
-            {
-                let categories = CString::new(acl_categories)
-                    .map_err(|_| format!("bad categories for {sub}"))?;
-                if set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
-                    return Err(format!(
-                        "the server refused the ACL categories of {parent} {sub}"
-                    ));
-                }
-            }
+            super::register::set_acl_categories(
+                command,
+                acl_categories,
+                &format!("{parent} {sub}"),
+            )?;
         }
         Ok(())
     }

@@ -79,16 +79,7 @@ impl Ctx {
             if api!(RedisModule_SetCommandInfo)(command, info) != raw::REDISMODULE_OK as c_int {
                 return Err(format!("the server refused the documentation of {name}"));
             }
-            // Redis 7.0 has no way for a module to place its commands in ACL categories.
-            if let Some(set_categories) =
-                std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories).read()
-            {
-                let categories = CString::new(acl_categories)
-                    .map_err(|_| format!("bad categories for {name}"))?;
-                if set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
-                    return Err(format!("the server refused the ACL categories of {name}"));
-                }
-            }
+            set_acl_categories(command, acl_categories, name)?;
         }
         Ok(())
     }
@@ -169,6 +160,32 @@ impl Drop for HeldString {
 /// The bytes of a string Redis passed to a callback.
 pub fn bytes_of<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
     string_bytes(s)
+}
+
+/// Puts a command in ACL categories where the server lets modules do so: Redis 7.0 has no
+/// way for a module to place its commands in ACL categories; Redis 7.2+ and Valkey do.
+///
+/// # Safety
+/// `command` must be a command handle returned by `RedisModule_GetCommand` during OnLoad.
+pub(super) unsafe fn set_acl_categories(
+    command: *mut raw::RedisModuleCommand,
+    acl_categories: &str,
+    what: &str,
+) -> Result<(), String> {
+    // SAFETY: reads an optional function pointer of the API table filled at load; the caller
+    // passes a valid command handle.
+    unsafe {
+        if let Some(set_categories) =
+            std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories).read()
+        {
+            let categories =
+                CString::new(acl_categories).map_err(|_| format!("bad categories for {what}"))?;
+            if set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
+                return Err(format!("the server refused the ACL categories of {what}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Ctx {

@@ -328,6 +328,14 @@ fn warn_once_if_failing(ctx: Ctx) {
     }
 }
 
+/// Appends a record of something the server did by itself (no client), if the log is on.
+pub fn record_server(event: &str, detail: Option<String>) {
+    let guard = log_guard();
+    let Some(log) = guard.as_ref() else { return };
+    RECORDS.fetch_add(1, Ordering::Relaxed);
+    log.send(server_event(event, detail));
+}
+
 /// Records a change to an `enc.*` config (from `CONFIG SET` or the configuration file).
 pub fn config_changed(name: &str, value: &str) {
     let guard = log_guard();

@@ -34,6 +34,8 @@ pub enum CmdError {
     PhiTtl(crate::config::TtlBounds, Option<i64>),
     /// `enc.audit-fail-closed` is on and the audit log cannot be written.
     AuditUnavailable,
+    /// PHI under a key name that `enc.phi-patterns` does not cover, while the guard is active.
+    PhiOutsidePatterns,
 }
 
 impl From<CoreError> for CmdError {
@@ -93,6 +95,9 @@ impl CmdError {
                 )
                 .into()
             }
+            CmdError::PhiOutsidePatterns => "ERR enc.phi-guard: PHI must live under a key that enc.phi-patterns \
+                                             covers (plain commands see key names, not the PHI flag); add a pattern for this key"
+                .into(),
             CmdError::AuditUnavailable => {
                 "ERR the audit log cannot be written; PHI access is denied until it can \
                                            (enc.audit-fail-closed yes)"
@@ -131,6 +136,7 @@ impl CmdError {
             CmdError::NoSuchKey => "nokey",
             CmdError::NoReadPermission | CmdError::PhiDenied(_) => "noperm",
             CmdError::PhiTtl(..) => "phi_ttl",
+            CmdError::PhiOutsidePatterns => "phi_placement",
             CmdError::AuditUnavailable => "audit_unavailable",
             CmdError::Server(_) | CmdError::NotReady | CmdError::NeedsForce => "server",
             CmdError::Core(CoreError::Kms(_)) => "kms",
@@ -206,6 +212,13 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
         CoreError::KeyMismatch => "ERR an imported data key differs from the one this server holds for the same \
                                    keyring and version (each server made its own; import before writing)"
             .into(),
+        CoreError::WouldLock { keyring, version } => format!(
+            "ERR the import would leave data key version {} of keyring '{}' unusable here: it is wrapped \
+             under a master key this server does not hold (another server's master key?); add FORCE to import it anyway",
+            version.0,
+            keyring.as_str()
+        )
+        .into(),
         CoreError::KeyringConflict => {
             "ERR an imported keyring's id or name belongs to a different keyring on this server".into()
         }

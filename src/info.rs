@@ -19,7 +19,7 @@ static PLAINTEXT_READS: AtomicU64 = AtomicU64::new(0);
 static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// Error kinds counted, by the name [`CmdError::kind`] gives them.
-const ERROR_KINDS: [&str; 15] = [
+const ERROR_KINDS: [&str; 17] = [
     "syntax",
     "wrongtype",
     "nokey",
@@ -33,10 +33,12 @@ const ERROR_KINDS: [&str; 15] = [
     "key_unavailable",
     "kms",
     "phi_ttl",
+    "phi_placement",
+    "phi_tls",
     "audit_unavailable",
     "other",
 ];
-static ERRORS: [AtomicU64; 15] = [const { AtomicU64::new(0) }; 15];
+static ERRORS: [AtomicU64; ERROR_KINDS.len()] = [const { AtomicU64::new(0) }; ERROR_KINDS.len()];
 
 pub fn count_sealed(n: u64) {
     SEALED.fetch_add(n, Relaxed);

@@ -93,8 +93,18 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         return Err("cannot register the PHI guard".into());
     }
     guard::set_replica(ctx.is_replica());
-    if !ctx.subscribe_role_and_loading(Some(guard::on_role_change), Some(guard::on_loading)) {
-        return Err("cannot follow replication and loading events".into());
+    let events: [(u64, raw::RedisModuleEventCallback); 3] = [
+        (
+            raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+            Some(guard::on_role_change),
+        ),
+        (raw::REDISMODULE_EVENT_LOADING, Some(guard::on_loading)),
+        (raw::REDISMODULE_EVENT_FORK_CHILD, Some(persist::on_fork)),
+    ];
+    for (id, callback) in events {
+        if !ctx.subscribe(id, callback) {
+            return Err("cannot follow replication, loading and persistence events".into());
+        }
     }
     config::register(ctx, &load_args)?;
     if !ctx.register_info(Some(info::info_callback)) {

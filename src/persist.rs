@@ -1,18 +1,24 @@
 //! Where the key store lives (docs/FORMAT.md §2, docs/OPERATIONS.md).
 //!
 //! Like Redis Functions: the whole store, keys wrapped, is an auxiliary record of every RDB
-//! (so a restart, a full resync and a restored backup carry it), and every change is
-//! propagated to replicas and the AOF as `ENC.KEYRING IMPORT <export>`, which merges (states
-//! only move forward). An AOF with the RDB preamble therefore holds it too.
+//! (so a restart, a full resync, `DEBUG RELOAD` and a restored backup carry it), and every
+//! change is propagated to replicas and the AOF as `ENC.KEYRING IMPORT <export>`, which merges
+//! (states only move forward). An AOF rewrite writes a new base file: with the RDB preamble it
+//! holds the auxiliary record; without it (`aof-use-rdb-preamble no`) it holds no module state
+//! at all, so when a rewrite starts the whole store is propagated again, as the first entry of
+//! the incremental file that the rewritten AOF is made of (FORMAT.md §2.4).
 
 use std::ffi::c_int;
 
 use redis_module::raw;
 
+use redis_enc_core::keystore::Locking;
+
 use crate::entry::run_callback;
 use crate::error::CmdError;
 use crate::rm::{self, Ctx, Level};
 use crate::state;
+use redis_module::raw::REDISMODULE_SUBEVENT_FORK_CHILD_BORN;
 
 /// Encoding version of the auxiliary record.
 const AUX_ENCVER: c_int = 1;
@@ -87,7 +93,7 @@ fn replace_from(blob: &[u8]) -> Result<usize, CmdError> {
             // No local key to derive from; the record brings the whole store.
             None => redis_enc_core::KeyStore::empty(),
         };
-        let report = fresh.import(blob, &s.masters(), &s.unwrappers())?;
+        let report = fresh.import(blob, &s.masters(), &s.unwrappers(), Locking::Allow)?;
         s.keys = fresh;
         state::mark_unpropagated(false);
         Ok(report.versions_locked)
@@ -110,4 +116,40 @@ pub fn propagate(ctx: Ctx) -> Result<(), CmdError> {
     let blob = ctx.string(&blob);
     ctx.replicate(c"ENC.KEYRING", &[sub.as_ptr(), blob.as_ptr()]);
     Ok(())
+}
+
+/// Server event: a child process was forked. When it is an AOF rewrite, the server has just
+/// opened the incremental file that follows the new base file, so the store propagated now is
+/// in the rewritten AOF whatever `aof-use-rdb-preamble` says.
+pub extern "C" fn on_fork(
+    ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut std::ffi::c_void,
+) {
+    run_callback("fork", (), || {
+        let ctx = Ctx::new(ctx);
+        if subevent != REDISMODULE_SUBEVENT_FORK_CHILD_BORN
+            || !ctx.aof_enabled()
+            || !aof_rewrite_in_progress(ctx)
+        {
+            return;
+        }
+        if propagate(ctx).is_err() {
+            ctx.log(
+                Level::Warning,
+                "redis-enc: cannot write the keyrings into the rewritten AOF",
+            );
+        }
+    })
+}
+
+/// Whether the child just forked is an AOF rewrite (`INFO persistence`).
+fn aof_rewrite_in_progress(ctx: Ctx) -> bool {
+    let section = ctx.string(b"persistence");
+    let reply = ctx.call(c"INFO", c"", &[section.as_ptr()]);
+    reply
+        .bytes()
+        .split(|b| *b == b'\n')
+        .any(|line| line.trim_ascii_end() == b"aof_rewrite_in_progress:1")
 }

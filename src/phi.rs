@@ -6,10 +6,12 @@
 //! by the `@phi` category where the server lets modules add categories), checked with the
 //! server's own ACL check against the real key, so key patterns keep applying.
 
+use redis_enc_core::Envelope;
+
 use crate::audit::{self, Access};
 use crate::config::{self, TtlBounds};
 use crate::error::CmdError;
-use crate::rm::{AclCheck, Arg, Ctx};
+use crate::rm::{AclCheck, Arg, Ctx, Key, KeyType};
 use crate::setopts::Expiry;
 
 /// What is being done to PHI.
@@ -45,6 +47,41 @@ impl Op {
 /// Whether a value is PHI.
 pub fn is_phi(flagged: bool, key: &[u8]) -> bool {
     flagged || config::is_phi_key(key)
+}
+
+/// Whether stored bytes are an envelope with the PHI flag. The header is read, not yet
+/// authenticated: a forged flag only makes a write need more permission, and a cleared one
+/// makes the value fail to open.
+pub fn flagged(stored: &[u8]) -> bool {
+    Envelope::parse(stored).is_ok_and(|e| e.header().flags.phi)
+}
+
+/// Whether the value under `name` (open as `key`) holds PHI by its envelope flag: a flagged
+/// string, or a hash with a flagged field. A write that replaces it is a PHI write.
+pub fn stored_is_phi(ctx: Ctx, name: Arg, key: &Key) -> bool {
+    match key.key_type() {
+        KeyType::String => flagged(key.string_value()),
+        // A hash that cannot be read is treated as PHI: the stricter answer.
+        KeyType::Hash => crate::commands::hash_fields(ctx, name)
+            .map_or(true, |fields| fields.iter().any(|(_, v)| flagged(v))),
+        KeyType::Empty | KeyType::Other => false,
+    }
+}
+
+/// Whether the guard protects PHI from plain commands now: `enc.phi-guard yes` with
+/// `enc.phi-patterns` set. It knows PHI by key name only.
+pub fn guard_active() -> bool {
+    config::phi_guard() && config::any_phi_patterns()
+}
+
+/// While the guard is active, PHI lives only under `enc.phi-patterns`: a value flagged PHI
+/// under another name would be PHI that plain commands (`SET`, `PERSIST`, ...) could overwrite
+/// or keep for ever, since a command filter sees names, not stored values.
+pub fn check_placement(flagged: bool, name: Arg) -> Result<(), CmdError> {
+    if flagged && guard_active() && !config::is_phi_key(name.bytes()) {
+        return Err(CmdError::PhiOutsidePatterns);
+    }
+    Ok(())
 }
 
 /// Checks that the current user may do `op` on PHI under `key`, and that the audit log can

@@ -10,6 +10,7 @@ use redis_enc_core::envelope::looks_sealed;
 use redis_enc_core::{Envelope, Flags, KeyringId, KeyringName, Location};
 use wildmatch::WildMatch;
 
+use crate::audit::{self, Access};
 use crate::entry::run_callback;
 use crate::error::CmdError;
 use crate::info;
@@ -46,6 +47,8 @@ pub struct Progress {
     pub values_resealed: u64,
     pub values_failed: u64,
     pub elapsed_ms: u64,
+    /// Databases scanned to the end.
+    pub databases_done: u64,
 }
 
 struct Job {
@@ -63,6 +66,8 @@ struct Job {
     progress: Progress,
     /// The primary version of each keyring in scope when the job started.
     primaries_at_start: Vec<(KeyringId, redis_enc_core::KeyVersion)>,
+    /// The database being scanned; the job scans every database, 0 first.
+    db: i32,
 }
 
 static JOB: Mutex<Option<Job>> = Mutex::new(None);
@@ -137,6 +142,7 @@ pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
             .map(|k| (k.id, k.primary))
             .collect::<Vec<_>>())
     })?;
+    let scope_name = keyring.as_ref().map(|(_, name)| name.as_str().to_owned());
     let mut guard = job();
     if guard
         .as_ref()
@@ -165,9 +171,32 @@ pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
             values_resealed: 0,
             values_failed: 0,
             elapsed_ms: 0,
+            databases_done: 0,
         },
         primaries_at_start,
+        db: 0,
     });
+    drop(guard);
+    // The job opens every sealed value in scope, PHI included.
+    audit::record(
+        ctx,
+        Access {
+            event: "reencrypt",
+            command: "ENC.REENCRYPT START",
+            key: None,
+            keyring: scope_name,
+            version: None,
+            outcome: "ok",
+            detail: Some(format!(
+                "{}, every database",
+                if mode == Mode::Reseal {
+                    "reseal"
+                } else {
+                    "encrypt-plaintext"
+                }
+            )),
+        },
+    );
     ctx.reply_ok();
     Ok(())
 }
@@ -183,7 +212,7 @@ pub fn status(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
         ctx.reply_bulk(b"idle");
         return Ok(());
     };
-    ctx.reply_map(6);
+    ctx.reply_map(7);
     ctx.reply_bulk(b"state");
     ctx.reply_bulk(phase_name(p.phase).as_bytes());
     ctx.reply_bulk(b"mode");
@@ -196,6 +225,7 @@ pub fn status(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
     ctx.reply_field_int(b"values-resealed", p.values_resealed as i64);
     ctx.reply_field_int(b"values-failed", p.values_failed as i64);
     ctx.reply_field_int(b"elapsed-ms", p.elapsed_ms as i64);
+    ctx.reply_field_int(b"databases-done", p.databases_done as i64);
     Ok(())
 }
 
@@ -250,13 +280,16 @@ fn step(ctx: Ctx) {
             .min(rate as f64);
     }
     j.last_step = began;
-    let mut more = true;
+    if !ctx.select_db(j.db) {
+        finish(j);
+        return;
+    }
     while began.elapsed() < STEP_BUDGET && (j.rate.is_none() || j.allowance >= 1.0) {
         let mut names = Vec::new();
         let Some(cursor) = j.cursor.as_ref() else {
             break;
         };
-        more = ctx.scan_step(cursor, &mut names);
+        let more = ctx.scan_step(cursor, &mut names);
         for name in names {
             j.progress.keys_scanned += 1;
             j.allowance -= 1.0;
@@ -273,13 +306,21 @@ fn step(ctx: Ctx) {
             j.progress.values_failed += failed;
         }
         if !more {
-            break;
+            // This database is done; the next one, if the server has it.
+            j.progress.databases_done += 1;
+            j.db += 1;
+            if !ctx.select_db(j.db) {
+                finish(j);
+                return;
+            }
+            j.cursor = Some(ScanCursor::new());
         }
     }
-    if more {
-        j.timer = Some(ctx.start_timer(STEP_PERIOD_MS, Some(on_timer)));
-        return;
-    }
+    j.timer = Some(ctx.start_timer(STEP_PERIOD_MS, Some(on_timer)));
+}
+
+/// Ends a job that scanned every database: versions no value is left under are marked so.
+fn finish(j: &mut Job) {
     j.cursor = None;
     j.progress.phase = Phase::Done;
     j.finished = Some(Instant::now());
@@ -294,6 +335,16 @@ fn step(ctx: Ctx) {
             Ok(())
         });
     }
+    audit::record_server(
+        "reencrypt-done",
+        Some(format!(
+            "{} databases, {} keys scanned, {} values resealed, {} failed",
+            j.progress.databases_done,
+            j.progress.keys_scanned,
+            j.progress.values_resealed,
+            j.progress.values_failed
+        )),
+    );
 }
 
 /// What one value should become, if anything.

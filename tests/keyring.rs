@@ -11,39 +11,9 @@ use std::time::Duration;
 use common::*;
 use redis::Value;
 
-fn key_version(con: &mut redis::Connection, key: &str, field: Option<&str>) -> i64 {
-    let line = match field {
-        Some(f) => format!("ENC.INSPECT {key} {f}"),
-        None => format!("ENC.INSPECT {key}"),
-    };
-    let Value::Array(flat) = cmd(con, &line).unwrap() else {
-        panic!("INSPECT {key}")
-    };
-    let pos = flat
-        .iter()
-        .position(|v| bulk(v).as_deref() == Some(b"key-version"))
-        .unwrap();
-    match flat[pos + 1] {
-        Value::Int(v) => v,
-        ref other => panic!("{other:?}"),
-    }
-}
-
 fn get(con: &mut redis::Connection, key: &str) -> Vec<u8> {
     bulk(&cmd(con, &format!("ENC.GET {key}")).unwrap())
         .unwrap_or_else(|| panic!("{key} has a value"))
-}
-
-fn wait_reencrypt(con: &mut redis::Connection) -> Vec<Value> {
-    let mut last = Vec::new();
-    wait_until("the re-encryption job", || {
-        let Value::Array(status) = cmd(con, "ENC.REENCRYPT STATUS").unwrap() else {
-            panic!()
-        };
-        last = status.clone();
-        bulk(&status[1]).as_deref() == Some(b"done")
-    });
-    last
 }
 
 fn status_field(status: &[Value], name: &str) -> i64 {
@@ -194,26 +164,6 @@ fn check(con: &mut redis::Connection, place: &str) {
         Value::Array(vec![Value::BulkString(b"field-before".to_vec())]),
         "h:1 on {place}"
     );
-}
-
-fn replica_of(primary: &Server) -> Server {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    std::fs::copy(primary.key_path(), dir.path().join("master.key")).unwrap();
-    let replica = Server::with(Options {
-        server_args: vec![
-            "--replicaof".into(),
-            "127.0.0.1".into(),
-            primary.port.to_string(),
-        ],
-        dir: Some(dir),
-        ..Options::default()
-    });
-    let mut c = replica.client();
-    wait_until("the replica to sync", || {
-        let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
-        info.contains("master_link_status:up")
-    });
-    replica
 }
 
 #[test]

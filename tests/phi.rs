@@ -77,7 +77,8 @@ fn acl_matrix_on_valkey_8_with_the_phi_category() {
 }
 
 fn acl_matrix(binary: Option<&str>, read_grant: &str, write_grant: &str) {
-    let server = phi_server_on(binary, &[]);
+    // PHI known only by its flag (flagged:1) exists only while the guard is off.
+    let server = phi_server_on(binary, &["phi-guard", "no"]);
     let mut admin = server.client();
     let info: String = redis::cmd("INFO").arg("server").query(&mut admin).unwrap();
     let expected = if binary.is_some() {

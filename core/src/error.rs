@@ -76,6 +76,14 @@ pub enum Error {
     InvalidKeyringName,
     /// A keyring name that this server does not hold.
     UnknownKeyring,
+    /// An import would leave a data key that opens here, or a keyring's primary version, in a
+    /// form none of the held master keys can unwrap.
+    WouldLock {
+        /// Keyring name.
+        keyring: KeyringName,
+        /// Version.
+        version: KeyVersion,
+    },
 }
 
 /// Why a master key could not be loaded. Names the source (a path or a variable name, never
@@ -163,6 +171,12 @@ impl fmt::Display for Error {
             Error::Refused(why) => f.write_str(why),
             Error::InvalidExport => f.write_str("not a redis-enc keyring export, or a damaged one"),
             Error::Kms(why) => write!(f, "key management service: {why}"),
+            Error::WouldLock { keyring, version } => write!(
+                f,
+                "the import would leave data key v{} of keyring '{}' locked: it is wrapped under a master key this server does not hold",
+                version.0,
+                keyring.as_str()
+            ),
             Error::KeyMismatch => f.write_str(
                 "an imported data key differs from the one this server holds for the same keyring and version",
             ),

@@ -292,6 +292,15 @@ impl KeyStore {
         envelope::seal(self.primary(name)?, flags, location, plaintext)
     }
 
+    /// Opens a parsed envelope.
+    pub fn open_envelope(
+        &self,
+        envelope: &Envelope<'_>,
+        location: &Location<'_>,
+    ) -> Result<crate::Plaintext, Error> {
+        envelope.open(self.get(envelope.header().key_id)?, location)
+    }
+
     /// Parses and opens stored bytes.
     pub fn open(&self, stored: &[u8], location: &Location<'_>) -> Result<Opened, Error> {
         let envelope = Envelope::parse(stored)?;
@@ -542,182 +551,10 @@ impl KeyStore {
         out.extend_from_slice(&serde_json::to_vec(&doc).unwrap_or_default());
         out
     }
-
-    /// Merges an export into this store (§2.2). `masters` are the master keys held (current
-    /// first), which unwrap and derive data keys; `wrappers` may add remote KMS wrappers.
-    pub fn import(
-        &mut self,
-        blob: &[u8],
-        masters: &[&MasterKey],
-        wrappers: &[&dyn Wrapper],
-    ) -> Result<ImportReport, Error> {
-        let json = blob
-            .strip_prefix(EXPORT_MAGIC)
-            .ok_or(Error::InvalidExport)?;
-        let doc: ExportDoc = serde_json::from_slice(json).map_err(|_| Error::InvalidExport)?;
-        doc.validate()?;
-        // Check every conflict before changing anything.
-        for er in &doc.keyrings {
-            let name = KeyringName::parse(er.name.as_bytes())?;
-            if let Some(local) = self
-                .rings
-                .iter()
-                .find(|r| r.id.0 == er.id || r.name == name)
-            {
-                if local.id.0 != er.id || local.name != name {
-                    return Err(Error::KeyringConflict);
-                }
-            }
-        }
-        // Two servers that each made a key for the same keyring and version (fresh KMS-backed
-        // servers, say) hold different keys: merging would lose one, so refuse.
-        for er in &doc.keyrings {
-            let Some(local) = self.rings.iter().find(|r| r.id.0 == er.id) else {
-                continue;
-            };
-            for ev in &er.versions {
-                let Some(slot) = local.versions.get(&ev.version) else {
-                    continue;
-                };
-                // A derived `default` v1 is what every fresh store starts with; a wrapped form
-                // replaces it (§2.2).
-                if matches!(slot.material, Material::Derived { .. }) {
-                    continue;
-                }
-                let (Some(held), false) = (slot.key.as_ref(), ev.material == slot.material) else {
-                    continue;
-                };
-                let context = WrapContext {
-                    keyring: &local.name,
-                    id: KeyId {
-                        keyring: local.id,
-                        version: KeyVersion(ev.version),
-                    },
-                };
-                let mut candidate = Slot {
-                    state: ev.state,
-                    created: ev.created,
-                    material: ev.material.clone(),
-                    key: None,
-                    scanned_clear: false,
-                };
-                candidate.unlock(masters, wrappers, &context);
-                if candidate
-                    .key
-                    .as_ref()
-                    .is_some_and(|k| k.bytes() != held.bytes())
-                {
-                    return Err(Error::KeyMismatch);
-                }
-            }
-        }
-        let mut report = ImportReport::default();
-        for er in doc.keyrings {
-            let name = KeyringName::parse(er.name.as_bytes())?;
-            let id = KeyringId(er.id);
-            if !self.rings.iter().any(|r| r.id == id) {
-                self.rings.push(Ring {
-                    id,
-                    name: name.clone(),
-                    primary: KeyVersion(er.primary),
-                    destroyed: false,
-                    versions: BTreeMap::new(),
-                });
-                report.keyrings_added += 1;
-            }
-            let ring = self
-                .rings
-                .iter_mut()
-                .find(|r| r.id == id)
-                .ok_or(Error::KeyringConflict)?;
-            for ev in er.versions {
-                let key_id = KeyId {
-                    keyring: id,
-                    version: KeyVersion(ev.version),
-                };
-                let context = WrapContext {
-                    keyring: &name,
-                    id: key_id,
-                };
-                match ring.versions.get_mut(&ev.version) {
-                    None => {
-                        let mut slot = Slot {
-                            state: ev.state,
-                            created: ev.created,
-                            material: ev.material,
-                            key: None,
-                            scanned_clear: false,
-                        };
-                        slot.unlock(masters, wrappers, &context);
-                        if slot.state != VersionState::Destroyed && slot.key.is_none() {
-                            report.versions_locked += 1;
-                        }
-                        ring.versions.insert(ev.version, slot);
-                        report.versions_changed += 1;
-                    }
-                    Some(slot) => {
-                        if ev.state > slot.state {
-                            slot.state = ev.state;
-                            report.versions_changed += 1;
-                        }
-                        if slot.state == VersionState::Destroyed {
-                            slot.destroy();
-                        } else if matches!(ev.material, Material::Derived { .. })
-                            && matches!(slot.material, Material::Derived { .. })
-                            && slot.material != ev.material
-                        {
-                            // The export's data key was derived from another master key: the
-                            // export is the truth; if that master key is not held, the key is
-                            // locked (values fail closed) rather than replaced by a guess.
-                            slot.material = ev.material;
-                            slot.unlock(masters, wrappers, &context);
-                        } else if let Material::Wrapped { by, .. } = &ev.material {
-                            // Adopt a wrapped form over a derived one, and a newer wrapping
-                            // (after REWRAP) by the current master key.
-                            let adopt = matches!(slot.material, Material::Derived { .. })
-                                || wrappers.first().is_some_and(|w| &w.wrapper_id() == by);
-                            if adopt && slot.material != ev.material {
-                                // Take the new wrapping only if it opens with a key held here
-                                // (or nothing opened before): an import never loses a working key.
-                                let mut candidate = Slot {
-                                    state: slot.state,
-                                    created: slot.created,
-                                    material: ev.material,
-                                    key: None,
-                                    scanned_clear: slot.scanned_clear,
-                                };
-                                candidate.unlock(masters, wrappers, &context);
-                                if candidate.key.is_some() || slot.key.is_none() {
-                                    slot.material = candidate.material;
-                                    slot.key = candidate.key;
-                                }
-                            } else if slot.key.is_none() {
-                                slot.unlock(masters, wrappers, &context);
-                            }
-                        }
-                    }
-                }
-            }
-            if er.primary > ring.primary.0 {
-                ring.primary = KeyVersion(er.primary);
-            }
-            if er.destroyed && !ring.destroyed {
-                ring.destroyed = true;
-                for slot in ring.versions.values_mut() {
-                    slot.destroy();
-                }
-                report.versions_changed += 1;
-            }
-        }
-        report.versions_locked = self
-            .rings
-            .iter()
-            .flat_map(|r| r.versions.values())
-            .filter(|v| v.state != VersionState::Destroyed && v.key.is_none())
-            .count();
-        Ok(report)
-    }
 }
+
+mod merge;
+pub use merge::Locking;
 
 impl Slot {
     fn wrapped(by: String, key: Vec<u8>, data_key: DataKey, now: u64) -> Slot {
@@ -734,29 +571,6 @@ impl Slot {
         self.state = VersionState::Destroyed;
         self.material = Material::None;
         self.key = None;
-    }
-
-    /// Recovers the key from its material with the first wrapper that can.
-    fn unlock(
-        &mut self,
-        masters: &[&MasterKey],
-        wrappers: &[&dyn Wrapper],
-        context: &WrapContext<'_>,
-    ) {
-        self.key = match &self.material {
-            Material::None => None,
-            Material::Derived { from } => masters
-                .iter()
-                .find(|m| &m.wrapper_id() == from)
-                .map(|m| m.derive_data_key(context.id)),
-            Material::Wrapped { by, key } => {
-                let preferred = wrappers.iter().filter(|w| &w.wrapper_id() == by);
-                let others = wrappers.iter().filter(|w| &w.wrapper_id() != by);
-                preferred
-                    .chain(others)
-                    .find_map(|w| w.unwrap(key, context).ok())
-            }
-        };
     }
 }
 

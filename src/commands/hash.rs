@@ -4,7 +4,7 @@ use redis_enc_core::envelope::looks_sealed;
 use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
 use super::string::pairs_and_phi;
-use super::{open_for_reader, reply_values, Reader};
+use super::{open_for_reader, reply_values, PhiReads, Reader};
 use crate::config;
 use crate::entry::arity;
 use crate::error::CmdError;
@@ -24,13 +24,18 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let name = args[1];
     let (pairs, phi) = pairs_and_phi(&args[2..]).ok_or(CmdError::WrongArity("enc.hsetfield"))?;
     crate::persist::propagate_if_new(ctx)?;
-    let phi_write = phi::is_phi(phi, name.bytes());
-    if phi_write {
-        phi::authorize(ctx, Op::Write, name, "ENC.HSETFIELD")?;
-    }
+    phi::check_placement(phi, name)?;
     let mut key = ctx.open_write(name);
     if !matches!(key.key_type(), KeyType::Empty | KeyType::Hash) {
         return Err(CmdError::WrongType);
+    }
+    // A field that holds PHI now is overwritten only as PHI.
+    let phi_write = phi::is_phi(phi, name.bytes())
+        || pairs
+            .chunks(2)
+            .any(|fv| key.hash_get(fv[0]).is_some_and(|v| phi::flagged(v.bytes())));
+    if phi_write {
+        phi::authorize(ctx, Op::Write, name, "ENC.HSETFIELD")?;
     }
     // A PHI field makes the hash PHI: its time to live must be inside the bounds.
     let expiry = if phi_write {
@@ -95,6 +100,7 @@ pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     arity(args, 3, "enc.hgetfield")?;
     let name = args[1];
     let key = ctx.open_read(name);
+    let reads = PhiReads::default();
     let values: Vec<Option<Plaintext>> = match key.key_type() {
         KeyType::Empty => args[2..].iter().map(|_| None).collect(),
         KeyType::Hash => state::with(|s| {
@@ -111,6 +117,7 @@ pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                             ctx,
                             key: name,
                             command: "ENC.HGETFIELD",
+                            reads: &reads,
                         };
                         open_for_reader(reader, s, stored.bytes(), &location).map(Some)
                     }
@@ -119,6 +126,7 @@ pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         })?,
         _ => return Err(CmdError::WrongType),
     };
+    reads.record(ctx, "ENC.HGETFIELD");
     reply_values(ctx, values);
     Ok(())
 }
@@ -156,6 +164,7 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         phi::authorize(ctx, Op::Read, name, "ENC.HGETALL")?;
     }
     let fields = all_fields(ctx, name)?;
+    let reads = PhiReads::default();
     let opened: Vec<(Vec<u8>, Plaintext)> = state::with(|s| {
         fields
             .into_iter()
@@ -166,6 +175,7 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                             ctx,
                             key: name,
                             command: "ENC.HGETALL",
+                            reads: &reads,
                         },
                         s,
                         &stored,
@@ -181,6 +191,7 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             })
             .collect()
     })?;
+    reads.record(ctx, "ENC.HGETALL");
     ctx.reply_map(opened.len());
     for (field, value) in opened {
         ctx.reply_bulk(&field);

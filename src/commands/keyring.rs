@@ -3,7 +3,7 @@
 //! Every change is propagated as `ENC.KEYRING IMPORT <export>` (see `persist`), so replicas,
 //! the AOF and later RDBs follow.
 
-use redis_enc_core::keystore::KeyringInfo;
+use redis_enc_core::keystore::{KeyringInfo, Locking};
 use redis_enc_core::{KeyVersion, KeyringName};
 
 use crate::audit::{self, Access};
@@ -201,9 +201,22 @@ pub fn export(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// `ENC.KEYRING IMPORT blob`: merges an export; replies with what changed.
+/// `ENC.KEYRING IMPORT blob [FORCE]`: merges an export; replies with what changed. An import
+/// that would leave a working key, or a keyring's primary, locked (an export made under
+/// another master key) needs `FORCE`; what the primary propagates, and the AOF replays, is
+/// applied as it is.
 pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
-    exact(args, 3, 3, "enc.keyring|import")?;
+    exact(args, 3, 4, "enc.keyring|import")?;
+    let force = match args.get(3) {
+        None => false,
+        Some(word) if word.bytes().eq_ignore_ascii_case(b"FORCE") => true,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    let locking = if force || ctx.is_server_itself() {
+        Locking::Allow
+    } else {
+        Locking::Refuse
+    };
     let report = state::with_mut(|s| {
         let State {
             keys,
@@ -220,12 +233,12 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             // A fresh KMS-backed server has sealed nothing with the `default` key it made at
             // load: the imported keyrings replace it.
             let mut fresh = redis_enc_core::KeyStore::empty();
-            let report = fresh.import(args[2].bytes(), &masters, &unwrappers)?;
+            let report = fresh.import(args[2].bytes(), &masters, &unwrappers, locking)?;
             *keys = fresh;
             state::mark_unpropagated(false);
             return Ok(report);
         }
-        Ok(keys.import(args[2].bytes(), &masters, &unwrappers)?)
+        Ok(keys.import(args[2].bytes(), &masters, &unwrappers, locking)?)
     })?;
     persist::propagate(ctx)?;
     audited(
@@ -233,7 +246,11 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         "IMPORT",
         None,
         None,
-        Some(format!("{} versions changed", report.versions_changed)),
+        Some(format!(
+            "{} versions changed{}",
+            report.versions_changed,
+            if force { ", FORCE" } else { "" }
+        )),
     );
     ctx.reply_map(3);
     ctx.reply_field_int(b"keyrings-added", report.keyrings_added as i64);

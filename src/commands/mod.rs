@@ -12,8 +12,9 @@ mod string;
 
 pub(crate) use hash::all_fields as hash_fields;
 
-use redis_enc_core::keyring::Opened;
-use redis_enc_core::{Error as CoreError, Location, Plaintext};
+use std::cell::RefCell;
+
+use redis_enc_core::{Envelope, Error as CoreError, Location, Plaintext};
 
 use crate::command_entry;
 use crate::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
@@ -31,34 +32,60 @@ struct Reader<'a> {
     ctx: Ctx,
     key: Arg,
     command: &'a str,
+    reads: &'a PhiReads,
 }
 
-/// Opens a stored value for a reader, enforcing PHI read permission and recording PHI reads.
-/// Values that are not envelopes are returned as they are only when
-/// `enc.allow-plaintext-read` is on.
+/// The PHI reads of one command. They are recorded once the command has opened every value
+/// it returns: a command that fails returns nothing, and records nothing as read.
+#[derive(Default)]
+struct PhiReads(RefCell<Vec<PhiRead>>);
+
+/// One PHI value read: its key, keyring and key version.
+type PhiRead = (Vec<u8>, Option<String>, Option<u16>);
+
+impl PhiReads {
+    fn push(&self, key: &[u8], keyring: Option<String>, version: Option<u16>) {
+        self.0.borrow_mut().push((key.to_vec(), keyring, version));
+    }
+
+    /// Writes a `phi-read` record for each value read.
+    fn record(&self, ctx: Ctx, command: &str) {
+        for (key, keyring, version) in self.0.take() {
+            phi::record(ctx, Op::Read, &key, command, keyring, version);
+        }
+    }
+}
+
+/// Opens a stored value for a reader. The PHI read permission is checked before anything is
+/// decrypted: PHI by key name, or by the envelope's flag (read from the header, which the
+/// decryption then authenticates, so a cleared flag makes the value fail to open). Values
+/// that are not envelopes are returned as they are only when `enc.allow-plaintext-read` is on.
 fn open_for_reader(
     reader: Reader<'_>,
     state: &State,
     stored: &[u8],
     location: &Location<'_>,
 ) -> Result<Plaintext, CmdError> {
-    let Reader { ctx, key, command } = reader;
-    match state.keys.open(stored, location) {
-        Ok(Opened { header, plaintext }) => {
-            if phi::is_phi(header.flags.phi, key.bytes()) {
+    let Reader {
+        ctx,
+        key,
+        command,
+        reads,
+    } = reader;
+    match Envelope::parse(stored) {
+        Ok(envelope) => {
+            let header = *envelope.header();
+            let phi = phi::is_phi(header.flags.phi, key.bytes());
+            if phi {
                 phi::authorize(ctx, Op::Read, key, command)?;
+            }
+            let plaintext = state.keys.open_envelope(&envelope, location)?;
+            if phi {
                 let keyring = state
                     .keys
                     .name_of(header.key_id.keyring)
                     .map(|n| n.as_str().to_owned());
-                phi::record(
-                    ctx,
-                    Op::Read,
-                    key.bytes(),
-                    command,
-                    keyring,
-                    Some(header.key_id.version.0),
-                );
+                reads.push(key.bytes(), keyring, Some(header.key_id.version.0));
             }
             info::count_opened(1);
             Ok(plaintext)
@@ -66,7 +93,7 @@ fn open_for_reader(
         Err(CoreError::NotAnEnvelope) if config::allow_plaintext_read() => {
             if phi::is_phi(false, key.bytes()) {
                 phi::authorize(ctx, Op::Read, key, command)?;
-                phi::record(ctx, Op::Read, key.bytes(), command, None, None);
+                reads.push(key.bytes(), None, None);
             }
             info::count_plaintext_read();
             Ok(Plaintext::from(stored))
@@ -401,9 +428,9 @@ fn keyring_subcommands() -> Vec<Subcommand> {
             handler: command_entry!("enc.keyring|import", keyring::import),
             flags: change,
             acl: cats,
-            summary: "Merges an exported blob into this server's keyrings.",
-            arity: 3,
-            args: vec![ArgDoc::string("blob")],
+            summary: "Merges an exported blob into this server's keyrings; FORCE accepts keys this server cannot unwrap.",
+            arity: -3,
+            args: vec![ArgDoc::string("blob"), ArgDoc::token("FORCE").optional()],
             keys: vec![],
         },
     ]

@@ -3,7 +3,7 @@
 use redis_enc_core::envelope::OVERHEAD;
 use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
-use super::{open_for_reader, reply_values, Reader};
+use super::{open_for_reader, reply_values, PhiReads, Reader};
 use crate::config;
 use crate::entry::arity;
 use crate::error::CmdError;
@@ -26,12 +26,15 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let words: Vec<&[u8]> = args[3..].iter().map(Arg::bytes).collect();
     let opts = SetOptions::parse(&words, now_ms())?;
     let name = args[1];
-    let phi_write = phi::is_phi(opts.phi, name.bytes());
+    phi::check_placement(opts.phi, name)?;
+    let mut key = ctx.open_write(name);
+    let existing = key.key_type();
+    // PHI stays PHI: a value that holds PHI now is overwritten only as PHI.
+    let phi_write = phi::is_phi(opts.phi, name.bytes()) || phi::stored_is_phi(ctx, name, &key);
     if phi_write {
         phi::authorize(ctx, Op::Write, name, "ENC.SET")?;
     }
-    let mut key = ctx.open_write(name);
-    let existing = key.key_type();
+    let reads = PhiReads::default();
     state::with(|state| {
         let old = if opts.get {
             if !ctx.may_read_key(name) {
@@ -44,6 +47,7 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                         ctx,
                         key: name,
                         command: "ENC.SET",
+                        reads: &reads,
                     },
                     state,
                     key.string_value(),
@@ -90,6 +94,7 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                 );
             }
         }
+        reads.record(ctx, "ENC.SET");
         match (opts.get, old) {
             (true, Some(old)) => ctx.reply_bulk(&old),
             (true, None) => ctx.reply_null(),
@@ -139,17 +144,19 @@ fn write_sealed(
     expiry: Expiry,
 ) -> Result<OwnedString, CmdError> {
     // Everything that can fail is checked before the stored value is touched: the keyring
-    // must have a usable primary key, and Redis values are far below the cipher's size limit.
+    // must have a usable primary key, and the envelope must fit in a Redis string.
     let data_key = seal.keys.primary(seal.keyring)?;
+    let len = sealed_len(seal.plaintext)?;
     let previous_expiry = key.expire_at();
-    if !matches!(existing, KeyType::Empty | KeyType::String) {
+    let replaces_other_type = !matches!(existing, KeyType::Empty | KeyType::String);
+    if replaces_other_type {
         key.delete();
     }
-    let len = seal.plaintext.len() + OVERHEAD;
-    if len > MAX_STRING {
-        return Err(redis_enc_core::Error::TooLarge.into());
-    }
     let Some(buffer) = key.string_buffer(len) else {
+        if replaces_other_type {
+            // The old value is gone: the replicas must lose it too.
+            ctx.replicate(c"DEL", &[name.as_ptr()]);
+        }
         return Err(CmdError::Server("ERR the server refused the write".into()));
     };
     redis_enc_core::envelope::seal_into(
@@ -161,7 +168,12 @@ fn write_sealed(
     )?;
     let sealed = ctx.string(key.string_value());
     match expiry {
-        Expiry::Keep => {}
+        // SET replaces a value of another type and, with KEEPTTL, keeps its time to live.
+        Expiry::Keep => {
+            if let (true, Some(at)) = (replaces_other_type, previous_expiry) {
+                key.set_expire_at(at);
+            }
+        }
         Expiry::Clear => {
             if previous_expiry.is_some() {
                 key.persist();
@@ -175,12 +187,22 @@ fn write_sealed(
     Ok(sealed)
 }
 
+/// The stored length of an envelope for `plaintext`, or `TooLarge` if Redis cannot hold it.
+fn sealed_len(plaintext: &[u8]) -> Result<usize, CmdError> {
+    let len = plaintext.len() + OVERHEAD;
+    if len > MAX_STRING {
+        return Err(redis_enc_core::Error::TooLarge.into());
+    }
+    Ok(len)
+}
+
 /// `ENC.GET key`
 pub fn get(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     if args.len() != 2 {
         return Err(CmdError::WrongArity("enc.get"));
     }
     let key = ctx.open_read(args[1]);
+    let reads = PhiReads::default();
     match key.key_type() {
         KeyType::Empty => ctx.reply_null(),
         KeyType::String => {
@@ -190,6 +212,7 @@ pub fn get(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                         ctx,
                         key: args[1],
                         command: "ENC.GET",
+                        reads: &reads,
                     },
                     s,
                     key.string_value(),
@@ -198,6 +221,7 @@ pub fn get(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                     },
                 )
             })?;
+            reads.record(ctx, "ENC.GET");
             ctx.reply_bulk(&plaintext);
         }
         _ => return Err(CmdError::WrongType),
@@ -227,11 +251,14 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     }
     let pairs = &args[1..];
     crate::persist::propagate_if_new(ctx)?;
-    // PHI keys (by pattern) need write permission and get the default time to live.
+    // PHI keys (by pattern, or holding PHI now) need write permission and get the default time
+    // to live; their values are sealed as PHI.
     let now = ctx.now_ms();
     let mut phi_expiry = Vec::with_capacity(pairs.len() / 2);
     for kv in pairs.chunks(2) {
-        if phi::is_phi(false, kv[0].bytes()) {
+        if phi::is_phi(false, kv[0].bytes())
+            || phi::stored_is_phi(ctx, kv[0], &ctx.open_read(kv[0]))
+        {
             phi::authorize(ctx, Op::Write, kv[0], "ENC.MSET")?;
             phi_expiry.push(Some(phi::bounded_expiry(Expiry::Clear, None, now)?));
         } else {
@@ -242,46 +269,46 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         .chunks(2)
         .map(|kv| config::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name))
         .collect();
-    let sealed: Vec<OwnedString> = state::with(|s| {
+    let mut written: Vec<(Arg, OwnedString, Option<Expiry>)> = Vec::with_capacity(pairs.len() / 2);
+    let outcome = state::with(|s| {
         // All or nothing: every keyring must have a usable primary key, and every envelope
         // must fit in a Redis string, before any key changes.
         for (kv, keyring) in pairs.chunks(2).zip(&keyrings) {
             s.keys.primary(keyring)?;
-            if kv[1].bytes().len() + OVERHEAD > MAX_STRING {
-                return Err(redis_enc_core::Error::TooLarge.into());
-            }
+            sealed_len(kv[1].bytes())?;
         }
-        pairs
-            .chunks(2)
-            .zip(keyrings.iter().zip(&phi_expiry))
-            .map(|(kv, (keyring, phi_expiry))| {
-                let mut key = ctx.open_write(kv[0]);
-                let existing = key.key_type();
-                let seal = Seal {
-                    keys: &s.keys,
-                    keyring,
-                    // PHI keys, and only they, have an expiry to apply.
-                    flags: Flags {
-                        phi: phi_expiry.is_some(),
-                    },
-                    plaintext: kv[1].bytes(),
-                };
-                write_sealed(ctx, &mut key, existing, kv[0], seal, Expiry::Clear)
-            })
-            .collect()
-    })?;
-    let mut replicated = Vec::with_capacity(pairs.len());
-    for (kv, value) in pairs.chunks(2).zip(&sealed) {
-        replicated.push(kv[0].as_ptr());
-        replicated.push(value.as_ptr());
+        for (kv, (keyring, phi_expiry)) in pairs.chunks(2).zip(keyrings.iter().zip(&phi_expiry)) {
+            let mut key = ctx.open_write(kv[0]);
+            let existing = key.key_type();
+            let seal = Seal {
+                keys: &s.keys,
+                keyring,
+                // PHI keys, and only they, have an expiry to apply.
+                flags: Flags {
+                    phi: phi_expiry.is_some(),
+                },
+                plaintext: kv[1].bytes(),
+            };
+            let sealed = write_sealed(ctx, &mut key, existing, kv[0], seal, Expiry::Clear)?;
+            written.push((kv[0], sealed, *phi_expiry));
+        }
+        Ok(())
+    });
+    // Whatever was written is replicated, also when a later key failed.
+    if !written.is_empty() {
+        let replicated: Vec<_> = written
+            .iter()
+            .flat_map(|(name, value, _)| [name.as_ptr(), value.as_ptr()])
+            .collect();
+        ctx.replicate(c"MSET", &replicated);
     }
-    ctx.replicate(c"MSET", &replicated);
-    for (kv, expiry) in pairs.chunks(2).zip(phi_expiry) {
+    for (name, _, expiry) in &written {
         if let Some(expiry) = expiry {
-            apply_phi_expiry(ctx, kv[0], expiry);
-            phi::record(ctx, Op::Write, kv[0].bytes(), "ENC.MSET", None, None);
+            apply_phi_expiry(ctx, *name, *expiry);
+            phi::record(ctx, Op::Write, name.bytes(), "ENC.MSET", None, None);
         }
     }
+    outcome?;
     ctx.reply_ok();
     Ok(())
 }
@@ -302,6 +329,7 @@ pub(super) fn apply_phi_expiry(ctx: Ctx, name: Arg, expiry: Expiry) {
 /// whole if any value cannot be opened.
 pub fn mget(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     arity(args, 2, "enc.mget")?;
+    let reads = PhiReads::default();
     let values: Vec<Option<Plaintext>> = state::with(|s| {
         args[1..]
             .iter()
@@ -313,6 +341,7 @@ pub fn mget(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                             ctx,
                             key: *name,
                             command: "ENC.MGET",
+                            reads: &reads,
                         },
                         s,
                         key.string_value(),
@@ -324,6 +353,7 @@ pub fn mget(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             })
             .collect()
     })?;
+    reads.record(ctx, "ENC.MGET");
     reply_values(ctx, values);
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_int, c_void};
 
 use redis_module::raw;
 
-use super::{string_bytes, Ctx, OwnedString};
+use super::{Arg, Ctx, OwnedString};
 
 /// Who runs the current command, for audit records.
 #[derive(Debug, Clone, Default)]
@@ -24,17 +24,67 @@ pub enum AclCheck {
 }
 
 impl Ctx {
+    /// The ACL user name the current command runs as; `None` when the server runs it by
+    /// itself: the replication stream, AOF or RDB loading, timers and server events. (The
+    /// server's clients for those have no user at all, and asking for their user's name
+    /// crashes Redis 7.0, so they are recognised first.)
+    fn user_name(self) -> Option<OwnedString> {
+        let flags = self.flags();
+        let server_itself = (raw::REDISMODULE_CTX_FLAGS_REPLICATED
+            | raw::REDISMODULE_CTX_FLAGS_LOADING
+            | raw::REDISMODULE_CTX_FLAGS_ASYNC_LOADING) as c_int;
+        if flags & server_itself != 0 {
+            return None;
+        }
+        // SAFETY: valid context; a returned string is owned by the OwnedString (freed once).
+        unsafe {
+            let id = api!(RedisModule_GetClientId)(self.0);
+            if id != 0 {
+                let name = api!(RedisModule_GetClientUserNameById)(self.0, id);
+                if !name.is_null() {
+                    return Some(OwnedString {
+                        ctx: self,
+                        ptr: name,
+                    });
+                }
+            }
+            // A script's client is no connected client, and carries the caller's user.
+            if flags & raw::REDISMODULE_CTX_FLAGS_LUA as c_int != 0 {
+                let name = api!(RedisModule_GetCurrentUserName)(self.0);
+                return (!name.is_null()).then_some(OwnedString {
+                    ctx: self,
+                    ptr: name,
+                });
+            }
+        }
+        None
+    }
+
+    /// Whether the command runs without a client user: the AOF being loaded, the replication
+    /// stream from the primary, or the server itself. Such commands replay decisions a
+    /// primary already made.
+    pub fn is_server_itself(self) -> bool {
+        self.user_name().is_none()
+    }
+
+    /// The current user as the ACL functions take it, if there is one.
+    fn module_user(self) -> Option<ModuleUser> {
+        let name = self.user_name()?;
+        // SAFETY: `name` is a live string; the user handle is freed by ModuleUser::drop.
+        let user = unsafe { api!(RedisModule_GetModuleUserFromUserName)(name.ptr) };
+        (!user.is_null()).then_some(ModuleUser(user))
+    }
+
     /// The current client's user, id and address.
     pub fn caller(self) -> Caller {
         let mut caller = Caller::default();
-        // SAFETY: valid context; the user-name string is freed here; the client-info struct
-        // is versioned (version 1) and filled by the server.
+        let Some(name) = self.user_name() else {
+            return caller;
+        };
+        caller.user = String::from_utf8_lossy(name.bytes()).into_owned();
+        // SAFETY: valid context; the client-info struct is versioned (version 1) and filled by
+        // the server.
         unsafe {
-            let name = api!(RedisModule_GetCurrentUserName)(self.0);
-            if !name.is_null() {
-                caller.user = String::from_utf8_lossy(string_bytes(name)).into_owned();
-                api!(RedisModule_FreeString)(self.0, name);
-            }
             caller.client_id = api!(RedisModule_GetClientId)(self.0);
             if let Some(addr) = cached_addr(caller.client_id) {
                 caller.addr = addr;
@@ -59,41 +109,56 @@ impl Ctx {
     /// Checks the current user's permission to run `args` (command name first) with the
     /// server's ACL; on denial adds an `ACL LOG` entry naming `object`.
     pub fn acl_check(self, args: &[&[u8]], object: &[u8]) -> AclCheck {
-        // SAFETY: every string created here is freed below; a null user name means no client
-        // (AOF loading, replication), which the server trusts.
-        unsafe {
-            let name = api!(RedisModule_GetCurrentUserName)(self.0);
-            if name.is_null() {
-                return AclCheck::NoUser;
-            }
-            let user = api!(RedisModule_GetModuleUserFromUserName)(name);
-            api!(RedisModule_FreeString)(self.0, name);
-            if user.is_null() {
-                return AclCheck::NoUser;
-            }
-            let strings: Vec<OwnedString> = args.iter().map(|a| self.string(a)).collect();
-            let mut argv: Vec<*mut raw::RedisModuleString> =
-                strings.iter().map(|s| s.ptr).collect();
-            let allowed = api!(RedisModule_ACLCheckCommandPermissions)(
-                user,
+        let Some(user) = self.module_user() else {
+            return AclCheck::NoUser;
+        };
+        let strings: Vec<OwnedString> = args.iter().map(|a| self.string(a)).collect();
+        let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
+        // SAFETY: valid user handle and argument strings, alive for the call.
+        let allowed = unsafe {
+            api!(RedisModule_ACLCheckCommandPermissions)(
+                user.0,
                 argv.as_mut_ptr(),
                 argv.len() as c_int,
+            ) == raw::REDISMODULE_OK as c_int
+        };
+        if allowed {
+            return AclCheck::Allowed;
+        }
+        let object = self.string(object);
+        // SAFETY: valid context, user handle and object string.
+        unsafe {
+            api!(RedisModule_ACLAddLogEntry)(
+                self.0,
+                user.0,
+                object.ptr,
+                raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD,
+            );
+        }
+        AclCheck::Denied
+    }
+
+    /// Whether the current user may access (read) `key`; on denial, adds an ACL LOG entry.
+    pub fn may_read_key(self, key: Arg) -> bool {
+        let Some(user) = self.module_user() else {
+            return true;
+        };
+        // SAFETY: valid user handle, context and key string.
+        unsafe {
+            let allowed = api!(RedisModule_ACLCheckKeyPermissions)(
+                user.0,
+                key.0,
+                raw::REDISMODULE_CMD_KEY_ACCESS as c_int,
             ) == raw::REDISMODULE_OK as c_int;
             if !allowed {
-                let object = self.string(object);
                 api!(RedisModule_ACLAddLogEntry)(
                     self.0,
-                    user,
-                    object.ptr,
-                    raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD,
+                    user.0,
+                    key.0,
+                    raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_KEY,
                 );
             }
-            api!(RedisModule_FreeModuleUser)(user);
-            if allowed {
-                AclCheck::Allowed
-            } else {
-                AclCheck::Denied
-            }
+            allowed
         }
     }
 
@@ -101,6 +166,16 @@ impl Ctx {
     pub fn now_ms(self) -> i64 {
         // SAFETY: no arguments.
         unsafe { api!(RedisModule_Milliseconds)() }
+    }
+}
+
+/// An ACL user handle; freed on drop.
+struct ModuleUser(*mut raw::RedisModuleUser);
+
+impl Drop for ModuleUser {
+    fn drop(&mut self) {
+        // SAFETY: a handle returned by GetModuleUserFromUserName, freed once.
+        unsafe { api!(RedisModule_FreeModuleUser)(self.0) };
     }
 }
 

@@ -29,6 +29,14 @@ impl CallReply {
         String::from_utf8_lossy(self.bytes_of(self.0)).into_owned()
     }
 
+    /// The bytes of a string reply (empty for other replies).
+    pub fn bytes(&self) -> &[u8] {
+        if self.0.is_null() {
+            return &[];
+        }
+        self.bytes_of(self.0)
+    }
+
     /// The string elements of an array reply (map replies are not requested).
     pub fn string_elements(&self) -> Vec<Vec<u8>> {
         if self.kind() != raw::REDISMODULE_REPLY_ARRAY {

@@ -67,34 +67,36 @@ impl Ctx {
         }
     }
 
-    /// Whether this server is a replica, from the load context.
-    pub fn is_replica(self) -> bool {
+    /// The server's context flags (`REDISMODULE_CTX_FLAGS_*`).
+    pub fn flags(self) -> c_int {
         // SAFETY: valid context.
-        let flags = unsafe { api!(RedisModule_GetContextFlags)(self.0) };
-        flags & raw::REDISMODULE_CTX_FLAGS_SLAVE as c_int != 0
+        unsafe { api!(RedisModule_GetContextFlags)(self.0) }
     }
 
-    /// Subscribes to replication role changes and loading start/end.
-    pub fn subscribe_role_and_loading(
-        self,
-        role: raw::RedisModuleEventCallback,
-        loading: raw::RedisModuleEventCallback,
-    ) -> bool {
-        // SAFETY: valid context during OnLoad; the event structs are the server's constants
-        // (id and data version) and the callbacks are 'static.
+    /// Whether this server is a replica, from the load context.
+    pub fn is_replica(self) -> bool {
+        self.flags() & raw::REDISMODULE_CTX_FLAGS_SLAVE as c_int != 0
+    }
+
+    /// Whether the append-only file is on (or being turned on).
+    pub fn aof_enabled(self) -> bool {
+        self.flags() & raw::REDISMODULE_CTX_FLAGS_AOF as c_int != 0
+    }
+
+    /// Subscribes `callback` to server event `id` (`REDISMODULE_EVENT_*`).
+    pub fn subscribe(self, id: u64, callback: raw::RedisModuleEventCallback) -> bool {
+        // SAFETY: valid context during OnLoad; the event struct is the server's constant id with
+        // data version 1, and the callback is 'static.
         unsafe {
-            let role_event = raw::RedisModuleEvent {
-                id: raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
-                dataver: 1,
-            };
-            let loading_event = raw::RedisModuleEvent {
-                id: raw::REDISMODULE_EVENT_LOADING,
-                dataver: 1,
-            };
-            api!(RedisModule_SubscribeToServerEvent)(self.0, role_event, role)
+            let event = raw::RedisModuleEvent { id, dataver: 1 };
+            api!(RedisModule_SubscribeToServerEvent)(self.0, event, callback)
                 == raw::REDISMODULE_OK as c_int
-                && api!(RedisModule_SubscribeToServerEvent)(self.0, loading_event, loading)
-                    == raw::REDISMODULE_OK as c_int
         }
+    }
+
+    /// Selects database `db` for the rest of this context; false if it does not exist.
+    pub fn select_db(self, db: i32) -> bool {
+        // SAFETY: valid context; the server checks the range.
+        unsafe { api!(RedisModule_SelectDb)(self.0, db) == raw::REDISMODULE_OK as c_int }
     }
 }

@@ -28,52 +28,76 @@ pub fn missing_apis() -> Vec<&'static str> {
         )*};
     }
     need!(
-        RedisModule_CreateCommand,
-        RedisModule_GetCommand,
-        RedisModule_SetCommandInfo,
-        RedisModule_OpenKey,
-        RedisModule_CloseKey,
-        RedisModule_KeyType,
-        RedisModule_StringDMA,
-        RedisModule_StringSet,
-        RedisModule_DeleteKey,
-        RedisModule_StringTruncate,
-        RedisModule_SetExpire,
-        RedisModule_SetAbsExpire,
-        RedisModule_GetAbsExpire,
-        RedisModule_HashSet,
-        RedisModule_HashGet,
-        RedisModule_Replicate,
-        RedisModule_RedactClientCommandArgument,
-        RedisModule_ReplyWithMap,
-        RedisModule_ReplyWithArray,
-        RedisModule_ReplyWithNull,
-        RedisModule_ReplyWithError,
-        RedisModule_ReplyWithSimpleString,
-        RedisModule_ReplyWithStringBuffer,
-        RedisModule_ReplyWithLongLong,
-        RedisModule_CreateString,
-        RedisModule_FreeString,
-        RedisModule_StringPtrLen,
-        RedisModule_Log,
-        RedisModule_NotifyKeyspaceEvent,
+        RedisModule_ACLAddLogEntry,
+        RedisModule_ACLCheckCommandPermissions,
+        RedisModule_ACLCheckKeyPermissions,
         RedisModule_Call,
-        RedisModule_CallReplyType,
-        RedisModule_CallReplyLength,
         RedisModule_CallReplyArrayElement,
+        RedisModule_CallReplyLength,
         RedisModule_CallReplyStringPtr,
+        RedisModule_CallReplyType,
+        RedisModule_CloseKey,
+        RedisModule_CommandFilterArgDelete,
+        RedisModule_CommandFilterArgGet,
+        RedisModule_CommandFilterArgInsert,
+        RedisModule_CommandFilterArgsCount,
+        RedisModule_CreateCommand,
+        RedisModule_CreateDataType,
+        RedisModule_CreateString,
+        RedisModule_CreateSubcommand,
+        RedisModule_CreateTimer,
+        RedisModule_DeleteKey,
+        RedisModule_Free,
         RedisModule_FreeCallReply,
+        RedisModule_FreeModuleUser,
+        RedisModule_FreeString,
+        RedisModule_GetAbsExpire,
+        RedisModule_GetClientId,
+        RedisModule_GetClientInfoById,
+        RedisModule_GetClientUserNameById,
+        RedisModule_GetCommand,
+        RedisModule_GetContextFlags,
         RedisModule_GetCurrentUserName,
         RedisModule_GetModuleUserFromUserName,
-        RedisModule_FreeModuleUser,
-        RedisModule_ACLCheckKeyPermissions,
-        RedisModule_ACLAddLogEntry,
-        RedisModule_RegisterBoolConfig,
-        RedisModule_LoadConfigs,
-        RedisModule_RegisterInfoFunc,
-        RedisModule_InfoAddSection,
+        RedisModule_HashGet,
+        RedisModule_HashSet,
         RedisModule_InfoAddFieldCString,
         RedisModule_InfoAddFieldULongLong,
+        RedisModule_InfoAddSection,
+        RedisModule_KeyType,
+        RedisModule_LoadConfigs,
+        RedisModule_LoadStringBuffer,
+        RedisModule_Log,
+        RedisModule_Milliseconds,
+        RedisModule_NotifyKeyspaceEvent,
+        RedisModule_OpenKey,
+        RedisModule_RedactClientCommandArgument,
+        RedisModule_RegisterBoolConfig,
+        RedisModule_RegisterCommandFilter,
+        RedisModule_RegisterInfoFunc,
+        RedisModule_RegisterNumericConfig,
+        RedisModule_RegisterStringConfig,
+        RedisModule_Replicate,
+        RedisModule_ReplyWithArray,
+        RedisModule_ReplyWithError,
+        RedisModule_ReplyWithLongLong,
+        RedisModule_ReplyWithMap,
+        RedisModule_ReplyWithNull,
+        RedisModule_ReplyWithSimpleString,
+        RedisModule_ReplyWithStringBuffer,
+        RedisModule_SaveStringBuffer,
+        RedisModule_Scan,
+        RedisModule_ScanCursorCreate,
+        RedisModule_ScanCursorDestroy,
+        RedisModule_SelectDb,
+        RedisModule_SetAbsExpire,
+        RedisModule_SetCommandInfo,
+        RedisModule_SetExpire,
+        RedisModule_StopTimer,
+        RedisModule_StringDMA,
+        RedisModule_StringPtrLen,
+        RedisModule_StringTruncate,
+        RedisModule_SubscribeToServerEvent,
     );
     missing
 }
@@ -244,38 +268,6 @@ impl Ctx {
         }
     }
 
-    /// Whether the current user may access (read) `key`; on denial, adds an ACL LOG entry.
-    pub fn may_read_key(self, key: Arg) -> bool {
-        // SAFETY: the user name string and the user handle are freed below; a null user means
-        // the command runs without a client (AOF, replication), which the server trusts.
-        unsafe {
-            let name = api!(RedisModule_GetCurrentUserName)(self.0);
-            if name.is_null() {
-                return true;
-            }
-            let user = api!(RedisModule_GetModuleUserFromUserName)(name);
-            api!(RedisModule_FreeString)(self.0, name);
-            if user.is_null() {
-                return true;
-            }
-            let allowed = api!(RedisModule_ACLCheckKeyPermissions)(
-                user,
-                key.0,
-                raw::REDISMODULE_CMD_KEY_ACCESS as c_int,
-            ) == raw::REDISMODULE_OK as c_int;
-            if !allowed {
-                api!(RedisModule_ACLAddLogEntry)(
-                    self.0,
-                    user,
-                    key.0,
-                    raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_KEY,
-                );
-            }
-            api!(RedisModule_FreeModuleUser)(user);
-            allowed
-        }
-    }
-
     /// Runs a Redis command with `fmt` "v"-style arguments and returns its reply.
     pub fn call(
         self,
@@ -370,3 +362,36 @@ pub use register::{
     bytes_of, create_aux_data_type, load_bytes, log_without_context, save_bytes, set_config_error,
     HeldString, InfoCtx,
 };
+
+#[cfg(test)]
+mod tests {
+    /// Every module API function called through `api!` is in the list checked at load, so a
+    /// server that lacks one refuses the load with its name instead of crashing later.
+    #[test]
+    fn every_function_used_is_checked_at_load() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("acl.rs"),
+            include_str!("call.rs"),
+            include_str!("filter.rs"),
+            include_str!("jobs.rs"),
+            include_str!("key.rs"),
+            include_str!("register.rs"),
+        ];
+        let this = sources[0];
+        let list_start = this.find("need!(\n").expect("the list");
+        let list = &this[list_start..list_start + this[list_start..].find(");").expect("its end")];
+        for source in sources {
+            for (at, _) in source.match_indices(concat!("api!(", "RedisModule_")) {
+                let name: String = source[at + 5..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    list.contains(&format!("{name},")),
+                    "{name} is used but not checked at load"
+                );
+            }
+        }
+    }
+}

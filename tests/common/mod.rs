@@ -79,6 +79,8 @@ impl Default for Options {
 pub struct Server {
     pub port: u16,
     pub dir: Arc<tempfile::TempDir>,
+    /// The server binary, when not `redis-server`.
+    pub binary: Option<String>,
     child: Child,
 }
 
@@ -107,6 +109,7 @@ impl Server {
         }
         let log_path = dir.path().join("redis.log");
         let port = free_port();
+        let binary = opts.binary.clone();
         let mut cmd = Command::new(opts.binary.as_deref().unwrap_or("redis-server"));
         cmd.arg("--port").arg(port.to_string());
         cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
@@ -144,7 +147,12 @@ impl Server {
                         .map(|n| buf[..n].starts_with(b"+PONG"))
                         .unwrap_or(false)
                 {
-                    return Ok(Server { port, dir, child });
+                    return Ok(Server {
+                        port,
+                        dir,
+                        binary,
+                        child,
+                    });
                 }
             }
             if Instant::now() > deadline {
@@ -342,4 +350,102 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A replica of `primary` with the same master key, synced before it is returned.
+pub fn replica_of(primary: &Server) -> Server {
+    replica_with(primary, Vec::new())
+}
+
+/// A replica of `primary` started with extra server options.
+pub fn replica_with(primary: &Server, mut server_args: Vec<String>) -> Server {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    std::fs::copy(primary.key_path(), dir.path().join("master.key")).unwrap();
+    server_args.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        primary.port.to_string(),
+    ]);
+    let replica = Server::with(Options {
+        server_args,
+        dir: Some(dir),
+        binary: primary.binary.clone(),
+        ..Options::default()
+    });
+    let mut c = replica.client();
+    wait_until("the replica to sync", || {
+        info_field(&mut c, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    replica
+}
+
+/// One field of an `INFO` section.
+pub fn info_field(con: &mut Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Waits for a background save or AOF rewrite to finish, and checks that it succeeded.
+pub fn wait_persistence(con: &mut Connection) {
+    wait_until("the background save or rewrite to finish", || {
+        info_field(con, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+            && info_field(con, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
+            && info_field(con, "persistence", "rdb_bgsave_in_progress").as_deref() == Some("0")
+    });
+    assert_eq!(
+        info_field(con, "persistence", "aof_last_bgrewrite_status").as_deref(),
+        Some("ok")
+    );
+    assert_eq!(
+        info_field(con, "persistence", "rdb_last_bgsave_status").as_deref(),
+        Some("ok")
+    );
+}
+
+/// Whether a server binary is installed (optional servers are skipped, with a line saying so).
+pub fn have(binary: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {binary}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("skipped: {binary} is not installed (scripts/install-deps.sh installs it)");
+    }
+    found
+}
+
+/// The key version an envelope names (`ENC.INSPECT`).
+pub fn key_version(con: &mut Connection, key: &str, field: Option<&str>) -> i64 {
+    let line = match field {
+        Some(f) => format!("ENC.INSPECT {key} {f}"),
+        None => format!("ENC.INSPECT {key}"),
+    };
+    let Value::Array(flat) = cmd(con, &line).unwrap() else {
+        panic!("INSPECT {key}")
+    };
+    let pos = flat
+        .iter()
+        .position(|v| bulk(v).as_deref() == Some(b"key-version"))
+        .unwrap();
+    match flat[pos + 1] {
+        Value::Int(v) => v,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+/// Waits for the re-encryption job to finish; returns its last `STATUS`.
+pub fn wait_reencrypt(con: &mut Connection) -> Vec<Value> {
+    let mut last = Vec::new();
+    wait_until("the re-encryption job", || {
+        let Value::Array(status) = cmd(con, "ENC.REENCRYPT STATUS").unwrap() else {
+            panic!()
+        };
+        last = status.clone();
+        bulk(&status[1]).as_deref() == Some(b"done")
+    });
+    last
 }

@@ -109,7 +109,12 @@ fn export_import_carries_keys_to_another_server_with_the_same_master_key() {
     let same_master = MasterKey::from_base64(&master.to_base64(), "test").unwrap();
     let mut b = KeyStore::new(&same_master, 0);
     let report = b
-        .import(&a.export(), &[&same_master], &[&same_master])
+        .import(
+            &a.export(),
+            &[&same_master],
+            &[&same_master],
+            Locking::Allow,
+        )
         .unwrap();
     assert_eq!(report.keyrings_added, 1);
     assert_eq!(report.versions_locked, 0);
@@ -123,14 +128,24 @@ fn export_import_carries_keys_to_another_server_with_the_same_master_key() {
     );
     // Importing twice changes nothing; states only move forward.
     assert_eq!(
-        b.import(&a.export(), &[&same_master], &[&same_master])
-            .unwrap()
-            .versions_changed,
+        b.import(
+            &a.export(),
+            &[&same_master],
+            &[&same_master],
+            Locking::Allow
+        )
+        .unwrap()
+        .versions_changed,
         0
     );
     a.retire(&t, KeyVersion(1)).unwrap();
-    b.import(&a.export(), &[&same_master], &[&same_master])
-        .unwrap();
+    b.import(
+        &a.export(),
+        &[&same_master],
+        &[&same_master],
+        Locking::Allow,
+    )
+    .unwrap();
     assert_eq!(b.info(&t).unwrap().versions[0].state, VersionState::Retired);
     assert_eq!(b.info(&t).unwrap().primary, KeyVersion(2));
 }
@@ -145,7 +160,9 @@ fn a_wrong_master_key_leaves_keys_locked_and_fails_closed() {
         .unwrap();
     let wrong = MasterKey::generate();
     let mut b = KeyStore::new(&wrong, 0);
-    let report = b.import(&a.export(), &[&wrong], &[&wrong]).unwrap();
+    let report = b
+        .import(&a.export(), &[&wrong], &[&wrong], Locking::Allow)
+        .unwrap();
     assert_eq!(
         report.versions_locked, 2,
         "v1 (derived from the other key) and v2"
@@ -156,7 +173,8 @@ fn a_wrong_master_key_leaves_keys_locked_and_fails_closed() {
     ));
     // Its export still carries the wrapped key unchanged: nothing is lost.
     let mut c = KeyStore::new(&master, 0);
-    c.import(&b.export(), &[&master], &[&master]).unwrap();
+    c.import(&b.export(), &[&master], &[&master], Locking::Allow)
+        .unwrap();
     assert_eq!(c.open(&sealed, &LOC).unwrap().plaintext.as_slice(), b"x");
 }
 
@@ -186,7 +204,7 @@ fn rewrap_moves_every_key_to_a_new_master_key() {
     let export = a.export();
     // Only the new master key is needed from now on.
     let mut b = KeyStore::new(&new, 0);
-    b.import(&export, &[&new], &[&new]).unwrap();
+    b.import(&export, &[&new], &[&new], Locking::Allow).unwrap();
     assert_eq!(b.open(&v1, &LOC).unwrap().plaintext.as_slice(), b"derived");
     assert_eq!(b.open(&v2, &LOC).unwrap().plaintext.as_slice(), b"wrapped");
     assert!(b
@@ -205,17 +223,20 @@ fn damaged_or_conflicting_exports_are_refused_whole() {
     let mut b = KeyStore::new(&master, 0);
     b.create(&name("y"), &master, 0).unwrap();
     assert_eq!(
-        b.import(&a.export(), &[&master], &[&master]).unwrap_err(),
+        b.import(&a.export(), &[&master], &[&master], Locking::Allow)
+            .unwrap_err(),
         Error::KeyringConflict
     );
     assert_eq!(
-        b.import(b"garbage", &[&master], &[&master]).unwrap_err(),
+        b.import(b"garbage", &[&master], &[&master], Locking::Allow)
+            .unwrap_err(),
         Error::InvalidExport
     );
     let mut blob = a.export();
     blob.truncate(blob.len() - 3);
     assert_eq!(
-        b.import(&blob, &[&master], &[&master]).unwrap_err(),
+        b.import(&blob, &[&master], &[&master], Locking::Allow)
+            .unwrap_err(),
         Error::InvalidExport
     );
     assert!(
@@ -258,13 +279,23 @@ fn an_import_never_trades_a_working_key_for_one_it_cannot_open() {
     let same_old = MasterKey::from_base64(&old.to_base64(), "t").unwrap();
     let mut replica = KeyStore::new(&same_old, 0);
     replica
-        .import(&primary.export(), &[&same_old], &[&same_old])
+        .import(
+            &primary.export(),
+            &[&same_old],
+            &[&same_old],
+            Locking::Allow,
+        )
         .unwrap();
     // The primary moves to a new master key; the replica still holds only the old one.
     let new = MasterKey::generate();
     primary.rewrap(&new).unwrap();
     let report = replica
-        .import(&primary.export(), &[&same_old], &[&same_old])
+        .import(
+            &primary.export(),
+            &[&same_old],
+            &[&same_old],
+            Locking::Allow,
+        )
         .unwrap();
     assert_eq!(
         report.versions_locked, 0,
@@ -285,21 +316,26 @@ fn exports_with_a_dead_primary_or_without_default_are_refused() {
     let mut target = KeyStore::new(&master, 0);
     assert_eq!(
         target
-            .import(retired.as_bytes(), &[&master], &[&master])
+            .import(retired.as_bytes(), &[&master], &[&master], Locking::Allow)
             .unwrap_err(),
         Error::InvalidExport
     );
     let destroyed = text.replace("\"destroyed\":false", "\"destroyed\":true");
     assert_eq!(
         target
-            .import(destroyed.as_bytes(), &[&master], &[&master])
+            .import(destroyed.as_bytes(), &[&master], &[&master], Locking::Allow)
             .unwrap_err(),
         Error::InvalidExport
     );
     let extra_field = text.replace("\"kind\":\"derived\"", "\"kind\":\"derived\",\"x\":1");
     assert_eq!(
         target
-            .import(extra_field.as_bytes(), &[&master], &[&master])
+            .import(
+                extra_field.as_bytes(),
+                &[&master],
+                &[&master],
+                Locking::Allow
+            )
             .unwrap_err(),
         Error::InvalidExport
     );
@@ -342,12 +378,89 @@ fn two_independently_made_keys_for_one_version_conflict() {
         )
         .unwrap();
     assert_eq!(
-        b.import(&a.export(), &[&master], &[&master]).unwrap_err(),
+        b.import(&a.export(), &[&master], &[&master], Locking::Allow)
+            .unwrap_err(),
         Error::KeyMismatch
     );
     assert_eq!(
         b.open(&sealed, &LOC).unwrap().plaintext.as_slice(),
         b"b's value",
         "nothing changed"
+    );
+}
+
+#[test]
+fn an_import_that_would_lock_working_keys_is_refused_unless_allowed() {
+    let ours = MasterKey::generate();
+    let theirs = MasterKey::generate();
+    let mut local = KeyStore::new(&ours, 100);
+    let sealed = local
+        .seal(&KeyringName::default_name(), Flags::default(), &LOC, b"v1")
+        .unwrap();
+    let mut other = KeyStore::new(&theirs, 50);
+    other.create(&name("tenant"), &theirs, 60).unwrap();
+    let export = other.export();
+
+    // default v1 derived from another master key would stop opening here.
+    let err = local
+        .import(&export, &[&ours], &[&ours], Locking::Refuse)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::WouldLock {
+            keyring: KeyringName::default_name(),
+            version: KeyVersion(1)
+        }
+    );
+    assert_eq!(local.list().len(), 1, "a refused import changes nothing");
+    assert_eq!(
+        local.open(&sealed, &LOC).unwrap().plaintext.as_slice(),
+        b"v1"
+    );
+
+    // A new keyring whose keys cannot be unwrapped here is refused too.
+    let mut only_tenant = KeyStore::new(&ours, 100);
+    let mut theirs_with_ours_default = KeyStore::new(&ours, 100);
+    theirs_with_ours_default
+        .create(&name("tenant"), &theirs, 60)
+        .unwrap();
+    assert!(matches!(
+        only_tenant.import(
+            &theirs_with_ours_default.export(),
+            &[&ours],
+            &[&ours],
+            Locking::Refuse
+        ),
+        Err(Error::WouldLock { .. })
+    ));
+
+    // Allowed, the keys are locked and fail closed.
+    let report = local
+        .import(&export, &[&ours], &[&ours], Locking::Allow)
+        .unwrap();
+    assert_eq!(report.versions_locked, 2);
+    assert!(matches!(
+        local.open(&sealed, &LOC),
+        Err(Error::KeyUnavailable { .. })
+    ));
+}
+
+#[test]
+fn an_import_keeps_the_earliest_creation_time() {
+    let master = MasterKey::generate();
+    let original = KeyStore::new(&master, 1_000);
+    let same = MasterKey::from_base64(&master.to_base64(), "t").unwrap();
+    // A restart builds a fresh store (created now) and merges the persisted one into it.
+    let mut restarted = KeyStore::new(&same, 9_000);
+    restarted
+        .import(&original.export(), &[&same], &[&same], Locking::Refuse)
+        .unwrap();
+    assert_eq!(
+        restarted
+            .info(&KeyringName::default_name())
+            .unwrap()
+            .versions[0]
+            .created,
+        1_000
     );
 }

@@ -36,6 +36,12 @@ pub enum CmdError {
     AuditUnavailable,
     /// PHI under a key name that `enc.phi-patterns` does not cover, while the guard is active.
     PhiOutsidePatterns,
+    /// The guard refused a plain command.
+    Guard(crate::guard::Refusal),
+    /// The user may not run this (lower-case) command: the server's own wording.
+    AclCommand(String),
+    /// The user may not access a key of the command: the server's own wording.
+    AclKey,
 }
 
 impl From<CoreError> for CmdError {
@@ -95,6 +101,13 @@ impl CmdError {
                 )
                 .into()
             }
+            CmdError::Guard(refusal) => refusal.message().into(),
+            CmdError::AclCommand(command) => {
+                format!("NOPERM this user has no permissions to run the '{command}' command").into()
+            }
+            CmdError::AclKey => {
+                "NOPERM this user has no permissions to access one of the keys used as arguments".into()
+            }
             CmdError::PhiOutsidePatterns => "ERR enc.phi-guard: PHI must live under a key that enc.phi-patterns \
                                              covers (plain commands see key names, not the PHI flag); add a pattern for this key"
                 .into(),
@@ -134,7 +147,11 @@ impl CmdError {
             | CmdError::InvalidExpire(_) => "syntax",
             CmdError::WrongType => "wrongtype",
             CmdError::NoSuchKey => "nokey",
-            CmdError::NoReadPermission | CmdError::PhiDenied(_) => "noperm",
+            CmdError::NoReadPermission
+            | CmdError::PhiDenied(_)
+            | CmdError::AclCommand(_)
+            | CmdError::AclKey => "noperm",
+            CmdError::Guard(_) => "guard",
             CmdError::PhiTtl(..) => "phi_ttl",
             CmdError::PhiOutsidePatterns => "phi_placement",
             CmdError::AuditUnavailable => "audit_unavailable",

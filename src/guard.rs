@@ -1,11 +1,18 @@
-//! The plaintext guard: with `enc.phi-guard yes`, plain commands that would put plaintext
-//! under a key matching `enc.phi-patterns`, move sealed values where they cannot open, or
-//! leave a PHI key's time to live outside the bounds are refused.
+//! The plaintext guard: with `enc.phi-guard yes` and `enc.phi-patterns` set, plain commands
+//! that would put plaintext under a PHI key, put there an envelope that does not authenticate
+//! under that key (and field), move a sealed value where it cannot open, or leave a PHI key's
+//! time to live outside the bounds are refused.
 //!
-//! A command filter sees every command (scripts included) before it runs. For commands on keys
-//! that match no pattern, the cost is one lookup in a small table of command names, made only
-//! while `enc.phi-patterns` is set. A refused command is rewritten to `ENC._REFUSED <reason>`,
-//! which answers the error (it is flagged `no-auth` so that its own ACL never hides the reason).
+//! A command filter sees every command (scripts and transactions included) before it runs.
+//! For commands on keys that match no pattern, the cost is one lookup in a small table of
+//! command names. A refused command is rewritten to `ENC._REFUSED <reason> <command...>`:
+//! the server then checks authentication first (`NOAUTH`), and `ENC._REFUSED` checks the
+//! user's ACL permission for the original command before it answers with the guard's reason,
+//! so that neither an unauthenticated client nor a user without permission for the command
+//! learns which key names are PHI. Where the server tells a filter who sent a command (Redis
+//! 7.2+, Valkey), a command the sender may not run is not rewritten at all and gets the
+//! server's own `NOPERM`. A plain write of PHI without a time to live gets
+//! `enc.phi-ttl-default` added (`SET … PX`, `RESTORE`'s TTL) when one is set.
 //!
 //! The guard acts on primaries only: a replica applies what its primary sends, and AOF loading
 //! replays what was accepted, so neither is filtered (DESIGN.md: the guard must let the primary's
@@ -14,13 +21,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis_enc_core::envelope::looks_sealed;
+use redis_enc_core::Location;
 
+use crate::audit::{self, Access};
 use crate::config;
 use crate::entry::run_callback;
 use crate::error::CmdError;
 use crate::phi;
-use crate::rm::{Arg, Ctx, FilterCtx};
-use crate::setopts::parse_i64;
+use crate::rm::{self, Arg, Ctx, DryRun, FilterCtx};
+use crate::setopts::{parse_i64, Expiry, SetOptions};
+use crate::state;
 
 static IS_REPLICA: AtomicBool = AtomicBool::new(false);
 static LOADING: AtomicBool = AtomicBool::new(false);
@@ -33,7 +43,7 @@ pub fn set_loading(value: bool) {
     LOADING.store(value, Ordering::SeqCst);
 }
 
-/// Why a command was refused; the code travels as the argument of `ENC._REFUSED`.
+/// Why a command was refused; the code travels as the first argument of `ENC._REFUSED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     Plaintext,
@@ -50,26 +60,39 @@ impl Refusal {
         }
     }
 
-    fn message(code: &[u8]) -> &'static str {
+    pub fn from_code(code: &[u8]) -> Option<Refusal> {
         match code {
-            b"plaintext" => "ERR enc.phi-guard: this would store plaintext under a PHI key; write it with ENC.SET, \
-                             ENC.MSET or ENC.HSETFIELD",
-            b"move" => "ERR enc.phi-guard: sealed values are bound to their key name; use ENC.RENAME or ENC.COPY \
-                        (MOVE between databases is not supported for PHI keys)",
-            b"ttl" => "ERR enc.phi-guard: this would leave a PHI key's time to live outside enc.phi-ttl-min / \
-                       enc.phi-ttl-max",
-            _ => "ERR enc.phi-guard refused the command",
+            b"plaintext" => Some(Refusal::Plaintext),
+            b"move" => Some(Refusal::Move),
+            b"ttl" => Some(Refusal::Ttl),
+            _ => None,
+        }
+    }
+
+    /// The reply of a refused command.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Plaintext => "ERR enc.phi-guard: this would store plaintext (or a value sealed for another key) \
+                                   under a PHI key; write it with ENC.SET, ENC.MSET or ENC.HSETFIELD",
+            Refusal::Move => "ERR enc.phi-guard: sealed values are bound to their key name; use ENC.RENAME or ENC.COPY \
+                              (MOVE between databases is not supported for PHI keys)",
+            Refusal::Ttl => "ERR enc.phi-guard: this would leave a PHI key's time to live outside enc.phi-ttl-min / \
+                             enc.phi-ttl-max (write PHI with an explicit expiry inside them, or set enc.phi-ttl-default)",
         }
     }
 }
 
 /// How a plain command touches keys, for the guard.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
-    /// Writes a value under the key at 1; the values at these positions (or every position
-    /// from the first, stepping by two) may be envelopes.
-    ValueAt(usize),
-    /// `HSET key f v [f v ...]` and `HMSET`: every value from 3, step 2.
+    /// `SET key value [options]`.
+    Set,
+    /// `SETEX key seconds value` (`true`) and `PSETEX key ms value`.
+    SetEx(bool),
+    /// Writes the value at this position under the key at 1, without a time to live
+    /// (`SETNX`, `GETSET`).
+    ValueNoTtl(usize),
+    /// `HSET key f v [f v ...]`, `HMSET`, `HSETNX key f v`: field/value pairs from 2.
     FieldValues,
     /// `MSET k v [k v ...]`, `MSETNX`: keys from 1, values from 2, step 2.
     KeyValues,
@@ -77,17 +100,27 @@ enum Shape {
     Write,
     /// Writes to the key at 2 (`BITOP op dest ...`).
     WriteAt2,
+    /// `SORT key ... STORE dest`.
+    SortStore,
+    /// `GEORADIUS[BYMEMBER] key ... [STORE|STOREDIST dest]`: reads the key at 1.
+    GeoStore,
     /// Moves or copies the key at 1 to the key at 2.
     Move,
     /// `MOVE key db`.
     MoveDb,
-    /// `RESTORE key ttl payload`.
+    /// `RESTORE key ttl payload [REPLACE] [ABSTTL] ...`.
     Restore,
     /// Sets or clears the TTL of the key at 1.
     Ttl,
+    /// Sets, clears or writes with hash-field TTLs (`HEXPIRE`, `HPERSIST`, `HSETEX`, ...):
+    /// the key's own TTL bounds PHI; fields are sealed with `ENC.HSETFIELD`.
+    FieldTtl,
 }
 
-fn shape(command: &[u8]) -> Option<Shape> {
+/// The guard's table: how each plain write touches keys, and its arity (as `COMMAND INFO`
+/// gives it: negative means "at least"). A command whose argument count breaks its arity is
+/// left for the server to reject.
+fn shape(command: &[u8]) -> Option<(Shape, i32)> {
     let mut lower = [0u8; 24];
     if command.len() > lower.len() {
         return None;
@@ -95,139 +128,397 @@ fn shape(command: &[u8]) -> Option<Shape> {
     for (d, s) in lower.iter_mut().zip(command) {
         *d = s.to_ascii_lowercase();
     }
+    let write = Shape::Write;
     Some(match &lower[..command.len()] {
-        b"set" | b"setnx" | b"getset" => Shape::ValueAt(2),
-        b"setex" | b"psetex" => Shape::ValueAt(3),
-        b"hset" | b"hmset" => Shape::FieldValues,
-        b"hsetnx" => Shape::ValueAt(3),
-        b"mset" | b"msetnx" => Shape::KeyValues,
-        b"append" | b"setrange" | b"incr" | b"incrby" | b"incrbyfloat" | b"decr" | b"decrby"
-        | b"setbit" | b"bitfield" | b"hincrby" | b"hincrbyfloat" | b"lpush" | b"rpush"
-        | b"lpushx" | b"rpushx" | b"linsert" | b"lset" | b"sadd" | b"zadd" | b"zincrby"
-        | b"xadd" | b"geoadd" | b"pfadd" | b"pfmerge" | b"sunionstore" | b"sinterstore"
-        | b"sdiffstore" | b"zunionstore" | b"zinterstore" | b"zdiffstore" | b"zrangestore"
-        | b"geosearchstore" | b"xsetid" => Shape::Write,
-        b"bitop" => Shape::WriteAt2,
-        b"rename" | b"renamenx" | b"copy" | b"smove" | b"lmove" | b"rpoplpush" | b"blmove"
-        | b"brpoplpush" => Shape::Move,
-        b"move" => Shape::MoveDb,
-        b"restore" | b"restore-asking" => Shape::Restore,
-        b"expire" | b"pexpire" | b"expireat" | b"pexpireat" | b"persist" | b"getex" => Shape::Ttl,
+        b"set" => (Shape::Set, -3),
+        b"setex" => (Shape::SetEx(true), 4),
+        b"psetex" => (Shape::SetEx(false), 4),
+        b"setnx" | b"getset" => (Shape::ValueNoTtl(2), 3),
+        b"hset" | b"hmset" => (Shape::FieldValues, -4),
+        b"hsetnx" => (Shape::FieldValues, 4),
+        b"mset" | b"msetnx" => (Shape::KeyValues, -3),
+        b"incr" | b"decr" => (write, 2),
+        b"append" | b"incrby" | b"incrbyfloat" | b"decrby" => (write, 3),
+        b"setrange" | b"setbit" | b"hincrby" | b"hincrbyfloat" | b"lset" | b"zincrby" => (write, 4),
+        b"bitfield" | b"pfadd" | b"pfmerge" => (write, -2),
+        b"lpush" | b"rpush" | b"lpushx" | b"rpushx" | b"sadd" | b"sunionstore" | b"sinterstore"
+        | b"sdiffstore" | b"xsetid" => (write, -3),
+        b"zadd" | b"zunionstore" | b"zinterstore" | b"zdiffstore" => (write, -4),
+        b"linsert" => (write, 5),
+        b"xadd" | b"geoadd" | b"zrangestore" => (write, -5),
+        b"geosearchstore" => (write, -8),
+        b"bitop" => (Shape::WriteAt2, -4),
+        b"sort" => (Shape::SortStore, -2),
+        b"georadius" => (Shape::GeoStore, -6),
+        b"georadiusbymember" => (Shape::GeoStore, -5),
+        b"rename" | b"renamenx" | b"rpoplpush" | b"move" => {
+            let shape = if command.eq_ignore_ascii_case(b"move") {
+                Shape::MoveDb
+            } else {
+                Shape::Move
+            };
+            (shape, 3)
+        }
+        b"copy" => (Shape::Move, -3),
+        b"smove" | b"brpoplpush" => (Shape::Move, 4),
+        b"lmove" => (Shape::Move, 5),
+        b"blmove" => (Shape::Move, 6),
+        b"restore" | b"restore-asking" => (Shape::Restore, -4),
+        b"expire" | b"pexpire" | b"expireat" | b"pexpireat" => (Shape::Ttl, -3),
+        b"persist" => (Shape::Ttl, 2),
+        b"getex" => (Shape::Ttl, -2),
+        b"hexpire" | b"hpexpire" | b"hexpireat" | b"hpexpireat" | b"hsetex" => {
+            (Shape::FieldTtl, -6)
+        }
+        b"hpersist" | b"hgetex" => (Shape::FieldTtl, -5),
         _ => return None,
     })
+}
+
+/// Whether `argc` arguments (the command name included) satisfy `arity`.
+fn arity_ok(argc: usize, arity: i32) -> bool {
+    let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+    let arity = i64::from(arity);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
+/// What the guard does with a command.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Refuse(Refusal),
+    /// `SET` of PHI without an expiry: add `PX <ms>`.
+    AppendPx(i64),
+    /// `RESTORE` of PHI without a TTL: set its TTL argument.
+    RestoreTtl(i64),
 }
 
 /// The command filter.
 pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterCtx) {
     run_callback("command filter", (), || {
-        if !config::phi_guard() || !config::any_phi_patterns() {
+        if !phi::guard_active() {
             return;
         }
         if IS_REPLICA.load(Ordering::Relaxed) || LOADING.load(Ordering::Relaxed) {
             return;
         }
         let f = FilterCtx::new(fctx);
-        let Some(shape) = shape(f.arg(0)) else { return };
-        if let Some(refusal) = check(&f, shape) {
-            f.replace_all(&[b"ENC._REFUSED", refusal.code()]);
+        let Some((shape, arity)) = shape(f.arg(0)) else {
+            return;
+        };
+        if !arity_ok(f.argc(), arity) {
+            return;
+        }
+        match check(&f, shape, rm::now_ms()) {
+            Verdict::Pass => {}
+            Verdict::AppendPx(ms) => {
+                let at = f.argc();
+                f.insert(at, b"PX");
+                f.insert(at + 1, ms.to_string().as_bytes());
+            }
+            Verdict::RestoreTtl(ttl) => f.replace(2, ttl.to_string().as_bytes()),
+            Verdict::Refuse(refusal) => {
+                // A sender who may not run the command gets the server's own NOPERM.
+                if f.sender_may_run() == Some(false) {
+                    return;
+                }
+                f.insert(0, b"ENC._REFUSED");
+                f.insert(1, refusal.code());
+            }
         }
     });
 }
 
-fn check(f: &FilterCtx, shape: Shape) -> Option<Refusal> {
+/// The TTL a plain write asks for, in milliseconds from now where it names one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asked {
+    /// The key ends without a TTL, and the command has no way to give it one.
+    NoneFixed,
+    /// The key ends without a TTL unless the guard adds one (`SET`, `RESTORE`).
+    NoneAddable,
+    /// The key keeps whatever TTL it had (`KEEPTTL`): the guard cannot see it.
+    Keep,
+    /// This many milliseconds from now (zero or less deletes the key).
+    In(i64),
+}
+
+/// Applies the PHI TTL bounds to a plain write. With `enc.phi-ttl-min` or `-max` set, PHI
+/// must expire; `enc.phi-ttl-default` is added where the command can take it.
+fn ttl_verdict(asked: Asked) -> Verdict {
+    let bounds = config::phi_ttl();
+    let must_expire = bounds.min > 0 || bounds.max > 0;
+    let within = |ms: i64| {
+        (bounds.min == 0 || ms >= bounds.min * 1000) && (bounds.max == 0 || ms <= bounds.max * 1000)
+    };
+    match asked {
+        Asked::In(ms) if ms <= 0 || within(ms) => Verdict::Pass,
+        Asked::In(_) => Verdict::Refuse(Refusal::Ttl),
+        Asked::NoneAddable if bounds.default > 0 && within(bounds.default * 1000) => {
+            Verdict::AppendPx(bounds.default * 1000)
+        }
+        Asked::NoneAddable | Asked::NoneFixed | Asked::Keep if must_expire => {
+            Verdict::Refuse(Refusal::Ttl)
+        }
+        Asked::NoneAddable | Asked::NoneFixed | Asked::Keep => Verdict::Pass,
+    }
+}
+
+fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
     let argc = f.argc();
     let phi_key = |i: usize| i < argc && config::is_phi_key(f.arg(i));
-    let sealed_from = |first: usize| (first..argc).step_by(2).all(|i| looks_sealed(f.arg(i)));
+    let refuse = |r: Refusal| Verdict::Refuse(r);
+    let value_ok = |key: usize, value: usize| {
+        value < argc && authentic(f.arg(value), &Location::Value { key: f.arg(key) })
+    };
     match shape {
-        Shape::ValueAt(v) => {
-            (phi_key(1) && !(v < argc && looks_sealed(f.arg(v)))).then_some(Refusal::Plaintext)
+        Shape::Set => {
+            if !phi_key(1) {
+                return Verdict::Pass;
+            }
+            if !value_ok(1, 2) {
+                return refuse(Refusal::Plaintext);
+            }
+            let words: Vec<&[u8]> = (3..argc).map(|i| f.arg(i)).collect();
+            // Options the server will reject are left for it to reject.
+            let Ok(opts) = SetOptions::parse(&words, now) else {
+                return Verdict::Pass;
+            };
+            ttl_verdict(match opts.expiry {
+                Expiry::Clear => Asked::NoneAddable,
+                Expiry::Keep => Asked::Keep,
+                Expiry::In(ms) => Asked::In(ms),
+                Expiry::At(at) => Asked::In(at - now),
+            })
         }
-        Shape::FieldValues => (phi_key(1) && !sealed_from(3)).then_some(Refusal::Plaintext),
-        Shape::KeyValues => (1..argc)
-            .step_by(2)
-            .any(|k| phi_key(k) && !(k + 1 < argc && looks_sealed(f.arg(k + 1))))
-            .then_some(Refusal::Plaintext),
-        Shape::Write => phi_key(1).then_some(Refusal::Plaintext),
-        Shape::WriteAt2 => phi_key(2).then_some(Refusal::Plaintext),
-        Shape::Move => (phi_key(1) || phi_key(2)).then_some(Refusal::Move),
-        Shape::MoveDb => phi_key(1).then_some(Refusal::Move),
-        Shape::Restore => (phi_key(1) && !(argc > 3 && dump_holds_envelope(f.arg(3))))
-            .then_some(Refusal::Plaintext),
-        Shape::Ttl => (phi_key(1) && ttl_refused(f)).then_some(Refusal::Ttl),
+        Shape::SetEx(seconds) => {
+            if !phi_key(1) {
+                return Verdict::Pass;
+            }
+            if !value_ok(1, 3) {
+                return refuse(Refusal::Plaintext);
+            }
+            match parse_i64(f.arg(2)) {
+                Ok(n) => ttl_verdict(Asked::In(if seconds { n.saturating_mul(1000) } else { n })),
+                Err(_) => Verdict::Pass,
+            }
+        }
+        Shape::ValueNoTtl(v) => {
+            if !phi_key(1) {
+                return Verdict::Pass;
+            }
+            if !value_ok(1, v) {
+                return refuse(Refusal::Plaintext);
+            }
+            ttl_verdict(Asked::NoneFixed)
+        }
+        Shape::FieldValues => {
+            if !phi_key(1) {
+                return Verdict::Pass;
+            }
+            let fields_ok = argc > 3
+                && (2..argc).step_by(2).all(|i| {
+                    i + 1 < argc
+                        && authentic(
+                            f.arg(i + 1),
+                            &Location::HashField {
+                                key: f.arg(1),
+                                field: f.arg(i),
+                            },
+                        )
+                });
+            if !fields_ok {
+                return refuse(Refusal::Plaintext);
+            }
+            ttl_verdict(Asked::NoneFixed)
+        }
+        Shape::KeyValues => {
+            let phi: Vec<usize> = (1..argc).step_by(2).filter(|&k| phi_key(k)).collect();
+            if phi.is_empty() {
+                return Verdict::Pass;
+            }
+            if !phi.iter().all(|&k| value_ok(k, k + 1)) {
+                return refuse(Refusal::Plaintext);
+            }
+            ttl_verdict(Asked::NoneFixed)
+        }
+        Shape::Write => refuse_if(phi_key(1), Refusal::Plaintext),
+        Shape::WriteAt2 => refuse_if(phi_key(2), Refusal::Plaintext),
+        Shape::SortStore | Shape::GeoStore => {
+            let store = (2..argc).find(|&i| {
+                let word = f.arg(i);
+                word.eq_ignore_ascii_case(b"STORE")
+                    || (shape == Shape::GeoStore && word.eq_ignore_ascii_case(b"STOREDIST"))
+            });
+            let dest_phi = store.is_some_and(|i| phi_key(i + 1));
+            refuse_if(
+                dest_phi || (shape == Shape::GeoStore && phi_key(1)),
+                Refusal::Plaintext,
+            )
+        }
+        Shape::Move => refuse_if(phi_key(1) || phi_key(2), Refusal::Move),
+        Shape::MoveDb => refuse_if(phi_key(1), Refusal::Move),
+        Shape::Restore => {
+            if !phi_key(1) {
+                return Verdict::Pass;
+            }
+            if !(argc > 3 && dump_holds_envelope(f.arg(3), f.arg(1))) {
+                return refuse(Refusal::Plaintext);
+            }
+            let Ok(ttl) = parse_i64(f.arg(2)) else {
+                return Verdict::Pass;
+            };
+            let absolute = (4..argc).any(|i| f.arg(i).eq_ignore_ascii_case(b"ABSTTL"));
+            let asked = match ttl {
+                0 => Asked::NoneAddable,
+                at if absolute => Asked::In(at - now),
+                ms => Asked::In(ms),
+            };
+            match ttl_verdict(asked) {
+                Verdict::AppendPx(ms) => Verdict::RestoreTtl(if absolute { now + ms } else { ms }),
+                other => other,
+            }
+        }
+        Shape::Ttl => {
+            if !phi_key(1) {
+                return Verdict::Pass;
+            }
+            match requested_ttl(f, now) {
+                Some(asked) => ttl_verdict(asked),
+                None => Verdict::Pass,
+            }
+        }
+        Shape::FieldTtl => refuse_if(phi_key(1), Refusal::Ttl),
     }
 }
 
-/// Whether the TTL the command asks for breaks the PHI bounds.
-fn ttl_refused(f: &FilterCtx) -> bool {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+fn refuse_if(condition: bool, refusal: Refusal) -> Verdict {
+    if condition {
+        Verdict::Refuse(refusal)
+    } else {
+        Verdict::Pass
+    }
+}
+
+/// Whether `stored` is an envelope that opens under `location` with the keys held: a value
+/// that only starts like one, or was sealed for another key or field, is plaintext here.
+fn authentic(stored: &[u8], location: &Location<'_>) -> bool {
+    looks_sealed(stored)
+        && state::with(|s| Ok(s.keys.open(stored, location).is_ok())).unwrap_or(false)
+}
+
+/// The TTL an `EXPIRE`-family command, `PERSIST` or `GETEX` asks for; `None` when it leaves
+/// the TTL alone or is malformed (the command itself then fails).
+fn requested_ttl(f: &FilterCtx, now: i64) -> Option<Asked> {
     let command = f.arg(0).to_ascii_lowercase();
-    let number = |i: usize| {
-        if i < f.argc() {
-            parse_i64(f.arg(i)).ok()
-        } else {
-            None
-        }
-    };
+    let number = |i: usize| (i < f.argc()).then(|| parse_i64(f.arg(i)).ok()).flatten();
     let ttl_ms = match command.as_slice() {
-        b"persist" => None,
-        b"expire" => number(2).map(|s| s.saturating_mul(1000)),
-        b"pexpire" => number(2),
-        b"expireat" => number(2).map(|s| s.saturating_mul(1000).saturating_sub(now)),
-        b"pexpireat" => number(2).map(|ms| ms.saturating_sub(now)),
+        b"persist" => return Some(Asked::NoneFixed),
+        b"expire" => number(2)?.saturating_mul(1000),
+        b"pexpire" => number(2)?,
+        b"expireat" => number(2)?.saturating_mul(1000).saturating_sub(now),
+        b"pexpireat" => number(2)?.saturating_sub(now),
         b"getex" => {
-            // GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]; without an option it changes nothing.
-            if f.argc() < 3 {
-                return false;
-            }
+            // GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]; without one it changes nothing.
             let option = f.arg(2).to_ascii_lowercase();
             match option.as_slice() {
-                b"ex" => number(3).map(|s| s.saturating_mul(1000)),
-                b"px" => number(3),
-                b"exat" => number(3).map(|s| s.saturating_mul(1000).saturating_sub(now)),
-                b"pxat" => number(3).map(|ms| ms.saturating_sub(now)),
-                b"persist" => None,
-                _ => return false,
+                b"ex" => number(3)?.saturating_mul(1000),
+                b"px" => number(3)?,
+                b"exat" => number(3)?.saturating_mul(1000).saturating_sub(now),
+                b"pxat" => number(3)?.saturating_sub(now),
+                b"persist" => return Some(Asked::NoneFixed),
+                _ => return None,
             }
         }
-        _ => return false,
+        _ => return None,
     };
-    // A malformed number is left for the command itself to reject; a TTL in the past deletes.
-    if matches!(ttl_ms, Some(ms) if ms <= 0) {
-        return false;
-    }
-    if command != b"persist" && command != b"getex" && ttl_ms.is_none() {
-        return false;
-    }
-    phi::ttl_breaks_bounds(ttl_ms)
+    Some(Asked::In(ttl_ms))
 }
 
-/// Whether a `DUMP` payload is a string whose value is an envelope (RDB string encoding: type
-/// 0, then a length in the 6-, 14- or 32-bit form, then the bytes).
-fn dump_holds_envelope(payload: &[u8]) -> bool {
+/// Whether a `DUMP` payload is a string whose value is an envelope that opens under `key`
+/// (RDB string encoding: type 0, then a length in the 6-, 14- or 32-bit form, then the bytes).
+fn dump_holds_envelope(payload: &[u8], key: &[u8]) -> bool {
+    dump_string(payload).is_some_and(|value| authentic(value, &Location::Value { key }))
+}
+
+/// The value of a `DUMP` payload of a plain-encoded string.
+fn dump_string(payload: &[u8]) -> Option<&[u8]> {
     let [0, first, rest @ ..] = payload else {
-        return false;
+        return None;
     };
     let (len, body) = match first >> 6 {
         0 => (usize::from(first & 0x3f), rest),
         1 => match rest {
             [b, body @ ..] => ((usize::from(first & 0x3f) << 8) | usize::from(*b), body),
-            _ => return false,
+            _ => return None,
         },
         2 if *first == 0x80 && rest.len() >= 4 => (
             u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize,
             &rest[4..],
         ),
-        _ => return false,
+        _ => return None,
     };
-    body.len() >= len && looks_sealed(&body[..len])
+    body.get(..len)
 }
 
-/// `ENC._REFUSED code`: the reply of a command the guard refused.
-pub fn refused(_ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
-    let code = args.get(1).map_or(&b""[..], Arg::bytes);
-    Err(CmdError::Server(Refusal::message(code).to_owned()))
+/// `ENC._REFUSED reason command [args...]`: the reply of a command the guard refused. The
+/// original arguments may hold plaintext: they are redacted from SLOWLOG and MONITOR. The
+/// user's ACL permission for the original command is checked first (with the server's own
+/// `ACL DRYRUN`, which checks the arity first), so a user who may not run it learns nothing
+/// about the key from the guard.
+pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    for pos in 2..args.len() {
+        ctx.redact(pos);
+    }
+    let refusal = args
+        .get(1)
+        .and_then(|code| Refusal::from_code(code.bytes()))
+        .unwrap_or(Refusal::Plaintext);
+    let original = args.get(2..).unwrap_or_default();
+    let guarded = original
+        .first()
+        .and_then(|name| shape(name.bytes()))
+        .is_some_and(|(_, arity)| arity_ok(original.len(), arity));
+    if !guarded {
+        // Not a command the guard rewrote: nothing to check, nothing to tell.
+        return Err(CmdError::Guard(refusal));
+    }
+    let name = String::from_utf8_lossy(original[0].bytes()).to_ascii_lowercase();
+    match ctx.dry_run(original) {
+        DryRun::Allowed | DryRun::NoUser => {}
+        DryRun::DeniedCommand => {
+            ctx.acl_log(original[0].bytes(), false);
+            return Err(CmdError::AclCommand(name));
+        }
+        DryRun::DeniedKey(key) => {
+            ctx.acl_log(&key, true);
+            return Err(CmdError::AclKey);
+        }
+    }
+    let key = original
+        .iter()
+        .skip(1)
+        .map(Arg::bytes)
+        .find(|a| config::is_phi_key(a));
+    audit::record(
+        ctx,
+        Access {
+            event: "denied",
+            command: &name.to_ascii_uppercase(),
+            key,
+            keyring: None,
+            version: None,
+            outcome: "denied",
+            detail: Some(format!(
+                "enc.phi-guard: {}",
+                String::from_utf8_lossy(refusal.code())
+            )),
+        },
+    );
+    Err(CmdError::Guard(refusal))
 }
 
 /// Server event: replication role changed.
@@ -274,20 +565,26 @@ mod tests {
         let mut payload = vec![0, envelope.len() as u8];
         payload.extend(&envelope);
         payload.extend([10, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
-        assert!(dump_holds_envelope(&payload));
+        assert_eq!(dump_string(&payload), Some(&envelope[..]));
         let mut long = vec![0, 0x40 | 1, 4];
         long.extend([0xe5, 0x01]);
         long.extend([9u8; 258]);
-        assert!(dump_holds_envelope(&long));
-        assert!(!dump_holds_envelope(&[0, 5, b'h', b'e', b'l', b'l', b'o']));
-        assert!(!dump_holds_envelope(&[4, 1, 2]), "hashes are not inspected");
-        assert!(!dump_holds_envelope(&[0, 60, 0xe5]), "truncated");
+        assert_eq!(dump_string(&long).map(<[u8]>::len), Some(260));
+        assert_eq!(
+            dump_string(&[0, 5, b'h', b'e', b'l', b'l', b'o']),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(dump_string(&[4, 1, 2]), None, "hashes are not read");
+        assert_eq!(dump_string(&[0, 60, 0xe5]), None, "truncated");
     }
 
     #[test]
     fn command_table_is_case_insensitive() {
-        assert!(matches!(shape(b"HsEt"), Some(Shape::FieldValues)));
-        assert!(shape(b"get").is_none());
-        assert!(shape(b"a-command-name-longer-than-the-buffer").is_none());
+        assert_eq!(shape(b"HsEt"), Some((Shape::FieldValues, -4)));
+        assert_eq!(shape(b"move"), Some((Shape::MoveDb, 3)));
+        assert!(arity_ok(3, -3) && arity_ok(4, -3) && !arity_ok(2, -3));
+        assert!(arity_ok(4, 4) && !arity_ok(5, 4));
+        assert_eq!(shape(b"get"), None);
+        assert_eq!(shape(b"a-command-name-longer-than-the-buffer"), None);
     }
 }

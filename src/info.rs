@@ -19,7 +19,7 @@ static PLAINTEXT_READS: AtomicU64 = AtomicU64::new(0);
 static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// Error kinds counted, by the name [`CmdError::kind`] gives them.
-const ERROR_KINDS: [&str; 17] = [
+const ERROR_KINDS: [&str; 18] = [
     "syntax",
     "wrongtype",
     "nokey",
@@ -35,6 +35,7 @@ const ERROR_KINDS: [&str; 17] = [
     "phi_ttl",
     "phi_placement",
     "phi_tls",
+    "guard",
     "audit_unavailable",
     "other",
 ];

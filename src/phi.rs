@@ -164,15 +164,6 @@ fn out_of_bounds(bounds: TtlBounds, ms: i64) -> bool {
     (bounds.min > 0 && ms < bounds.min * 1000) || (bounds.max > 0 && ms > bounds.max * 1000)
 }
 
-/// Whether a time to live (in ms; `None` = no expiry) breaks the bounds.
-pub fn ttl_breaks_bounds(ttl_ms: Option<i64>) -> bool {
-    let bounds = config::phi_ttl();
-    match ttl_ms {
-        None => bounds.min > 0 || bounds.max > 0,
-        Some(ms) => out_of_bounds(bounds, ms),
-    }
-}
-
 /// `ENC.PHI READ key` / `ENC.PHI WRITE key`: reply OK. They exist to be granted with ACL
 /// (`+enc.phi|read`, `+enc.phi|write`); running one tells a user whether they hold it.
 pub fn permission_probe(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {

@@ -352,7 +352,13 @@ fn the_guard_refuses_plaintext_under_phi_keys() {
     // Non-PHI keys and the module's own commands pass; so do envelopes and deletes.
     cmd(&mut con, "SET other:2 fine").unwrap();
     cmd(&mut con, "LPUSH other:l x").unwrap();
-    run(&mut con, &[b"SET", b"patient:copy", &before]).unwrap();
+    // An envelope passes only under the key it was sealed for.
+    run(&mut con, &[b"SET", b"patient:1", &before]).unwrap();
+    let err = run(&mut con, &[b"SET", b"patient:copy", &before]).unwrap_err();
+    assert!(
+        err.starts_with("ERR enc.phi-guard: this would store plaintext"),
+        "{err}"
+    );
     cmd(&mut con, "ENC.RENAME patient:1 patient:5").unwrap();
     assert_eq!(
         bulk(&cmd(&mut con, "ENC.GET patient:5").unwrap()).unwrap(),
@@ -366,11 +372,17 @@ fn the_guard_refuses_plaintext_under_phi_keys() {
     )
     .unwrap_err();
     assert!(err.contains("enc.phi-guard"), "{err}");
-    // A user with no ACL permission for the refusal still sees why.
+    // A user granted commands one by one sees the guard's reason once granted +enc._refused
+    // (Redis 7.0 has no way for a module to put it in @write); without it the write is still
+    // refused, with the server's NOPERM.
     cmd(&mut con, "ACL SETUSER limited on >pw ~* +set").unwrap();
     let mut limited = server.client_as("limited", "pw");
     let err = cmd(&mut limited, "SET patient:9 plain").unwrap_err();
+    assert!(err.starts_with("NOPERM"), "{err}");
+    cmd(&mut con, "ACL SETUSER limited +enc._refused").unwrap();
+    let err = cmd(&mut limited, "SET patient:9 plain").unwrap_err();
     assert!(err.starts_with("ERR enc.phi-guard"), "{err}");
+    assert_eq!(cmd(&mut con, "EXISTS patient:9").unwrap(), Value::Int(0));
     // Off switch.
     cmd(&mut con, "CONFIG SET enc.phi-guard no").unwrap();
     cmd(&mut con, "SET patient:off plain").unwrap();
@@ -629,7 +641,15 @@ fn moving_phi_needs_permission_and_keeps_the_flag() {
         Value::Int(0),
         "nothing moved"
     );
-    // Copied out of the PHI patterns, the value is still PHI: the flag travels in the envelope.
+    // While the guard is on, PHI does not leave the patterns (plain commands could not see it).
+    let err = cmd(&mut admin, "ENC.COPY patient:1 other:copy").unwrap_err();
+    assert!(
+        err.starts_with("ERR enc.phi-guard: PHI must live under"),
+        "{err}"
+    );
+    // With the guard off, copied out of the PHI patterns, the value is still PHI: the flag
+    // travels in the envelope.
+    cmd(&mut admin, "CONFIG SET enc.phi-guard no").unwrap();
     assert_eq!(
         cmd(&mut admin, "ENC.COPY patient:1 other:copy").unwrap(),
         Value::Int(1)

@@ -172,15 +172,21 @@ fn table() -> Vec<Command> {
         Command {
             name: "enc._refused",
             handler: command_entry!("enc._refused", crate::guard::refused),
-            flags: "no-auth fast",
-            acl: "fast",
+            flags: "fast",
+            // Every category a plain write can be granted by, so that a user who may run the
+            // refused command sees the guard's reason (it checks that permission itself).
+            acl: "keyspace read write string hash list set sortedset stream bitmap hyperloglog geo fast",
             doc: CommandDoc {
                 summary: "The reply of a plain command that enc.phi-guard refused; not for direct use.",
                 complexity: "O(1)",
                 since: "0.1.0",
                 arity: -1,
                 keys: Vec::new(),
-                args: vec![ArgDoc::string("reason").optional()],
+                args: vec![
+                    ArgDoc::string("reason").optional(),
+                    ArgDoc::string("command").optional(),
+                    ArgDoc::string("arg").optional().multiple(),
+                ],
             },
         },
         Command { name: "enc.set", handler: command_entry!("enc.set", string::set), flags: "write deny-oom", acl: "write string slow", doc: set_doc() },
@@ -459,7 +465,10 @@ fn reencrypt_subcommands() -> Vec<Subcommand> {
 }
 
 fn phi_subcommands(phi_category: bool) -> Vec<Subcommand> {
-    let acl = if phi_category { "phi fast" } else { "fast" };
+    // The PHI permissions belong to @phi and to no other category: a user built from @fast,
+    // @read or any other category must not hold them. Where modules cannot add a category
+    // (Redis 7.0–7.2), they are in none and are granted by name.
+    let acl = if phi_category { "phi" } else { "" };
     vec![
         Subcommand {
             name: "read",

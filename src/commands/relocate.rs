@@ -1,17 +1,25 @@
 //! `ENC.RENAME` and `ENC.COPY`: a sealed value is bound to its key name (and field), so moving
-//! it means opening it under the old name and sealing it again under the new one. Values of
-//! other types, and plain values, move as `RENAME` and `COPY` would move them.
+//! it means opening it under the old name and sealing it again under the new one.
+//!
+//! A move that involves PHI (a source or destination under `enc.phi-patterns`, or a value
+//! with the PHI flag) is a PHI read of the source and a PHI write of the destination: both
+//! permissions are checked before anything is decrypted, every string value or hash field is
+//! sealed as PHI at the destination (plain ones included), the destination's time to live is
+//! held to the PHI bounds, and the move is audited. Values of other types cannot be sealed,
+//! so they do not move to or from a PHI key. Everything is checked before the first write.
 
 use std::ffi::CStr;
 
 use redis_enc_core::envelope::looks_sealed;
-use redis_enc_core::{Error as CoreError, Location};
+use redis_enc_core::{Error as CoreError, Flags, KeyringName, Location};
 
 use super::hash::{all_fields, FieldValue};
+use crate::config;
 use crate::error::CmdError;
 use crate::info;
 use crate::phi::{self, Op};
 use crate::rm::{Arg, Ctx, KeyType};
+use crate::setopts::Expiry;
 use crate::state::{self, State};
 
 /// A key's content, re-sealed for its destination.
@@ -25,26 +33,31 @@ enum Source {
     Missing,
     /// A type redis-enc never seals: moved by the server's own command.
     Other,
-    /// A string or hash, re-sealed, with the source's expiry and whether it is PHI.
-    Resealed(Moved, Option<i64>, bool),
+    /// A string or hash, re-sealed, with the expiry the destination gets.
+    Resealed(Moved, Option<Expiry>),
 }
 
-/// Opens a stored value at `from` and seals it again at `to`, in the same keyring and with the
-/// same flags. Bytes that are not an envelope are returned as they are.
+/// Opens a stored value at `from` and seals it again at `to`, in the same keyring with the
+/// same flags (`phi` added). Bytes that are not an envelope stay as they are, unless `phi`:
+/// then they are sealed, so that no plaintext arrives under a PHI key.
 fn reseal(
     state: &State,
     stored: &[u8],
     from: &Location<'_>,
     to: &Location<'_>,
-    phi_seen: &mut bool,
+    phi: bool,
+    dst: &[u8],
 ) -> Result<Vec<u8>, CmdError> {
     if !looks_sealed(stored) {
-        return Ok(stored.to_vec());
+        if !phi {
+            return Ok(stored.to_vec());
+        }
+        let keyring = config::keyring_for(dst).unwrap_or_else(KeyringName::default_name);
+        info::count_sealed(1);
+        return Ok(state.keys.seal(&keyring, Flags { phi }, to, stored)?);
     }
     let mut opened = state.keys.open(stored, from)?;
-    // A value that was PHI where it lived stays PHI wherever it goes.
-    opened.header.flags.phi |= *phi_seen;
-    *phi_seen |= opened.header.flags.phi;
+    opened.header.flags.phi |= phi;
     let keyring = state
         .keys
         .name_of(opened.header.key_id.keyring)
@@ -57,28 +70,74 @@ fn reseal(
     Ok(sealed)
 }
 
-/// Reads `src` and re-seals its content for `dst`.
-fn read_for(ctx: Ctx, src: Arg, dst: Arg) -> Result<Source, CmdError> {
-    crate::persist::propagate_if_new(ctx)?;
+/// Whether the source of a move is PHI (by name or flag) and whether the destination is (by
+/// name); `None` if the source does not exist.
+fn phi_ends(ctx: Ctx, src: Arg, dst: Arg) -> Option<(KeyType, bool, bool)> {
     let key = ctx.open_read(src);
-    let ttl = key.expire_at();
-    let mut phi = phi::is_phi(false, src.bytes()) || phi::is_phi(false, dst.bytes());
-    let moved = match key.key_type() {
+    let kind = key.key_type();
+    if kind == KeyType::Empty {
+        return None;
+    }
+    let src_phi = phi::is_phi(false, src.bytes()) || phi::stored_is_phi(ctx, src, &key);
+    Some((kind, src_phi, phi::is_phi(false, dst.bytes())))
+}
+
+/// Checks a PHI move before anything is decrypted or written: both permissions (reading PHI
+/// where the source is PHI, writing PHI at the destination), placement, types, and the
+/// destination's time to live.
+fn authorize_move(
+    ctx: Ctx,
+    (src, src_phi): (Arg, bool),
+    dst: Arg,
+    kind: KeyType,
+    command: &str,
+) -> Result<Expiry, CmdError> {
+    if src_phi {
+        phi::authorize(ctx, Op::Read, src, command)?;
+    }
+    phi::authorize(ctx, Op::Write, dst, command)?;
+    phi::check_placement(true, dst)?;
+    if kind == KeyType::Other {
+        return Err(CmdError::Server(
+            "ERR redis-enc seals strings and hashes only: a value of another type does not move to or from \
+             a PHI key"
+                .into(),
+        ));
+    }
+    phi::bounded_expiry(Expiry::Keep, ctx.open_read(src).expire_at(), ctx.now_ms())
+}
+
+/// Reads `src` and re-seals its content for `dst`.
+fn read_for(ctx: Ctx, src: Arg, dst: Arg, command: &str) -> Result<Source, CmdError> {
+    crate::persist::propagate_if_new(ctx)?;
+    let Some((kind, src_phi, dst_phi)) = phi_ends(ctx, src, dst) else {
+        return Ok(Source::Missing);
+    };
+    let phi = src_phi || dst_phi;
+    let expiry = if phi {
+        Some(authorize_move(ctx, (src, src_phi), dst, kind, command)?)
+    } else {
+        None
+    };
+    let moved = match kind {
         KeyType::Empty => return Ok(Source::Missing),
         KeyType::Other => return Ok(Source::Other),
-        KeyType::String => state::with(|s| {
-            let from = Location::Value { key: src.bytes() };
-            let to = Location::Value { key: dst.bytes() };
-            Ok(Moved::String(reseal(
-                s,
-                key.string_value(),
-                &from,
-                &to,
-                &mut phi,
-            )?))
-        })?,
+        KeyType::String => {
+            let key = ctx.open_read(src);
+            state::with(|s| {
+                let from = Location::Value { key: src.bytes() };
+                let to = Location::Value { key: dst.bytes() };
+                Ok(Moved::String(reseal(
+                    s,
+                    key.string_value(),
+                    &from,
+                    &to,
+                    phi,
+                    dst.bytes(),
+                )?))
+            })?
+        }
         KeyType::Hash => {
-            drop(key);
             let fields = all_fields(ctx, src)?;
             state::with(|s| {
                 fields
@@ -92,7 +151,7 @@ fn read_for(ctx: Ctx, src: Arg, dst: Arg) -> Result<Source, CmdError> {
                             key: dst.bytes(),
                             field: &field,
                         };
-                        let value = reseal(s, &stored, &from, &to, &mut phi)?;
+                        let value = reseal(s, &stored, &from, &to, phi, dst.bytes())?;
                         Ok((field, value))
                     })
                     .collect::<Result<Vec<_>, CmdError>>()
@@ -100,16 +159,20 @@ fn read_for(ctx: Ctx, src: Arg, dst: Arg) -> Result<Source, CmdError> {
             })?
         }
     };
-    Ok(Source::Resealed(moved, ttl, phi))
-}
-
-/// Moving PHI needs read permission on the source and write permission on the destination.
-fn authorize_move(ctx: Ctx, src: Arg, dst: Arg, command: &str) -> Result<(), CmdError> {
-    phi::authorize(ctx, Op::Read, src, command)?;
-    phi::authorize(ctx, Op::Write, dst, command)?;
-    phi::record(ctx, Op::Read, src.bytes(), command, None, None);
-    phi::record(ctx, Op::Write, dst.bytes(), command, None, None);
-    Ok(())
+    let expiry = match expiry {
+        Some(expiry) => expiry,
+        None => match ctx.open_read(src).expire_at() {
+            Some(at) => Expiry::At(at),
+            None => Expiry::Clear,
+        },
+    };
+    if src_phi {
+        phi::record(ctx, Op::Read, src.bytes(), command, None, None);
+    }
+    if phi {
+        phi::record(ctx, Op::Write, dst.bytes(), command, None, None);
+    }
+    Ok(Source::Resealed(moved, Some(expiry)))
 }
 
 /// Runs a write through the server with replication of exactly that write.
@@ -123,10 +186,17 @@ fn write(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// Writes `moved` at `dst`, replacing what is there, with the source's expiry.
-fn store(ctx: Ctx, dst: &[u8], moved: Moved, ttl: Option<i64>) -> Result<(), CmdError> {
+/// Writes `moved` at `dst`, replacing what is there, with its expiry: the source's, or for
+/// PHI the one the bounds give (`KEEPTTL` of the source's).
+fn store(ctx: Ctx, src: Arg, dst: &[u8], moved: Moved, expiry: Expiry) -> Result<(), CmdError> {
+    let at = match expiry {
+        Expiry::At(at) => Some(at),
+        Expiry::In(ms) => Some(ctx.now_ms() + ms),
+        Expiry::Keep => ctx.open_read(src).expire_at(),
+        Expiry::Clear => None,
+    };
     match moved {
-        Moved::String(value) => match ttl {
+        Moved::String(value) => match at {
             Some(at) => write(
                 ctx,
                 c"SET",
@@ -142,7 +212,7 @@ fn store(ctx: Ctx, dst: &[u8], moved: Moved, ttl: Option<i64>) -> Result<(), Cmd
                 args.push(v);
             }
             write(ctx, c"HSET", &args)?;
-            match ttl {
+            match at {
                 Some(at) => write(ctx, c"PEXPIREAT", &[dst, at.to_string().as_bytes()]),
                 None => Ok(()),
             }
@@ -156,22 +226,24 @@ pub fn rename(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         return Err(CmdError::WrongArity("enc.rename"));
     }
     let (src, dst) = (args[1], args[2]);
-    let source = read_for(ctx, src, dst)?;
-    if matches!(source, Source::Missing) {
-        return Err(CmdError::NoSuchKey);
-    }
     if src.bytes() == dst.bytes() {
+        if ctx.open_read(src).key_type() == KeyType::Empty {
+            return Err(CmdError::NoSuchKey);
+        }
         ctx.reply_ok();
         return Ok(());
     }
-    match source {
-        Source::Missing => {}
+    match read_for(ctx, src, dst, "ENC.RENAME")? {
+        Source::Missing => return Err(CmdError::NoSuchKey),
         Source::Other => write(ctx, c"RENAME", &[src.bytes(), dst.bytes()])?,
-        Source::Resealed(moved, ttl, phi) => {
-            if phi {
-                authorize_move(ctx, src, dst, "ENC.RENAME")?;
-            }
-            store(ctx, dst.bytes(), moved, ttl)?;
+        Source::Resealed(moved, expiry) => {
+            store(
+                ctx,
+                src,
+                dst.bytes(),
+                moved,
+                expiry.unwrap_or(Expiry::Clear),
+            )?;
             write(ctx, c"DEL", &[src.bytes()])?;
         }
     }
@@ -195,14 +267,16 @@ pub fn copy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             "ERR source and destination objects are the same".into(),
         ));
     }
-    let source = read_for(ctx, src, dst)?;
     let destination_taken = ctx.open_read(dst).key_type() != KeyType::Empty;
-    if matches!(source, Source::Missing) || (destination_taken && !replace) {
+    if ctx.open_read(src).key_type() == KeyType::Empty || (destination_taken && !replace) {
         ctx.reply_int(0);
         return Ok(());
     }
-    match source {
-        Source::Missing => {}
+    match read_for(ctx, src, dst, "ENC.COPY")? {
+        Source::Missing => {
+            ctx.reply_int(0);
+            return Ok(());
+        }
         Source::Other => {
             let mut call: Vec<&[u8]> = vec![src.bytes(), dst.bytes()];
             if replace {
@@ -210,12 +284,13 @@ pub fn copy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             }
             write(ctx, c"COPY", &call)?;
         }
-        Source::Resealed(moved, ttl, phi) => {
-            if phi {
-                authorize_move(ctx, src, dst, "ENC.COPY")?;
-            }
-            store(ctx, dst.bytes(), moved, ttl)?
-        }
+        Source::Resealed(moved, expiry) => store(
+            ctx,
+            src,
+            dst.bytes(),
+            moved,
+            expiry.unwrap_or(Expiry::Clear),
+        )?,
     }
     ctx.reply_int(1);
     Ok(())

@@ -14,6 +14,17 @@ pub struct Caller {
     pub addr: String,
 }
 
+/// What the server's `ACL DRYRUN` says of the current user running a command.
+pub enum DryRun {
+    Allowed,
+    /// The user may not run the command at all.
+    DeniedCommand,
+    /// The user may not access this key of the command.
+    DeniedKey(Vec<u8>),
+    /// No user: the server itself.
+    NoUser,
+}
+
 /// Whether the current user may run a command with these arguments (the server's own ACL
 /// check: command permissions and key patterns).
 pub enum AclCheck {
@@ -138,6 +149,47 @@ impl Ctx {
         AclCheck::Denied
     }
 
+    /// Asks the server's `ACL DRYRUN` whether the current user may run `args` (command name
+    /// first). Unlike the module API's check, it checks the arity before it looks for keys. An
+    /// answer it cannot read counts as a denial.
+    pub fn dry_run(self, args: &[Arg]) -> DryRun {
+        let Some(user) = self.user_name() else {
+            return DryRun::NoUser;
+        };
+        let sub = self.string(b"DRYRUN");
+        let mut argv = vec![sub.ptr, user.ptr];
+        argv.extend(args.iter().map(|a| a.0));
+        let reply = self.call(c"ACL", c"", &argv);
+        if reply.is_ok_status() {
+            return DryRun::Allowed;
+        }
+        let text = reply.bytes();
+        let quoted = |after: &[u8]| -> Option<Vec<u8>> {
+            let at = text.windows(after.len()).position(|w| w == after)? + after.len();
+            let end = text.iter().rposition(|b| *b == b'\'')?;
+            (end >= at).then(|| text[at..end].to_vec())
+        };
+        match quoted(b"to access the '") {
+            Some(key) => DryRun::DeniedKey(key),
+            None => DryRun::DeniedCommand,
+        }
+    }
+
+    /// Adds an `ACL LOG` entry for the current user: a denied key, or a denied command.
+    pub fn acl_log(self, object: &[u8], key: bool) {
+        let Some(user) = self.module_user() else {
+            return;
+        };
+        let object = self.string(object);
+        let reason = if key {
+            raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_KEY
+        } else {
+            raw::RedisModuleACLLogEntryReason_REDISMODULE_ACL_LOG_CMD
+        };
+        // SAFETY: valid context, user handle and object string.
+        unsafe { api!(RedisModule_ACLAddLogEntry)(self.0, user.0, object.ptr, reason) };
+    }
+
     /// Whether the current user may access (read) `key`; on denial, adds an ACL LOG entry.
     pub fn may_read_key(self, key: Arg) -> bool {
         let Some(user) = self.module_user() else {
@@ -167,6 +219,12 @@ impl Ctx {
         // SAFETY: no arguments.
         unsafe { api!(RedisModule_Milliseconds)() }
     }
+}
+
+/// Milliseconds since the Unix epoch, by the server's clock (for callbacks without a context).
+pub fn now_ms() -> i64 {
+    // SAFETY: no arguments.
+    unsafe { api!(RedisModule_Milliseconds)() }
 }
 
 /// An ACL user handle; freed on drop.

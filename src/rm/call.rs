@@ -29,6 +29,11 @@ impl CallReply {
         String::from_utf8_lossy(self.bytes_of(self.0)).into_owned()
     }
 
+    /// Whether the reply is the status `OK`.
+    pub fn is_ok_status(&self) -> bool {
+        self.kind() == raw::REDISMODULE_REPLY_STRING && self.bytes() == b"OK"
+    }
+
     /// The bytes of a string reply (empty for other replies).
     pub fn bytes(&self) -> &[u8] {
         if self.0.is_null() {

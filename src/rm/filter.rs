@@ -32,30 +32,91 @@ impl FilterCtx {
         string_bytes(s)
     }
 
-    /// Replaces the whole command with `args`.
-    pub fn replace_all(&self, args: &[&[u8]]) {
-        let old = self.argc();
-        // SAFETY: valid filter context; inserted strings are created with a null context and
-        // handed over to the server, which frees them with the command.
+    /// Inserts `arg` before argument `i` (0 puts it in front of the command name).
+    pub fn insert(&self, i: usize, arg: &[u8]) {
+        // SAFETY: valid filter context; the string is created with a null context and handed
+        // over to the server, which frees it with the command.
         unsafe {
-            for _ in 0..old {
-                api!(RedisModule_CommandFilterArgDelete)(self.0, 0);
+            let s = api!(RedisModule_CreateString)(
+                ptr::null_mut(),
+                arg.as_ptr().cast::<c_char>(),
+                arg.len(),
+            );
+            api!(RedisModule_CommandFilterArgInsert)(self.0, i as c_int, s);
+        }
+    }
+
+    /// Replaces argument `i`.
+    pub fn replace(&self, i: usize, arg: &[u8]) {
+        // SAFETY: as for `insert`; the server frees the argument replaced.
+        unsafe {
+            let s = api!(RedisModule_CreateString)(
+                ptr::null_mut(),
+                arg.as_ptr().cast::<c_char>(),
+                arg.len(),
+            );
+            api!(RedisModule_CommandFilterArgReplace)(self.0, i as c_int, s);
+        }
+    }
+
+    /// Whether the client that sent the command may run it by its ACL user (command and keys),
+    /// or `None` where the server cannot tell a filter who sent a command (before Redis 7.2)
+    /// or the sender has no user (the server's own clients).
+    pub fn sender_may_run(&self) -> Option<bool> {
+        // SAFETY: reads an optional function pointer of the API table filled at load.
+        let client_id =
+            unsafe { std::ptr::addr_of!(raw::RedisModule_CommandFilterGetClientId).read() }?;
+        let detached = DETACHED.load(std::sync::atomic::Ordering::Relaxed);
+        if detached.is_null() {
+            return None;
+        }
+        // SAFETY: valid filter context; `detached` is the module's detached context, used on
+        // the main thread; every string and user handle is freed below.
+        unsafe {
+            let id = client_id(self.0);
+            let name = api!(RedisModule_GetClientUserNameById)(detached, id);
+            if name.is_null() {
+                return None;
             }
-            for (i, a) in args.iter().enumerate() {
-                let s = api!(RedisModule_CreateString)(
-                    ptr::null_mut(),
-                    a.as_ptr().cast::<c_char>(),
-                    a.len(),
-                );
-                api!(RedisModule_CommandFilterArgInsert)(self.0, i as c_int, s);
+            let user = api!(RedisModule_GetModuleUserFromUserName)(name);
+            api!(RedisModule_FreeString)(detached, name);
+            if user.is_null() {
+                return None;
             }
+            let mut argv: Vec<*mut raw::RedisModuleString> = (0..self.argc())
+                .map(|i| api!(RedisModule_CommandFilterArgGet)(self.0, i as c_int))
+                .collect();
+            let allowed = api!(RedisModule_ACLCheckCommandPermissions)(
+                user,
+                argv.as_mut_ptr(),
+                argv.len() as c_int,
+            ) == raw::REDISMODULE_OK as c_int;
+            api!(RedisModule_FreeModuleUser)(user);
+            Some(allowed)
         }
     }
 }
 
+/// A detached context for the calls a command filter makes that need one (it has none).
+static DETACHED: std::sync::atomic::AtomicPtr<raw::RedisModuleCtx> =
+    std::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
 impl Ctx {
     /// Registers a command filter that skips the module's own calls.
     pub fn register_filter(self, cb: raw::RedisModuleCommandFilterFunc) -> bool {
+        // SAFETY: valid context during OnLoad; the detached context lives as long as the
+        // module (it is never freed: the module cannot be unloaded while it has a data type).
+        unsafe {
+            if DETACHED
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .is_null()
+            {
+                DETACHED.store(
+                    api!(RedisModule_GetDetachedThreadSafeContext)(self.0),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        }
         // SAFETY: valid context during OnLoad; `cb` is a 'static function.
         unsafe {
             !api!(RedisModule_RegisterCommandFilter)(

@@ -37,9 +37,9 @@ pub fn missing_apis() -> Vec<&'static str> {
         RedisModule_CallReplyStringPtr,
         RedisModule_CallReplyType,
         RedisModule_CloseKey,
-        RedisModule_CommandFilterArgDelete,
         RedisModule_CommandFilterArgGet,
         RedisModule_CommandFilterArgInsert,
+        RedisModule_CommandFilterArgReplace,
         RedisModule_CommandFilterArgsCount,
         RedisModule_CreateCommand,
         RedisModule_CreateDataType,
@@ -58,6 +58,7 @@ pub fn missing_apis() -> Vec<&'static str> {
         RedisModule_GetCommand,
         RedisModule_GetContextFlags,
         RedisModule_GetCurrentUserName,
+        RedisModule_GetDetachedThreadSafeContext,
         RedisModule_GetModuleUserFromUserName,
         RedisModule_HashGet,
         RedisModule_HashSet,
@@ -353,7 +354,7 @@ mod jobs;
 mod key;
 mod register;
 
-pub use acl::{add_acl_category, AclCheck, Caller};
+pub use acl::{add_acl_category, now_ms, AclCheck, Caller, DryRun};
 pub use call::CallReply;
 pub use filter::FilterCtx;
 pub use jobs::ScanCursor;

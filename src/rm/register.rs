@@ -172,6 +172,9 @@ pub(super) unsafe fn set_acl_categories(
     acl_categories: &str,
     what: &str,
 ) -> Result<(), String> {
+    if acl_categories.is_empty() {
+        return Ok(());
+    }
     // SAFETY: reads an optional function pointer of the API table filled at load; the caller
     // passes a valid command handle.
     unsafe {

@@ -13,25 +13,6 @@ fn phi_server(extra: &[&str]) -> Server {
     phi_server_on(None, extra)
 }
 
-fn phi_server_on(binary: Option<&str>, extra: &[&str]) -> Server {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let key = dir.path().join("master.key");
-    write_key(&key);
-    let mut args = vec![
-        "master-key".to_owned(),
-        format!("file:{}", key.display()),
-        "phi-patterns".to_owned(),
-        "patient:*".to_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Server::with(Options {
-        module_args: Some(args),
-        dir: Some(dir),
-        binary: binary.map(str::to_owned),
-        ..Options::default()
-    })
-}
-
 /// Denials in ACL LOG: the server folds repeated identical denials into one entry with a count.
 fn acl_log_len(con: &mut redis::Connection) -> usize {
     let Value::Array(entries) = cmd(con, "ACL LOG").unwrap() else {

@@ -11,29 +11,9 @@ mod keyrings;
 mod persistence;
 mod writes;
 
-use std::sync::Arc;
-
-use common::{write_key, Options, Server};
-
-/// A server whose PHI lives under `patient:*`, with extra module arguments, on `binary`
-/// (`redis-server` by default).
-pub fn phi_server(binary: Option<&str>, extra: &[&str]) -> Server {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let key = dir.path().join("master.key");
-    write_key(&key);
-    let mut args = vec![
-        "master-key".to_owned(),
-        format!("file:{}", key.display()),
-        "phi-patterns".to_owned(),
-        "patient:*".to_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Server::with(Options {
-        module_args: Some(args),
-        dir: Some(dir),
-        binary: binary.map(str::to_owned),
-        ..Options::default()
-    })
+/// A server whose PHI lives under `patient:*`, with extra module arguments.
+pub fn phi_server(binary: Option<&str>, extra: &[&str]) -> common::Server {
+    common::phi_server_on(binary, extra)
 }
 
 /// The servers the ACL-dependent attacks run on: Redis 7.0 (modules cannot add ACL

@@ -449,3 +449,24 @@ pub fn wait_reencrypt(con: &mut Connection) -> Vec<Value> {
     });
     last
 }
+
+/// A server whose PHI lives under `patient:*`, with extra module arguments, on `binary`
+/// (`redis-server` by default).
+pub fn phi_server_on(binary: Option<&str>, extra: &[&str]) -> Server {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let key = dir.path().join("master.key");
+    write_key(&key);
+    let mut args = vec![
+        "master-key".to_owned(),
+        format!("file:{}", key.display()),
+        "phi-patterns".to_owned(),
+        "patient:*".to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Server::with(Options {
+        module_args: Some(args),
+        dir: Some(dir),
+        binary: binary.map(str::to_owned),
+        ..Options::default()
+    })
+}

@@ -66,8 +66,13 @@ fn log_guard() -> std::sync::MutexGuard<'static, Option<Log>> {
 /// Opens (or, with an empty path, closes) the audit log. Called when `enc.audit-log` changes.
 pub fn open(path: &str) -> Result<(), String> {
     let mut guard = log_guard();
+    if guard.as_ref().is_some_and(|log| log.path == path) {
+        // Already writing there: a second writer would start a second chain in the file.
+        return Ok(());
+    }
     if path.is_empty() {
         if let Some(old) = guard.take() {
+            old.send(config_event("audit-log", ""));
             old.send(server_event("audit-stopped", None));
             stop(old);
         }
@@ -100,6 +105,12 @@ pub fn open(path: &str) -> Result<(), String> {
         sender,
         writer: Some(writer),
     };
+    // The change is recorded in the log in force before it, which then stops.
+    if let Some(old) = guard.take() {
+        old.send(config_event("audit-log", path));
+        old.send(server_event("audit-stopped", None));
+        stop(old);
+    }
     log.send(server_event(event, None));
     *guard = Some(log);
     Ok(())
@@ -336,15 +347,35 @@ pub fn record_server(event: &str, detail: Option<String>) {
     log.send(server_event(event, detail));
 }
 
-/// Records a change to an `enc.*` config (from `CONFIG SET` or the configuration file).
+/// Who is changing configs now (set by `ENC._CONFIG` around the change).
+static AUTHOR: Mutex<Option<Caller>> = Mutex::new(None);
+
+/// Runs `f` (a config change) on behalf of `author`, whom its audit records name.
+pub fn with_author<R>(author: Caller, f: impl FnOnce() -> R) -> R {
+    *AUTHOR.lock().unwrap_or_else(|p| p.into_inner()) = Some(author);
+    let result = f();
+    *AUTHOR.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    result
+}
+
+/// Records a change to an `enc.*` config, naming who made it (`ENC._CONFIG`), or none (the
+/// configuration file, module arguments).
 pub fn config_changed(name: &str, value: &str) {
     let guard = log_guard();
     let Some(log) = guard.as_ref() else { return };
     RECORDS.fetch_add(1, Ordering::Relaxed);
-    log.send(server_event(
-        "config",
-        Some(format!("enc.{name} = {value}")),
-    ));
+    log.send(config_event(name, value));
+}
+
+fn config_event(name: &str, value: &str) -> Event {
+    let mut event = server_event("config", Some(format!("enc.{name} = {value}")));
+    if let Some(author) = AUTHOR.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        event.user = author.user;
+        event.client_id = author.client_id;
+        event.addr = author.addr;
+        event.command = "CONFIG SET".into();
+    }
+    event
 }
 
 /// `ENC.AUDIT REOPEN`: closes and reopens the log file (after logrotate moved it); the chain

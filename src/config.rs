@@ -19,6 +19,7 @@ use crate::rm::{self, Ctx, HeldString};
 
 static ALLOW_PLAINTEXT_READ: AtomicBool = AtomicBool::new(false);
 static PHI_GUARD: AtomicBool = AtomicBool::new(true);
+static PHI_REQUIRE_TLS: AtomicBool = AtomicBool::new(false);
 static AUDIT_HASH_KEYS: AtomicBool = AtomicBool::new(false);
 static AUDIT_FAIL_CLOSED: AtomicBool = AtomicBool::new(false);
 static PHI_TTL_MIN: AtomicI64 = AtomicI64::new(0);
@@ -39,6 +40,11 @@ pub fn allow_plaintext_read() -> bool {
 /// `enc.phi-guard`: refuse plain writes that would put plaintext under a PHI-pattern key.
 pub fn phi_guard() -> bool {
     PHI_GUARD.load(Relaxed)
+}
+
+/// `enc.phi-require-tls`: PHI is read and written only over TLS (or a unix socket).
+pub fn phi_require_tls() -> bool {
+    PHI_REQUIRE_TLS.load(Relaxed)
 }
 
 /// `enc.audit-hash-keys`: the audit log records an HMAC of each key name, not the name.
@@ -143,18 +149,22 @@ enum Kind {
 struct Config {
     name: &'static str,
     kind: Kind,
+    /// A PHI or audit policy setting: protected like the server's own `dir` (changeable at
+    /// run time only as `enable-protected-configs` allows), every change audited with who made it.
+    policy: bool,
 }
 
 /// A year, the largest TTL bound accepted.
 const MAX_TTL_BOUND: i64 = 366 * 24 * 3600;
 
-static CONFIGS: [Config; 10] = [
+static CONFIGS: [Config; 11] = [
     Config {
         name: "allow-plaintext-read",
         kind: Kind::Bool {
             value: &ALLOW_PLAINTEXT_READ,
             default: false,
         },
+        policy: true,
     },
     Config {
         name: "keyring-patterns",
@@ -162,6 +172,7 @@ static CONFIGS: [Config; 10] = [
             default: "",
             apply: parse_keyring_patterns,
         },
+        policy: false,
     },
     Config {
         name: "phi-patterns",
@@ -169,6 +180,7 @@ static CONFIGS: [Config; 10] = [
             default: "",
             apply: parse_phi_patterns,
         },
+        policy: true,
     },
     Config {
         name: "phi-guard",
@@ -176,6 +188,15 @@ static CONFIGS: [Config; 10] = [
             value: &PHI_GUARD,
             default: true,
         },
+        policy: true,
+    },
+    Config {
+        name: "phi-require-tls",
+        kind: Kind::Bool {
+            value: &PHI_REQUIRE_TLS,
+            default: false,
+        },
+        policy: true,
     },
     Config {
         name: "phi-ttl-min",
@@ -184,6 +205,7 @@ static CONFIGS: [Config; 10] = [
             default: 0,
             max: MAX_TTL_BOUND,
         },
+        policy: true,
     },
     Config {
         name: "phi-ttl-max",
@@ -192,6 +214,7 @@ static CONFIGS: [Config; 10] = [
             default: 0,
             max: MAX_TTL_BOUND,
         },
+        policy: true,
     },
     Config {
         name: "phi-ttl-default",
@@ -200,6 +223,7 @@ static CONFIGS: [Config; 10] = [
             default: 0,
             max: MAX_TTL_BOUND,
         },
+        policy: true,
     },
     Config {
         name: "audit-log",
@@ -207,6 +231,7 @@ static CONFIGS: [Config; 10] = [
             default: "",
             apply: set_audit_log,
         },
+        policy: true,
     },
     Config {
         name: "audit-hash-keys",
@@ -214,6 +239,7 @@ static CONFIGS: [Config; 10] = [
             value: &AUDIT_HASH_KEYS,
             default: false,
         },
+        policy: true,
     },
     Config {
         name: "audit-fail-closed",
@@ -221,6 +247,7 @@ static CONFIGS: [Config; 10] = [
             value: &AUDIT_FAIL_CLOSED,
             default: false,
         },
+        policy: true,
     },
 ];
 
@@ -317,6 +344,11 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
             .find(|(name, _)| name == config.name)
             .map(|(_, v)| v.as_str());
         let privdata = (config as *const Config).cast_mut().cast::<c_void>();
+        let flags = if config.policy {
+            raw::REDISMODULE_CONFIG_PROTECTED
+        } else {
+            raw::REDISMODULE_CONFIG_DEFAULT
+        } as c_int;
         match config.kind {
             Kind::Bool { value, default } => {
                 let initial = given.and_then(parse_bool).unwrap_or(default);
@@ -324,6 +356,7 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
                 ctx.register_bool_config(
                     config.name,
                     initial,
+                    flags,
                     Some(get_bool),
                     Some(set_bool),
                     privdata,
@@ -340,6 +373,7 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
                     config.name,
                     initial,
                     max,
+                    flags,
                     Some(get_number),
                     Some(set_number),
                     privdata,
@@ -352,6 +386,7 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
                 ctx.register_string_config(
                     config.name,
                     initial,
+                    flags,
                     Some(get_text),
                     Some(set_text),
                     privdata,
@@ -382,6 +417,80 @@ fn changed(name: &str, value: &str) {
     crate::audit::config_changed(name, value);
 }
 
+/// A config by its name as `CONFIG SET` takes it (`enc.phi-guard`, any case).
+fn by_full_name(name: &[u8]) -> Option<&'static Config> {
+    let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    find(name.strip_prefix("enc.")?)
+}
+
+/// Whether `name` (as `CONFIG SET` takes it) is a policy config: `enc.phi-*`, `enc.audit-*`,
+/// `enc.allow-plaintext-read`.
+pub fn is_policy(name: &[u8]) -> bool {
+    by_full_name(name).is_some_and(|c| c.policy)
+}
+
+/// Sets a config from its text, as `CONFIG SET` would: validated, applied, audited.
+pub fn set_by_name(name: &[u8], value: &str) -> Result<(), String> {
+    let config = by_full_name(name).ok_or_else(|| "not an enc.* config".to_owned())?;
+    check_value(config, value)?;
+    match config.kind {
+        Kind::Bool { .. } => set_bool_value(config, parse_bool(value) == Some(true)),
+        Kind::Number { .. } => set_number_value(config, value.parse().unwrap_or_default()),
+        Kind::Text { .. } => set_text_value(config, value)?,
+    }
+    Ok(())
+}
+
+/// The current value of a config as `CONFIG GET` shows it.
+pub fn value_of(name: &[u8]) -> Option<String> {
+    let config = by_full_name(name)?;
+    Some(match config.kind {
+        Kind::Bool { value, .. } => if value.load(Relaxed) { "yes" } else { "no" }.to_owned(),
+        Kind::Number { value, .. } => value.load(Relaxed).to_string(),
+        Kind::Text { .. } => TEXT_VALUES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(n, _)| *n == config.name)
+            .map(|(_, v)| String::from_utf8_lossy(v.bytes()).into_owned())
+            .unwrap_or_default(),
+    })
+}
+
+fn set_bool_value(config: &Config, new: bool) {
+    if let Kind::Bool { value, .. } = config.kind {
+        if value.swap(new, Relaxed) != new {
+            changed(config.name, if new { "yes" } else { "no" });
+        }
+    }
+}
+
+fn set_number_value(config: &Config, new: i64) {
+    if let Kind::Number { value, .. } = config.kind {
+        if value.swap(new, Relaxed) != new {
+            changed(config.name, &new.to_string());
+        }
+    }
+}
+
+fn set_text_value(config: &Config, text: &str) -> Result<(), String> {
+    let Kind::Text { apply, .. } = config.kind else {
+        return Err("not a text config".into());
+    };
+    let unchanged = TEXT_VALUES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|(n, v)| *n == config.name && v.bytes() == text.as_bytes());
+    if unchanged {
+        return Ok(());
+    }
+    apply(text)?;
+    remember_text(config.name, text);
+    changed(config.name, text);
+    Ok(())
+}
+
 extern "C" fn get_bool(_name: *const c_char, privdata: *mut c_void) -> c_int {
     run_callback("CONFIG GET", 0, || {
         // SAFETY: registered with a pointer into CONFIGS.
@@ -400,13 +509,7 @@ extern "C" fn set_bool(
 ) -> c_int {
     run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
         // SAFETY: registered with a pointer into CONFIGS.
-        let config = unsafe { config_of(privdata) };
-        if let Kind::Bool { value, .. } = config.kind {
-            let old = value.swap(new != 0, Relaxed);
-            if old != (new != 0) {
-                changed(config.name, if new != 0 { "yes" } else { "no" });
-            }
-        }
+        set_bool_value(unsafe { config_of(privdata) }, new != 0);
         raw::REDISMODULE_OK as c_int
     })
 }
@@ -429,12 +532,7 @@ extern "C" fn set_number(
 ) -> c_int {
     run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
         // SAFETY: registered with a pointer into CONFIGS.
-        let config = unsafe { config_of(privdata) };
-        if let Kind::Number { value, .. } = config.kind {
-            if value.swap(new, Relaxed) != new {
-                changed(config.name, &new.to_string());
-            }
-        }
+        set_number_value(unsafe { config_of(privdata) }, new);
         raw::REDISMODULE_OK as c_int
     })
 }
@@ -461,29 +559,11 @@ extern "C" fn set_text(
     run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
         // SAFETY: registered with a pointer into CONFIGS.
         let config = unsafe { config_of(privdata) };
-        let Kind::Text { apply, .. } = config.kind else {
-            return raw::REDISMODULE_ERR as c_int;
-        };
-        let bytes = rm::bytes_of(new);
-        let result = std::str::from_utf8(bytes)
+        let result = std::str::from_utf8(rm::bytes_of(new))
             .map_err(|_| "not UTF-8".to_owned())
-            .and_then(|text| {
-                apply(text)?;
-                Ok(text.to_owned())
-            });
+            .and_then(|text| set_text_value(config, text));
         match result {
-            Ok(text) => {
-                let unchanged = TEXT_VALUES
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .any(|(n, v)| *n == config.name && v.bytes() == text.as_bytes());
-                remember_text(config.name, &text);
-                if !unchanged {
-                    changed(config.name, &text);
-                }
-                raw::REDISMODULE_OK as c_int
-            }
+            Ok(()) => raw::REDISMODULE_OK as c_int,
             Err(msg) => {
                 rm::set_config_error(err, &msg);
                 raw::REDISMODULE_ERR as c_int

@@ -38,6 +38,8 @@ pub enum CmdError {
     PhiOutsidePatterns,
     /// The guard refused a plain command.
     Guard(crate::guard::Refusal),
+    /// PHI over a connection that is not TLS, with `enc.phi-require-tls yes`.
+    PhiNeedsTls,
     /// The user may not run this (lower-case) command: the server's own wording.
     AclCommand(String),
     /// The user may not access a key of the command: the server's own wording.
@@ -102,6 +104,9 @@ impl CmdError {
                 .into()
             }
             CmdError::Guard(refusal) => refusal.message().into(),
+            CmdError::PhiNeedsTls => "NOPERM PHI is read and written only over TLS here (enc.phi-require-tls yes); \
+                                      connect with TLS or through the unix socket"
+                .into(),
             CmdError::AclCommand(command) => {
                 format!("NOPERM this user has no permissions to run the '{command}' command").into()
             }
@@ -152,6 +157,7 @@ impl CmdError {
             | CmdError::AclCommand(_)
             | CmdError::AclKey => "noperm",
             CmdError::Guard(_) => "guard",
+            CmdError::PhiNeedsTls => "phi_tls",
             CmdError::PhiTtl(..) => "phi_ttl",
             CmdError::PhiOutsidePatterns => "phi_placement",
             CmdError::AuditUnavailable => "audit_unavailable",

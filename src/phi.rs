@@ -11,7 +11,7 @@ use redis_enc_core::Envelope;
 use crate::audit::{self, Access};
 use crate::config::{self, TtlBounds};
 use crate::error::CmdError;
-use crate::rm::{AclCheck, Arg, Ctx, Key, KeyType};
+use crate::rm::{AclCheck, Arg, Ctx, Key, KeyType, Transport};
 use crate::setopts::Expiry;
 
 /// What is being done to PHI.
@@ -88,27 +88,54 @@ pub fn check_placement(flagged: bool, name: Arg) -> Result<(), CmdError> {
 /// record it; a denial is logged in `ACL LOG` and the audit log.
 pub fn authorize(ctx: Ctx, op: Op, key: Arg, command: &str) -> Result<(), CmdError> {
     audit::check_writable(ctx)?;
+    if config::phi_require_tls() {
+        // A unix socket never leaves the host; a script's client cannot be seen, so PHI
+        // through scripts is refused (fail closed).
+        let secure = matches!(
+            ctx.transport(),
+            Transport::Tls | Transport::UnixSocket | Transport::ServerItself
+        );
+        if !secure {
+            deny(
+                ctx,
+                command,
+                key,
+                "not a TLS connection (enc.phi-require-tls)".into(),
+            );
+            return Err(CmdError::PhiNeedsTls);
+        }
+    }
     match ctx.acl_check(
         &[b"ENC.PHI", op.subcommand(), key.bytes()],
         op.permission().as_bytes(),
     ) {
         AclCheck::Allowed | AclCheck::NoUser => Ok(()),
         AclCheck::Denied => {
-            audit::record(
+            deny(
                 ctx,
-                Access {
-                    event: "denied",
-                    command,
-                    key: Some(key.bytes()),
-                    keyring: None,
-                    version: None,
-                    outcome: "denied",
-                    detail: Some(format!("no {} permission", op.permission())),
-                },
+                command,
+                key,
+                format!("no {} permission", op.permission()),
             );
             Err(CmdError::PhiDenied(op))
         }
     }
+}
+
+/// Records a denied PHI access.
+fn deny(ctx: Ctx, command: &str, key: Arg, why: String) {
+    audit::record(
+        ctx,
+        Access {
+            event: "denied",
+            command,
+            key: Some(key.bytes()),
+            keyring: None,
+            version: None,
+            outcome: "denied",
+            detail: Some(why),
+        },
+    );
 }
 
 /// Records a successful PHI access.

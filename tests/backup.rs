@@ -460,30 +460,6 @@ fn the_restore_drill_script_passes_and_reports_times() {
 }
 
 /// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with openssl.
-fn certificates(dir: &Path) {
-    let sh = |script: &str| {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=redis-enc-test-ca");
-    sh("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext");
-    for name in ["server", "client"] {
-        sh(&format!("openssl req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={name}"));
-        sh(&format!(
-            "openssl x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile san.ext"
-        ));
-    }
-}
-
 #[test]
 fn a_backup_over_tls_with_a_client_certificate() {
     let certs = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@
 mod hash;
 mod inspect;
 mod keyring;
+mod policy_config;
 mod relocate;
 mod string;
 
@@ -186,6 +187,23 @@ fn table() -> Vec<Command> {
                     ArgDoc::string("reason").optional(),
                     ArgDoc::string("command").optional(),
                     ArgDoc::string("arg").optional().multiple(),
+                ],
+            },
+        },
+        Command {
+            name: "enc._config",
+            handler: command_entry!("enc._config", policy_config::set),
+            flags: "admin deny-script allow-loading allow-stale",
+            acl: "admin dangerous slow",
+            doc: CommandDoc {
+                summary: "A CONFIG SET of an enc.* policy config, made knowing who made it; not for direct use.",
+                complexity: "O(N) where N is the number of configs set",
+                since: "0.1.0",
+                arity: -4,
+                keys: Vec::new(),
+                args: vec![
+                    ArgDoc::token("SET"),
+                    ArgDoc::block("data", vec![ArgDoc::string("parameter"), ArgDoc::string("value")]).multiple(),
                 ],
             },
         },

@@ -14,6 +14,21 @@ pub struct Caller {
     pub addr: String,
 }
 
+/// How the current client is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// No client: the replication stream, AOF loading, the server itself.
+    ServerItself,
+    Tls,
+    UnixSocket,
+    /// Plain TCP, from the loopback address or not.
+    Tcp {
+        local: bool,
+    },
+    /// The server cannot say (a script's client).
+    Unknown,
+}
+
 /// What the server's `ACL DRYRUN` says of the current user running a command.
 pub enum DryRun {
     Allowed,
@@ -86,6 +101,44 @@ impl Ctx {
         (!user.is_null()).then_some(ModuleUser(user))
     }
 
+    /// The client's info (flags, address), if it is a connected client.
+    fn client_info(self) -> Option<raw::RedisModuleClientInfo> {
+        // SAFETY: valid context; the client-info struct is versioned (version 1) and filled by
+        // the server.
+        unsafe {
+            let id = api!(RedisModule_GetClientId)(self.0);
+            let mut info: raw::RedisModuleClientInfo = std::mem::zeroed();
+            info.version = 1;
+            (id != 0
+                && api!(RedisModule_GetClientInfoById)(
+                    (&mut info as *mut raw::RedisModuleClientInfo).cast::<c_void>(),
+                    id,
+                ) == raw::REDISMODULE_OK as c_int)
+                .then_some(info)
+        }
+    }
+
+    /// How the current client is connected.
+    pub fn transport(self) -> Transport {
+        if self.user_name().is_none() {
+            return Transport::ServerItself;
+        }
+        let Some(info) = self.client_info() else {
+            return Transport::Unknown;
+        };
+        if info.flags & u64::from(raw::REDISMODULE_CLIENTINFO_FLAG_SSL) != 0 {
+            return Transport::Tls;
+        }
+        if info.flags & u64::from(raw::REDISMODULE_CLIENTINFO_FLAG_UNIXSOCKET) != 0 {
+            return Transport::UnixSocket;
+        }
+        // SAFETY: the server writes a NUL-terminated address into the fixed-size array.
+        let addr = unsafe { std::ffi::CStr::from_ptr(info.addr.as_ptr()) };
+        Transport::Tcp {
+            local: matches!(addr.to_bytes(), b"127.0.0.1" | b"::1"),
+        }
+    }
+
     /// The current client's user, id and address.
     pub fn caller(self) -> Caller {
         let mut caller = Caller::default();
@@ -149,15 +202,17 @@ impl Ctx {
         AclCheck::Denied
     }
 
-    /// Asks the server's `ACL DRYRUN` whether the current user may run `args` (command name
-    /// first). Unlike the module API's check, it checks the arity before it looks for keys. An
+    /// Asks the server's `ACL DRYRUN` whether the current user may run `command args...`
+    /// (without `command`, `args` starts with the command name). Unlike the module API's check, it checks the arity before it looks for keys. An
     /// answer it cannot read counts as a denial.
-    pub fn dry_run(self, args: &[Arg]) -> DryRun {
+    pub fn dry_run(self, command: Option<&[u8]>, args: &[Arg]) -> DryRun {
         let Some(user) = self.user_name() else {
             return DryRun::NoUser;
         };
         let sub = self.string(b"DRYRUN");
+        let command = command.map(|c| self.string(c));
         let mut argv = vec![sub.ptr, user.ptr];
+        argv.extend(command.as_ref().map(|c| c.ptr));
         argv.extend(args.iter().map(|a| a.0));
         let reply = self.call(c"ACL", c"", &argv);
         if reply.is_ok_status() {

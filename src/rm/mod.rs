@@ -354,7 +354,7 @@ mod jobs;
 mod key;
 mod register;
 
-pub use acl::{add_acl_category, now_ms, AclCheck, Caller, DryRun};
+pub use acl::{add_acl_category, now_ms, AclCheck, Caller, DryRun, Transport};
 pub use call::CallReply;
 pub use filter::FilterCtx;
 pub use jobs::ScanCursor;

@@ -9,6 +9,7 @@ mod access;
 mod guard;
 mod keyrings;
 mod persistence;
+mod policy;
 mod writes;
 
 /// A server whose PHI lives under `patient:*`, with extra module arguments.

@@ -113,6 +113,8 @@ impl Server {
         let mut cmd = Command::new(opts.binary.as_deref().unwrap_or("redis-server"));
         cmd.arg("--port").arg(port.to_string());
         cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        // The PHI and audit policy configs are protected; tests change them from loopback.
+        cmd.args(["--enable-protected-configs", "local"]);
         cmd.arg("--dir").arg(dir.path());
         cmd.arg("--logfile").arg(&log_path);
         cmd.args(&opts.server_args);
@@ -469,4 +471,30 @@ pub fn phi_server_on(binary: Option<&str>, extra: &[&str]) -> Server {
         binary: binary.map(str::to_owned),
         ..Options::default()
     })
+}
+
+/// A test CA and a server and a client certificate signed by it (`ca.crt`, `server.crt`,
+/// `server.key`, `client.crt`, `client.key`), made with openssl in `dir`.
+pub fn certificates(dir: &Path) {
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=redis-enc-test-ca");
+    sh("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext");
+    for name in ["server", "client"] {
+        sh(&format!("openssl req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={name}"));
+        sh(&format!(
+            "openssl x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out {name}.crt -days 2 -extfile san.ext"
+        ));
+    }
 }

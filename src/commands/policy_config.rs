@@ -1,0 +1,84 @@
+//! `ENC._CONFIG SET name value [name value ...]`: a `CONFIG SET` of a PHI or audit policy
+//! config, rewritten by the command filter so that the change is made knowing who made it.
+//!
+//! The policy configs are registered as protected (like the server's `dir`): the server
+//! refuses to change them at run time unless `enable-protected-configs` allows it. Here the
+//! same rule is applied to the real client (the server's own check would see the module's
+//! internal client), the user's ACL permission for `CONFIG SET` is checked with the server's
+//! `ACL DRYRUN`, and every change is audited with the ACL user, client id and address, in the
+//! log that was in force before the change.
+
+use crate::audit;
+use crate::config;
+use crate::error::CmdError;
+use crate::rm::{Arg, Ctx, DryRun, Transport};
+
+pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    if args.len() < 4
+        || !args.len().is_multiple_of(2)
+        || !args[1].bytes().eq_ignore_ascii_case(b"SET")
+    {
+        return Err(CmdError::WrongArity("config|set"));
+    }
+    match ctx.dry_run(Some(b"CONFIG"), &args[1..]) {
+        DryRun::Allowed | DryRun::NoUser => {}
+        DryRun::DeniedCommand | DryRun::DeniedKey(_) => {
+            ctx.acl_log(b"config|set", false);
+            return Err(CmdError::AclCommand("config|set".into()));
+        }
+    }
+    let pairs: Vec<(&[u8], String)> = args[2..]
+        .chunks(2)
+        .map(|pair| {
+            let value = String::from_utf8(pair[1].bytes().to_vec())
+                .map_err(|_| config_error(pair[0].bytes(), "not UTF-8"))?;
+            Ok((pair[0].bytes(), value))
+        })
+        .collect::<Result<_, CmdError>>()?;
+    if let Some((other, _)) = pairs
+        .iter()
+        .find(|(name, _)| config::value_of(name).is_none())
+    {
+        return Err(CmdError::Server(format!(
+            "ERR set enc.* policy configs in a CONFIG SET of their own (not with '{}')",
+            String::from_utf8_lossy(other)
+        )));
+    }
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| config::is_policy(name)) {
+        if !protected_configs_allowed(ctx) {
+            return Err(config_error(name, "can't set protected config"));
+        }
+    }
+    let author = ctx.caller();
+    for (name, value) in &pairs {
+        audit::with_author(author.clone(), || config::set_by_name(name, value))
+            .map_err(|why| config_error(name, &why))?;
+    }
+    ctx.reply_ok();
+    Ok(())
+}
+
+/// The server's own wording for a refused `CONFIG SET`.
+fn config_error(name: &[u8], why: &str) -> CmdError {
+    CmdError::Server(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+        String::from_utf8_lossy(name)
+    ))
+}
+
+/// Whether `enable-protected-configs` lets this client change a protected config: `yes`, or
+/// `local` for a client on the loopback address or a unix socket.
+fn protected_configs_allowed(ctx: Ctx) -> bool {
+    let name = ctx.string(b"enable-protected-configs");
+    let get = ctx.string(b"GET");
+    let reply = ctx.call(c"CONFIG", c"", &[get.as_ptr(), name.as_ptr()]);
+    let setting = reply.string_elements().get(1).cloned().unwrap_or_default();
+    match setting.to_ascii_lowercase().as_slice() {
+        b"yes" => true,
+        b"local" => matches!(
+            ctx.transport(),
+            Transport::UnixSocket | Transport::Tcp { local: true } | Transport::ServerItself
+        ),
+        _ => false,
+    }
+}

@@ -371,8 +371,7 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
                 value.store(initial, Relaxed);
                 ctx.register_numeric_config(
                     config.name,
-                    initial,
-                    max,
+                    (initial, max),
                     flags,
                     Some(get_number),
                     Some(set_number),

@@ -224,12 +224,12 @@ impl Ctx {
         Ok(())
     }
 
-    /// Registers a numeric module config `enc.<name>` with values from 0 to `max`.
+    /// Registers a numeric module config `enc.<name>` with values from 0 to `max`
+    /// (`default_and_max`).
     pub fn register_numeric_config(
         self,
         name: &str,
-        default: i64,
-        max: i64,
+        (default, max): (i64, i64),
         flags: c_int,
         get: raw::RedisModuleConfigGetNumericFunc,
         set: raw::RedisModuleConfigSetNumericFunc,

@@ -9,7 +9,7 @@
 //! Redis log says so.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -22,6 +22,23 @@ use redis_enc_core::audit::{AuditKey, Chain, Event};
 use crate::error::CmdError;
 use crate::rm::{Caller, Ctx, Level};
 use crate::{config, state};
+
+/// The longest key name a record carries as it is; longer ones are recorded as their HMAC.
+const MAX_KEY_IN_RECORD: usize = 1024;
+/// The longest detail a record carries (config values can be long).
+const MAX_DETAIL: usize = 4096;
+
+/// A detail cut to `MAX_DETAIL` bytes at a character boundary, saying how long it was.
+fn bounded(detail: &str) -> String {
+    if detail.len() <= MAX_DETAIL {
+        return detail.to_owned();
+    }
+    let mut end = MAX_DETAIL;
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &detail[..end], detail.len())
+}
 
 /// How long the writer lets records gather between writes.
 const GATHER: Duration = Duration::from_millis(2);
@@ -132,21 +149,41 @@ fn open_file(path: &str) -> Result<File, String> {
         .map_err(|e| format!("cannot open audit log {path}: {e}"))
 }
 
-/// The last complete line of an existing log, to continue its chain.
+/// The last complete line of an existing log, to continue its chain, however long it is: the
+/// file is read backwards in blocks until the line's start is found.
 fn last_line(path: &str) -> Option<String> {
+    const BLOCK: u64 = 64 * 1024;
     let mut file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
         return None;
     }
     let len = meta.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
-        .ok()?;
-    BufReader::new(file)
-        .lines()
-        .map_while(Result::ok)
-        .filter(|l| !l.is_empty())
-        .last()
+    let mut tail: Vec<u8> = Vec::new();
+    let mut pos = len;
+    loop {
+        let content = trim_newlines(&tail);
+        if let Some(start) = content.iter().rposition(|b| *b == b'\n') {
+            return String::from_utf8(content[start + 1..].to_vec()).ok();
+        }
+        if pos == 0 {
+            return (!content.is_empty())
+                .then(|| String::from_utf8(content.to_vec()).ok())
+                .flatten();
+        }
+        let from = pos.saturating_sub(BLOCK);
+        let mut block = vec![0u8; usize::try_from(pos - from).ok()?];
+        file.seek(SeekFrom::Start(from)).ok()?;
+        file.read_exact(&mut block).ok()?;
+        block.extend_from_slice(&tail);
+        tail = block;
+        pos = from;
+    }
+}
+
+fn trim_newlines(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|b| *b != b'\n').map_or(0, |i| i + 1);
+    &bytes[..end]
 }
 
 fn write_loop(path: String, file: File, chain: Chain, receiver: Receiver<Message>) {
@@ -296,20 +333,40 @@ pub struct Access<'a> {
 
 /// Appends a record about the current command, if the log is on.
 pub fn record(ctx: Ctx, access: Access<'_>) {
+    if !enabled() {
+        return;
+    }
+    record_as(ctx.caller(), access);
+    warn_once_if_failing(ctx);
+}
+
+/// Appends a record about something `caller` did, if the log is on.
+pub fn record_as(caller: Caller, access: Access<'_>) {
     let guard = log_guard();
     let Some(log) = guard.as_ref() else { return };
     let Caller {
         user,
         client_id,
         addr,
-    } = ctx.caller();
+    } = caller;
+    // A key name longer than a record should carry (anyone who may run a command can send
+    // one) is recorded as its HMAC, with its length.
+    let long_key = access.key.is_some_and(|k| k.len() > MAX_KEY_IN_RECORD);
     let key = access.key.map(|k| {
-        if config::audit_hash_keys() {
+        if config::audit_hash_keys() || k.len() > MAX_KEY_IN_RECORD {
             format!("hmac:{}", log.names.hash_name(k))
         } else {
             String::from_utf8_lossy(k).into_owned()
         }
     });
+    let mut detail = access.detail.map(|d| bounded(&d));
+    if long_key {
+        let note = format!("key name of {} bytes", access.key.map_or(0, <[u8]>::len));
+        detail = Some(match detail {
+            Some(d) => format!("{d}; {note}"),
+            None => note,
+        });
+    }
     let event = Event {
         event: access.event.to_owned(),
         time_ms: now_ms(),
@@ -321,12 +378,10 @@ pub fn record(ctx: Ctx, access: Access<'_>) {
         keyring: access.keyring,
         version: access.version,
         outcome: access.outcome.to_owned(),
-        detail: access.detail,
+        detail,
     };
     RECORDS.fetch_add(1, Ordering::Relaxed);
     log.send(event);
-    drop(guard);
-    warn_once_if_failing(ctx);
 }
 
 fn warn_once_if_failing(ctx: Ctx) {
@@ -368,7 +423,7 @@ pub fn config_changed(name: &str, value: &str) {
 }
 
 fn config_event(name: &str, value: &str) -> Event {
-    let mut event = server_event("config", Some(format!("enc.{name} = {value}")));
+    let mut event = server_event("config", Some(bounded(&format!("enc.{name} = {value}"))));
     if let Some(author) = AUTHOR.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         event.user = author.user;
         event.client_id = author.client_id;

@@ -201,6 +201,11 @@ enum Verdict {
 pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterCtx) {
     run_callback("command filter", (), || {
         let f = FilterCtx::new(fctx);
+        if runs_scripts(f.arg(0)) {
+            if let Some(id) = f.client_id() {
+                rm::note_script_caller(id);
+            }
+        }
         if sets_policy(&f) {
             // Made by ENC._CONFIG, which knows who asks (a config callback does not).
             f.replace(0, b"ENC._CONFIG");
@@ -236,6 +241,21 @@ pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterC
             }
         }
     });
+}
+
+/// Whether a command runs a script (or, `EXEC`, may run one), whose calls the audit log
+/// attributes to the client that sent it.
+fn runs_scripts(command: &[u8]) -> bool {
+    const SCRIPTS: [&[u8]; 7] = [
+        b"eval",
+        b"evalsha",
+        b"eval_ro",
+        b"evalsha_ro",
+        b"fcall",
+        b"fcall_ro",
+        b"exec",
+    ];
+    (4..=10).contains(&command.len()) && SCRIPTS.iter().any(|s| command.eq_ignore_ascii_case(s))
 }
 
 /// Whether the command is a `CONFIG SET` of a PHI or audit policy config.

@@ -15,6 +15,7 @@
 //! - [`error`]: the one mapping from errors to replies.
 //! - [`rm`], [`command_info`]: the typed layer over the raw module API.
 
+mod acl_log;
 mod audit;
 mod command_info;
 mod commands;

@@ -110,6 +110,7 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     if !ctx.register_info(Some(info::info_callback)) {
         return Err("cannot register the INFO section".into());
     }
+    crate::acl_log::start(ctx);
     Ok(format!(
         "redis-enc {} loaded: master key {master_key_id} from the {} provider",
         env!("CARGO_PKG_VERSION"),

@@ -96,7 +96,9 @@ pub struct Event {
 struct Body {
     seq: u64,
     prev: String,
+    /// Parsed to check the record's shape; verification needs only `seq` and `prev`.
     #[serde(flatten)]
+    #[cfg_attr(not(test), allow(dead_code))]
     event: Event,
 }
 
@@ -239,10 +241,16 @@ pub struct Verification {
     pub head: Option<String>,
 }
 
-/// Verifies a log: every record's MAC, `prev` and `seq` link to the one before it. The first
-/// record must start a chain (`seq` 0 with the genesis `prev`) or be an `audit-reopened` record
-/// continuing one from an earlier file.
-pub fn verify(key: &AuditKey, input: impl BufRead) -> std::io::Result<Verification> {
+/// Verifies a log: every record's MAC, `prev` and `seq` link to the one before it. Without
+/// `after`, the first record must start a chain (`seq` 0 with the genesis `prev`); a log that
+/// continues a chain from an earlier file (after `ENC.AUDIT REOPEN`) verifies only after that
+/// file, or with `after`, the head of the chain it continues (kept from `enc_audit_head` or an
+/// earlier verification): otherwise the records before it could have been removed unseen.
+pub fn verify(
+    key: &AuditKey,
+    input: impl BufRead,
+    after: Option<[u8; 32]>,
+) -> std::io::Result<Verification> {
     let mut good = 0u64;
     let mut expected: Option<(u64, [u8; 32])> = None;
     let genesis = key.genesis();
@@ -271,11 +279,22 @@ pub fn verify(key: &AuditKey, input: impl BufRead) -> std::io::Result<Verificati
         let prev: Option<[u8; 32]> = hex::decode(&body.prev).ok().and_then(|p| p.try_into().ok());
         match expected {
             None => {
-                let starts = seq == 0 && prev == Some(genesis);
-                if !starts && body.event.event != "audit-reopened" {
-                    return fail(
-                        "the log does not start a chain: records before it are missing".into(),
-                    );
+                let starts = match after {
+                    None => seq == 0 && prev == Some(genesis),
+                    Some(head) => prev == Some(head),
+                };
+                if !starts {
+                    return fail(match (after, prev) {
+                        (Some(_), _) => "the log does not continue the chain head given with --after: records \
+                                         between them are missing"
+                            .into(),
+                        (None, Some(p)) => format!(
+                            "the log does not start a chain: it continues one whose head was {} (verify it \
+                             after the earlier file, or give that head with --after); records before it may be missing",
+                            hex::encode(p)
+                        ),
+                        (None, None) => "the log does not start a chain: records before it are missing".into(),
+                    });
                 }
             }
             Some((expected_seq, expected_prev)) => {
@@ -355,10 +374,15 @@ mod tests {
     }
 
     fn check(key: &MasterKey, lines: &[String]) -> Verification {
+        check_after(key, lines, None)
+    }
+
+    fn check_after(key: &MasterKey, lines: &[String], after: Option<[u8; 32]>) -> Verification {
         let text = lines.join("\n") + "\n";
         verify(
             &AuditKey::derive(key),
             std::io::Cursor::new(text.trim_end_matches('\n').as_bytes().to_vec()),
+            after,
         )
         .unwrap()
     }
@@ -407,5 +431,46 @@ mod tests {
         let mut chain = Chain::resume(AuditKey::derive(&key), lines.last().map(String::as_str));
         lines.push(chain.append(event(9)));
         assert_eq!(check(&key, &lines).good, 4);
+    }
+
+    /// A log that continues a chain from an earlier file verifies only after that file or
+    /// with the head it continues: removing every record before a reopening is found.
+    #[test]
+    fn a_continued_chain_needs_what_came_before() {
+        let key = MasterKey::generate();
+        let mut chain = Chain::new(AuditKey::derive(&key));
+        let first_file: Vec<String> = (0..3).map(|i| chain.append(event(i))).collect();
+        let head: [u8; 32] = hex::decode(chain.head()).unwrap().try_into().unwrap();
+        let mut reopened = event(3);
+        reopened.event = "audit-reopened".into();
+        let second_file: Vec<String> = std::iter::once(chain.append(reopened))
+            .chain((4..6).map(|i| chain.append(event(i))))
+            .collect();
+        let alone = check(&key, &second_file);
+        assert_eq!(alone.good, 0);
+        assert!(alone
+            .first_bad
+            .unwrap()
+            .1
+            .contains("continues one whose head was"));
+        assert_eq!(check_after(&key, &second_file, Some(head)).good, 3);
+        assert_eq!(
+            check_after(&key, &second_file, Some([7; 32]))
+                .first_bad
+                .unwrap()
+                .0,
+            1,
+            "a wrong head fails"
+        );
+        let both: Vec<String> = first_file.iter().chain(&second_file).cloned().collect();
+        assert_eq!(check(&key, &both).good, 6);
+        // Records cut from the front of the second file: found even with the head.
+        assert_eq!(
+            check_after(&key, &second_file[1..], Some(head))
+                .first_bad
+                .unwrap()
+                .0,
+            1
+        );
     }
 }

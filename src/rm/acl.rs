@@ -139,17 +139,28 @@ impl Ctx {
         }
     }
 
-    /// The current client's user, id and address.
+    /// The current client's user, id and address. In a script, the client that ran the script
+    /// where the server lets the module know it (Redis 7.2+, Valkey); elsewhere, client 0 at
+    /// address `script`.
     pub fn caller(self) -> Caller {
         let mut caller = Caller::default();
         let Some(name) = self.user_name() else {
             return caller;
         };
         caller.user = String::from_utf8_lossy(name.bytes()).into_owned();
+        let in_script = self.flags() & raw::REDISMODULE_CTX_FLAGS_LUA as c_int != 0;
         // SAFETY: valid context; the client-info struct is versioned (version 1) and filled by
         // the server.
         unsafe {
-            caller.client_id = api!(RedisModule_GetClientId)(self.0);
+            caller.client_id = if in_script {
+                SCRIPT_CALLER.load(std::sync::atomic::Ordering::Relaxed)
+            } else {
+                api!(RedisModule_GetClientId)(self.0)
+            };
+            if in_script && caller.client_id == 0 {
+                caller.addr = "script".into();
+                return caller;
+            }
             if let Some(addr) = cached_addr(caller.client_id) {
                 caller.addr = addr;
                 return caller;
@@ -274,6 +285,15 @@ impl Ctx {
         // SAFETY: no arguments.
         unsafe { api!(RedisModule_Milliseconds)() }
     }
+}
+
+/// The client that sent the last script (`EVAL`, `FCALL`, ... or `EXEC`, which may run one),
+/// as the command filter saw it.
+static SCRIPT_CALLER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Notes the client that is about to run a script.
+pub fn note_script_caller(id: u64) {
+    SCRIPT_CALLER.store(id, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Milliseconds since the Unix epoch, by the server's clock (for callbacks without a context).

@@ -2,6 +2,43 @@
 
 use redis_module::raw;
 
+/// A reply read out of a [`CallReply`] (RESP2 shapes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Bytes(Vec<u8>),
+    Int(i64),
+    Array(Vec<Reply>),
+    Nil,
+    Error(Vec<u8>),
+}
+
+impl Reply {
+    /// The value after `name` in a flat `name value ...` array (how RESP2 shows a map).
+    pub fn field(&self, name: &[u8]) -> Option<&Reply> {
+        let Reply::Array(items) = self else {
+            return None;
+        };
+        items
+            .chunks(2)
+            .find(|pair| pair[0] == Reply::Bytes(name.to_vec()))
+            .and_then(|pair| pair.get(1))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Reply::Bytes(b) | Reply::Error(b) => b,
+            _ => &[],
+        }
+    }
+
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Reply::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
 /// A reply from [`Ctx::call`]; freed on drop.
 pub struct CallReply(pub(super) *mut raw::RedisModuleCallReply);
 
@@ -27,6 +64,11 @@ impl CallReply {
             return "ERR internal call failed".to_owned();
         }
         String::from_utf8_lossy(self.bytes_of(self.0)).into_owned()
+    }
+
+    /// The whole reply, read out.
+    pub fn read(&self) -> Reply {
+        read(self.0)
     }
 
     /// Whether the reply is the status `OK`.
@@ -77,6 +119,39 @@ impl Drop for CallReply {
         if !self.0.is_null() {
             // SAFETY: reply returned by RedisModule_Call, freed once.
             unsafe { api!(RedisModule_FreeCallReply)(self.0) };
+        }
+    }
+}
+
+fn read(reply: *mut raw::RedisModuleCallReply) -> Reply {
+    if reply.is_null() {
+        return Reply::Nil;
+    }
+    // SAFETY: `reply` is a live reply or one of its elements, alive while the top reply is;
+    // strings are copied out before it is freed.
+    unsafe {
+        let bytes = || {
+            let mut len = 0usize;
+            let p = api!(RedisModule_CallReplyStringPtr)(reply, &mut len);
+            if p.is_null() || len == 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec()
+            }
+        };
+        match api!(RedisModule_CallReplyType)(reply) as isize {
+            raw::REDISMODULE_REPLY_STRING => Reply::Bytes(bytes()),
+            raw::REDISMODULE_REPLY_ERROR => Reply::Error(bytes()),
+            raw::REDISMODULE_REPLY_INTEGER => Reply::Int(api!(RedisModule_CallReplyInteger)(reply)),
+            raw::REDISMODULE_REPLY_ARRAY => {
+                let len = api!(RedisModule_CallReplyLength)(reply);
+                Reply::Array(
+                    (0..len)
+                        .map(|i| read(api!(RedisModule_CallReplyArrayElement)(reply, i)))
+                        .collect(),
+                )
+            }
+            _ => Reply::Nil,
         }
     }
 }

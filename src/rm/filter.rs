@@ -59,6 +59,17 @@ impl FilterCtx {
         }
     }
 
+    /// The id of the client that sent the command, where the server tells a filter (Redis
+    /// 7.2+, Valkey).
+    pub fn client_id(&self) -> Option<u64> {
+        // SAFETY: reads an optional function pointer of the API table filled at load, and calls
+        // it with the valid filter context.
+        unsafe {
+            let get = std::ptr::addr_of!(raw::RedisModule_CommandFilterGetClientId).read()?;
+            Some(get(self.0))
+        }
+    }
+
     /// Whether the client that sent the command may run it by its ACL user (command and keys),
     /// or `None` where the server cannot tell a filter who sent a command (before Redis 7.2)
     /// or the sender has no user (the server's own clients).

@@ -33,6 +33,7 @@ pub fn missing_apis() -> Vec<&'static str> {
         RedisModule_ACLCheckKeyPermissions,
         RedisModule_Call,
         RedisModule_CallReplyArrayElement,
+        RedisModule_CallReplyInteger,
         RedisModule_CallReplyLength,
         RedisModule_CallReplyStringPtr,
         RedisModule_CallReplyType,
@@ -354,8 +355,8 @@ mod jobs;
 mod key;
 mod register;
 
-pub use acl::{add_acl_category, now_ms, AclCheck, Caller, DryRun, Transport};
-pub use call::CallReply;
+pub use acl::{add_acl_category, note_script_caller, now_ms, AclCheck, Caller, DryRun, Transport};
+pub use call::{CallReply, Reply};
 pub use filter::FilterCtx;
 pub use jobs::ScanCursor;
 pub use key::Key;

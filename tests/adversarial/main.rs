@@ -6,6 +6,7 @@
 mod common;
 
 mod access;
+mod audit;
 mod guard;
 mod keyrings;
 mod persistence;

@@ -138,6 +138,10 @@ enum AuditCommand {
         /// The master key the server used: file:PATH, env:NAME or exec:PATH [ARGS].
         #[arg(long, value_name = "URI")]
         master_key: String,
+        /// The chain head the first file continues (from enc_audit_head or an earlier
+        /// verification), when the files before it are gone.
+        #[arg(long, value_name = "MAC")]
+        after: Option<String>,
         /// Print a JSON summary instead of text.
         #[arg(long)]
         json: bool,
@@ -156,8 +160,21 @@ fn main() -> ExitCode {
 }
 
 /// `redis-enc audit verify`: exit 0 only when every record verifies.
-fn audit_verify(files: &[PathBuf], master_key: &str, json: bool) -> Result<(), String> {
+fn audit_verify(
+    files: &[PathBuf],
+    master_key: &str,
+    after: Option<&str>,
+    json: bool,
+) -> Result<(), String> {
     use std::io::Read;
+    let after = after
+        .map(|head| {
+            hex::decode(head)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| "--after takes a chain head: 64 hex digits".to_owned())
+        })
+        .transpose()?;
     let key = Provider::parse(master_key)
         .and_then(|p| p.fetch())
         .map_err(|e| format!("master key: {e}"))?;
@@ -174,6 +191,7 @@ fn audit_verify(files: &[PathBuf], master_key: &str, json: bool) -> Result<(), S
     let result = redis_enc_core::audit::verify(
         &redis_enc_core::audit::AuditKey::derive(&key),
         std::io::Cursor::new(text),
+        after,
     )
     .map_err(|e| format!("cannot read the log: {e}"))?;
     if json {
@@ -261,9 +279,10 @@ fn run(command: Command) -> Result<(), String> {
                 AuditCommand::Verify {
                     files,
                     master_key,
+                    after,
                     json,
                 },
-        } => audit_verify(&files, &master_key, json),
+        } => audit_verify(&files, &master_key, after.as_deref(), json),
         Command::KeyId { master_key } => {
             let key = Provider::parse(&master_key)
                 .and_then(|p| p.fetch())

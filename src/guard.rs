@@ -98,7 +98,7 @@ enum Shape {
     KeyValues,
     /// Any other write to the key at 1 (lists, sets, sorted sets, streams, counters...).
     Write,
-    /// Writes to the key at 2 (`BITOP op dest ...`).
+    /// Writes to the key at 2 (`BITOP op dest ...`, `XGROUP CREATE key ...`).
     WriteAt2,
     /// `SORT key ... STORE dest`.
     SortStore,
@@ -148,6 +148,8 @@ fn shape(command: &[u8]) -> Option<(Shape, i32)> {
         b"xadd" | b"geoadd" | b"zrangestore" => (write, -5),
         b"geosearchstore" => (write, -8),
         b"bitop" => (Shape::WriteAt2, -4),
+        // XGROUP CREATE key ... MKSTREAM makes a stream; every subcommand names its key at 2.
+        b"xgroup" => (Shape::WriteAt2, -2),
         b"sort" => (Shape::SortStore, -2),
         b"georadius" => (Shape::GeoStore, -6),
         b"georadiusbymember" => (Shape::GeoStore, -5),

@@ -6,6 +6,7 @@
 //! - [`keyring`]: keyring names.
 //! - [`wrap`]: data keys wrapped under a master key.
 //! - [`provider`]: where the master key comes from (`file:`, `env:`, `exec:`).
+//! - [`setopts`]: the options of `ENC.SET` and `SET`.
 //! - [`audit`]: audit records and their hash chain.
 //! - [`backup`]: encrypted backup files.
 //! - [`error`]: the one error type of this layer.
@@ -24,6 +25,7 @@ pub mod keyring;
 pub mod keystore;
 mod plaintext;
 pub mod provider;
+pub mod setopts;
 pub mod wrap;
 mod xaes;
 

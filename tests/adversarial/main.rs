@@ -9,6 +9,7 @@ mod access;
 mod audit;
 mod guard;
 mod keyrings;
+mod matrix;
 mod persistence;
 mod policy;
 mod writes;

@@ -110,8 +110,9 @@ impl SetOptions {
                     if opts.keyring.is_some() {
                         return Err(OptionError::Syntax);
                     }
-                    opts.keyring =
-                        Some(KeyringName::parse(name).map_err(|_| OptionError::InvalidKeyringName)?);
+                    opts.keyring = Some(
+                        KeyringName::parse(name).map_err(|_| OptionError::InvalidKeyringName)?,
+                    );
                     i += 1;
                 }
                 _ => return Err(OptionError::Syntax),

@@ -84,3 +84,35 @@ fn key_id_errors_are_pinned() {
     assert_eq!(code, 1);
     assert_eq!(err, "redis-enc: master key: unknown master key provider 'bogus'; use file:PATH, env:NAME, exec:PATH [ARGS], vault-transit:URL or aws-kms:KEY-ID\n");
 }
+
+/// A closed standard output (`redis-enc … | head -1`) ends the tool quietly with the status a
+/// broken pipe gives; a full one is an error that says so. Neither panics.
+#[test]
+fn a_closed_or_full_standard_output_is_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let (code, _, err) = redis_enc(&["keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let uri = format!("file:{}", key.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+        .args(["key-id", "--master-key", &uri])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+        .args(["key-id", "--master-key", &uri])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("redis-enc: cannot write to standard output"), "{stderr}");
+}

@@ -260,14 +260,14 @@ pub fn run_backup(
     pending.commit()?;
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        println!(
+        say!(
             "{}",
             json!({ "ok": true, "out": out.display().to_string(), "source": source, "rdb_bytes": plaintext,
                     "file_bytes": file_bytes, "seconds": seconds, "mb_per_s": rate(plaintext, seconds) })
         );
     } else {
-        println!("backup of {source} written to {}", out.display());
-        println!(
+        say!("backup of {source} written to {}", out.display());
+        say!(
             "{plaintext} RDB bytes, {file_bytes} file bytes, {seconds:.2} s, {:.1} MB/s",
             rate(plaintext, seconds)
         );
@@ -296,13 +296,13 @@ pub fn run_verify(input: &Path, master_key: &str, json: bool) -> Result<(), Stri
     let (header, bytes) = result.map_err(|e| format!("{}: {e}", input.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        println!(
+        say!(
             "{}",
             json!({ "ok": true, "in": input.display().to_string(), "source": header.source, "rdb_bytes": bytes,
                     "seconds": seconds, "mb_per_s": rate(bytes, seconds) })
         );
     } else {
-        println!(
+        say!(
             "{}: intact and complete ({bytes} RDB bytes from {})",
             input.display(),
             header.source
@@ -331,13 +331,13 @@ pub fn run_restore(input: &Path, master_key: &str, out: &Path, json: bool) -> Re
     pending.commit()?;
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        println!(
+        say!(
             "{}",
             json!({ "ok": true, "in": input.display().to_string(), "out": out.display().to_string(),
                     "source": header.source, "rdb_bytes": bytes, "seconds": seconds, "mb_per_s": rate(bytes, seconds) })
         );
     } else {
-        println!(
+        say!(
             "restored {bytes} RDB bytes from {} into {}",
             header.source,
             out.display()
@@ -355,20 +355,20 @@ pub fn run_inspect(input: &Path, json: bool) -> Result<(), String> {
         backup::read_header(&mut file).map_err(|e| format!("{}: {e}", input.display()))?;
     let (chunks, rdb_bytes) = backup::sizes(file_len, raw.len() as u64);
     if json {
-        println!(
+        say!(
             "{}",
             json!({ "format": header.format, "created": header.created, "source": header.source,
                     "key_id": header.wrapped_by, "file_bytes": file_len, "rdb_bytes": rdb_bytes, "chunks": chunks,
                     "chunk_size": header.chunk_size })
         );
     } else {
-        println!("format       {}", header.format);
-        println!("created      {} (Unix seconds)", header.created);
-        println!("source       {}", header.source);
-        println!("key id       {}", header.wrapped_by);
-        println!("file bytes   {file_len}");
-        println!("rdb bytes    {rdb_bytes}");
-        println!("chunks       {chunks} of {} bytes", header.chunk_size);
+        say!("format       {}", header.format);
+        say!("created      {} (Unix seconds)", header.created);
+        say!("source       {}", header.source);
+        say!("key id       {}", header.wrapped_by);
+        say!("file bytes   {file_len}");
+        say!("rdb bytes    {rdb_bytes}");
+        say!("chunks       {chunks} of {} bytes", header.chunk_size);
     }
     Ok(())
 }

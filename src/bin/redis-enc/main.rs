@@ -6,6 +6,18 @@
 //! - `redis-enc key-id --master-key URI`: prints the public fingerprint of a master key, the
 //!   same that `INFO enc` shows as `enc_master_key_id`.
 
+/// `println!` that handles a closed or full standard output: a reader that went away (`| head`)
+/// ends the program quietly with the status a broken pipe gives (141); any other failure says
+/// so and exits 1. What was already done (a key or backup file written) stays done.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(e);
+        }
+    }};
+}
+
 mod backup;
 mod replication;
 
@@ -148,6 +160,15 @@ enum AuditCommand {
     },
 }
 
+/// Ends the program after standard output failed.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("redis-enc: cannot write to standard output: {e}");
+    std::process::exit(1);
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
@@ -199,21 +220,21 @@ fn audit_verify(
             .first_bad
             .as_ref()
             .map(|(line, why)| serde_json::json!({ "line": line, "reason": why }));
-        println!(
+        say!(
             "{}",
             serde_json::json!({ "good": result.good, "first_bad": bad, "head": result.head })
         );
     } else {
-        println!("{} record(s) verified", result.good);
+        say!("{} record(s) verified", result.good);
         if let Some(head) = &result.head {
-            println!("chain head {head}");
+            say!("chain head {head}");
         }
     }
     match result.first_bad {
         None => Ok(()),
         Some((line, why)) => {
             if !json {
-                println!("first bad record: line {line}: {why}");
+                say!("first bad record: line {line}: {why}");
             }
             Err(format!("the audit log failed verification at line {line}"))
         }
@@ -226,7 +247,7 @@ fn run(command: Command) -> Result<(), String> {
             let key = MasterKey::generate();
             write_new_key_file(&out, &key)
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            println!(
+            say!(
                 "wrote a new master key to {} (mode 0600), key id {}",
                 out.display(),
                 key.id()
@@ -287,7 +308,7 @@ fn run(command: Command) -> Result<(), String> {
             let key = Provider::parse(&master_key)
                 .and_then(|p| p.fetch())
                 .map_err(|e| format!("master key: {e}"))?;
-            println!("{}", key.id());
+            say!("{}", key.id());
             Ok(())
         }
     }

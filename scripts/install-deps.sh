@@ -13,6 +13,10 @@ if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so*
     missing+=(libclang-dev)
 fi
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# The tests make certificates, and look at processes and listening ports.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 # The PHI ACL tests also run on Valkey 8 (Debian bookworm-backports).
 need_valkey=0
 [ -x /usr/bin/valkey-server ] || need_valkey=1

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Restore drill: back up a running server, restore the backup into a fresh server on another
-# port, compare DBSIZE and a sample of ENC.GET values with the source, and print how long each
-# step took (the recovery-time figure an auditor asks for).
+# Restore drill: back up a running server, restore the backup into a private server, compare
+# DBSIZE and a sample of ENC.GET values with the source, and print how long each step took (the
+# recovery-time figure an auditor asks for).
 #
-#   scripts/restore-drill.sh --url redis://127.0.0.1:6399 --master-key file:.dev/master.key [--sample 100]
+#   scripts/restore-drill.sh --url redis://[user:password@]127.0.0.1:6399 --master-key file:.dev/master.key [--sample 100]
+#
+# The restored server holds production data under the production master key, so it listens on
+# no TCP port: only on a unix socket in a private directory (mode 0700), with the source's enc.*
+# PHI policy and an audit log of its own. The drill checks that the process answering on that
+# socket is the one it started, and on every exit path (an error, Ctrl-C, SIGTERM, SIGHUP) it
+# stops that server and removes the directory, the plaintext RDB included. While it runs, the
+# plaintext RDB exists only in that directory.
 #
 # Needs redis-server, redis-cli and the release build (make release).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-url="" master_key="" sample=100 port="${DRILL_PORT:-6499}"
+url="" master_key="" sample=100
 tool="${REDIS_ENC:-$root/target/release/redis-enc}"
 module="${REDIS_ENC_MODULE:-$root/target/release/libredis_enc.so}"
 while [ $# -gt 0 ]; do
@@ -17,54 +24,79 @@ while [ $# -gt 0 ]; do
         --url) url="$2"; shift 2 ;;
         --master-key) master_key="$2"; shift 2 ;;
         --sample) sample="$2"; shift 2 ;;
-        --port) port="$2"; shift 2 ;;
         *) echo "restore-drill: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[ -n "$url" ] && [ -n "$master_key" ] || { echo "usage: $0 --url redis://HOST:PORT --master-key URI [--sample N] [--port P]" >&2; exit 2; }
+[ -n "$url" ] && [ -n "$master_key" ] || { echo "usage: $0 --url redis://[user:password@]HOST:PORT --master-key URI [--sample N]" >&2; exit 2; }
 [ -x "$tool" ] && [ -f "$module" ] || { echo "restore-drill: build first (make release)" >&2; exit 2; }
 tool="$(realpath "$tool")"; module="$(realpath "$module")"
 
-hostport="${url#redis://}"; hostport="${hostport%/}"; hostport="${hostport##*@}"
-src_host="${hostport%:*}"; src_port="${hostport##*:}"
 work="$(mktemp -d)"
+chmod 700 "$work"
+socket="$work/drill.sock"
 drill_pid=""
 cleanup() {
-    [ -n "$drill_pid" ] && kill "$drill_pid" 2>/dev/null || true
+    if [ -n "$drill_pid" ]; then
+        kill "$drill_pid" 2>/dev/null || true
+        wait "$drill_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
+src() { redis-cli -u "$url" --no-auth-warning "$@"; }
+drill() { redis-cli -s "$socket" "$@"; }
 now() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# The drill server's configuration: the module with the source's enc.* PHI policy (its audit
+# log is the drill's own). The source must let the drill read it (CONFIG GET).
+quote() { local v="${1//\\/\\\\}"; printf '"%s"' "${v//\"/\\\"}"; }
+settings="$(src CONFIG GET 'enc.*')" || { echo "restore-drill: cannot read the source's enc.* configs" >&2; exit 1; }
+case "$settings" in
+    ""|enc.*) ;;
+    *) echo "restore-drill: cannot read the source's enc.* configs: $settings" >&2; exit 1 ;;
+esac
+{
+    echo "loadmodule $(quote "$module") master-key $(quote "$master_key") audit-log $(quote "$work/drill-audit.log")"
+    while IFS= read -r name && IFS= read -r value; do
+        case "$name" in
+            enc.audit-log) ;;
+            enc.*) echo "$name $(quote "$value")" ;;
+        esac
+    done <<< "$settings"
+} > "$work/drill.conf"
 
 t0=$(now)
 "$tool" backup --url "$url" --master-key "$master_key" --out "$work/backup.renc" >/dev/null
 t1=$(now)
 "$tool" verify --in "$work/backup.renc" --master-key "$master_key" >/dev/null
 t2=$(now)
-mkdir -p "$work/data"
+mkdir -m 700 "$work/data"
 "$tool" restore --in "$work/backup.renc" --master-key "$master_key" --out "$work/data/dump.rdb" >/dev/null
 t3=$(now)
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work/data" --save "" --appendonly no \
-    --logfile "$work/drill.log" --loadmodule "$module" master-key "$master_key" &
+redis-server "$work/drill.conf" --port 0 --unixsocket "$socket" --unixsocketperm 700 \
+    --dir "$work/data" --save "" --appendonly no --logfile "$work/drill.log" &
 drill_pid=$!
-until redis-cli -p "$port" ping >/dev/null 2>&1; do
-    kill -0 "$drill_pid" 2>/dev/null || { echo "restore-drill: the restored server did not start; see $work/drill.log" >&2; cat "$work/drill.log" >&2; exit 1; }
+until [ "$(drill INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" = "$drill_pid" ]; do
+    kill -0 "$drill_pid" 2>/dev/null || { echo "restore-drill: the restored server did not start:" >&2; cat "$work/drill.log" >&2; exit 1; }
     sleep 0.05
 done
 t4=$(now)
 
-src_size=$(redis-cli -h "$src_host" -p "$src_port" DBSIZE)
-dst_size=$(redis-cli -p "$port" DBSIZE)
+src_size=$(src DBSIZE)
+dst_size=$(drill DBSIZE)
 checked=0 mismatched=0
 while read -r key; do
     [ -n "$key" ] || continue
-    a=$(redis-cli -h "$src_host" -p "$src_port" ENC.GET "$key" 2>&1 | sha256sum)
-    b=$(redis-cli -p "$port" ENC.GET "$key" 2>&1 | sha256sum)
+    a=$(src ENC.GET "$key" 2>&1 | sha256sum)
+    b=$(drill ENC.GET "$key" 2>&1 | sha256sum)
     checked=$((checked + 1))
     [ "$a" = "$b" ] || mismatched=$((mismatched + 1))
-done < <(redis-cli -h "$src_host" -p "$src_port" --scan | head -n "$sample")
+done < <(src --scan | head -n "$sample")
 t5=$(now)
 
 echo "backup       $(took "$t0" "$t1") s   ($(stat -c %s "$work/backup.renc") bytes)"

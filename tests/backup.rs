@@ -415,30 +415,43 @@ fn help_and_errors_are_pinned() {
     );
 }
 
+fn drill(server: &Server, tmp: &Path) -> std::process::Child {
+    let root = env!("CARGO_MANIFEST_DIR");
+    Command::new("bash")
+        .arg(format!("{root}/scripts/restore-drill.sh"))
+        .args(["--url", &server.url(), "--master-key", &key_uri(server)])
+        .env("REDIS_ENC", env!("CARGO_BIN_EXE_redis-enc"))
+        .env("REDIS_ENC_MODULE", module_path())
+        .env("TMPDIR", tmp)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The restore drill's own server, found by its configuration file under `tmp`.
+fn drill_server_pids(tmp: &Path) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("redis-server.*{}", tmp.display())])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn the_restore_drill_script_passes_and_reports_times() {
     let server = backup_server();
     mixed_dataset(&mut server.client());
-    let root = env!("CARGO_MANIFEST_DIR");
-    let drill_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let out = Command::new("bash")
-        .arg(format!("{root}/scripts/restore-drill.sh"))
-        .args([
-            "--url",
-            &server.url(),
-            "--master-key",
-            &key_uri(&server),
-            "--port",
-            &drill_port.to_string(),
-        ])
-        .env("REDIS_ENC", env!("CARGO_BIN_EXE_redis-enc"))
-        .env("REDIS_ENC_MODULE", module_path())
-        .output()
-        .unwrap();
+    cmd(
+        &mut server.client(),
+        "CONFIG SET enc.phi-patterns patient:*",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = drill(&server, tmp.path()).wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -457,6 +470,65 @@ fn the_restore_drill_script_passes_and_reports_times() {
     }
     assert!(stdout.contains("100 keys sampled, 0 differ"), "{stdout}");
     assert!(stdout.trim_end().ends_with("restore-drill: OK"));
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}
+
+/// The promise: the drill's server (production data, production key) listens on no TCP port,
+/// runs with the production PHI policy, and a drill stopped half-way (SIGTERM) stops it and
+/// leaves no plaintext RDB behind.
+#[test]
+fn the_restore_drill_stays_private_and_cleans_up_when_stopped() {
+    let server = backup_server();
+    mixed_dataset(&mut server.client());
+    cmd(
+        &mut server.client(),
+        "CONFIG SET enc.phi-patterns patient:*",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = drill(&server, tmp.path());
+    wait_until("the drill's server", || {
+        !drill_server_pids(tmp.path()).is_empty()
+    });
+    let pid = drill_server_pids(tmp.path())[0].clone();
+    let listening = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ss -ltnp 2>/dev/null | grep -c 'pid={pid},' || true"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listening.stdout).trim(),
+        "0",
+        "no TCP port"
+    );
+    let conf = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("drill.conf"))
+        .find(|p| p.exists())
+        .unwrap();
+    let conf = std::fs::read_to_string(conf).unwrap();
+    assert!(conf.contains("enc.phi-patterns \"patient:*\""), "{conf}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    wait_until("the drill's server to stop", || {
+        drill_server_pids(tmp.path()).is_empty()
+    });
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the restored RDB is gone"
+    );
 }
 
 /// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with openssl.

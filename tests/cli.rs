@@ -106,7 +106,10 @@ fn a_closed_or_full_standard_output_is_handled() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
         .args(["key-id", "--master-key", &uri])
         .stdout(full)
@@ -114,5 +117,8 @@ fn a_closed_or_full_standard_output_is_handled() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("redis-enc: cannot write to standard output"), "{stderr}");
+    assert!(
+        stderr.starts_with("redis-enc: cannot write to standard output"),
+        "{stderr}"
+    );
 }

@@ -4,7 +4,9 @@
 //! (by name) or of an `ENC.*` command is recorded as `denied`, with the user and the client
 //! the server logged. (The module's own denials are recorded when they happen.) `ACL LOG`
 //! keeps `acllog-max-len` entries (128 by default): more distinct denials than that within a
-//! second are not all seen.
+//! second are not all seen; when that may have happened, an `acl-log-overflow` record says so
+//! (from the gap in the entry ids where the server numbers them, Redis 7.2+; elsewhere when
+//! every entry read before is gone).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +21,8 @@ const PERIOD_MS: i64 = 1000;
 
 /// The count of each `ACL LOG` entry when last read; `None` until the module starts reading.
 static SEEN: Mutex<Option<HashMap<Vec<u8>, i64>>> = Mutex::new(None);
+/// The highest entry id seen (Redis 7.2+ numbers entries).
+static LAST_ID: Mutex<Option<i64>> = Mutex::new(None);
 
 /// Starts reading `ACL LOG` (at load). Every entry is new at first: at a server's start the
 /// log is empty, and a module loaded later records the denials the server kept from before.
@@ -44,21 +48,14 @@ fn poll(ctx: Ctx) {
     let Reply::Array(entries) = ctx.call(c"ACL", c"", &[log.as_ptr()]).read() else {
         return;
     };
+    let identities: Vec<Vec<u8>> = entries.iter().map(identity).collect();
+    let all_new = seen
+        .as_ref()
+        .is_some_and(|s| !s.is_empty() && identities.iter().all(|i| !s.contains_key(i)));
+    note_overflow(&entries, all_new, recording);
     let mut counts = HashMap::with_capacity(entries.len());
-    for entry in &entries {
-        let text = |name: &[u8]| entry.field(name).map_or(&[][..], Reply::bytes);
+    for (entry, identity) in entries.iter().zip(identities) {
         let count = entry.field(b"count").and_then(Reply::int).unwrap_or(0);
-        // Redis 7.2+ numbers entries; before, an entry is its reason, context, object and user.
-        let identity = match entry.field(b"entry-id").and_then(Reply::int) {
-            Some(id) => id.to_be_bytes().to_vec(),
-            None => [
-                text(b"reason"),
-                text(b"context"),
-                text(b"object"),
-                text(b"username"),
-            ]
-            .join(&0u8),
-        };
         if let Some(before) = seen
             .as_ref()
             .map(|s| s.get(&identity).copied().unwrap_or(0))
@@ -76,6 +73,66 @@ fn poll(ctx: Ctx) {
         counts.insert(identity, count);
     }
     *seen = Some(counts);
+}
+
+/// What identifies an `ACL LOG` entry across reads: its id where the server numbers entries
+/// (Redis 7.2+); before, its reason, context, object and user.
+fn identity(entry: &Reply) -> Vec<u8> {
+    let text = |name: &[u8]| entry.field(name).map_or(&[][..], Reply::bytes);
+    match entry.field(b"entry-id").and_then(Reply::int) {
+        Some(id) => id.to_be_bytes().to_vec(),
+        None => [
+            text(b"reason"),
+            text(b"context"),
+            text(b"object"),
+            text(b"username"),
+        ]
+        .join(&0u8),
+    }
+}
+
+/// Records that denials may have been pushed out of `ACL LOG` before they were read.
+fn note_overflow(entries: &[Reply], all_new: bool, recording: bool) {
+    let ids: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| e.field(b"entry-id").and_then(Reply::int))
+        .collect();
+    let mut last_id = LAST_ID.lock().unwrap_or_else(|p| p.into_inner());
+    let lost = if ids.is_empty() {
+        if !recording {
+            return;
+        }
+        // Without ids: every entry seen before is gone (pushed out, or ACL LOG RESET).
+        all_new.then_some(None)
+    } else {
+        let newest = ids.iter().copied().max();
+        let oldest_new = ids
+            .iter()
+            .copied()
+            .filter(|id| last_id.is_none_or(|l| *id > l))
+            .min();
+        let gap = match (*last_id, oldest_new) {
+            (Some(last), Some(first)) if first > last + 1 => Some(Some(first - last - 1)),
+            _ => None,
+        };
+        if newest.is_some() {
+            *last_id = newest.max(*last_id);
+        }
+        gap
+    };
+    if let (Some(count), true) = (lost, recording) {
+        audit::record_server(
+            "acl-log-overflow",
+            Some(match count {
+                Some(n) => format!(
+                    "{n} ACL LOG entries were pushed out before they were read (raise acllog-max-len)"
+                ),
+                None => "every ACL LOG entry read before is gone (pushed out by newer ones, or ACL LOG \
+                         RESET): denials may be missing (raise acllog-max-len)"
+                    .to_owned(),
+            }),
+        );
+    }
 }
 
 /// Records one `ACL LOG` entry's new denials, if they concern PHI.

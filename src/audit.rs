@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redis_enc_core::audit::{AuditKey, Chain, Event};
+use redis_enc_core::audit::{AuditKey, Chain, Event, INCOMPLETE_LINE};
 
 use crate::error::CmdError;
 use crate::rm::{Caller, Ctx, Level};
@@ -69,8 +69,9 @@ impl Log {
 }
 
 static LOG: Mutex<Option<Log>> = Mutex::new(None);
-/// The `mac` of the latest record the writer chained (`enc_audit_head`).
-static HEAD: Mutex<String> = Mutex::new(String::new());
+/// The `mac` of the latest record the writer chained (`enc_audit_head`), and the `seq` of the
+/// next one.
+static HEAD: Mutex<(u64, String)> = Mutex::new((0, String::new()));
 static FAILING: AtomicBool = AtomicBool::new(false);
 static WRITE_ERRORS: AtomicU64 = AtomicU64::new(0);
 static RECORDS: AtomicU64 = AtomicU64::new(0);
@@ -102,13 +103,43 @@ pub fn open(path: &str) -> Result<(), String> {
     })
     .map_err(|_| "the module has no master key".to_owned())?
     .ok_or_else(|| "the audit log needs a local master key (file:, env: or exec:)".to_owned())?;
-    let file = open_file(path)?;
-    let last = last_line(path);
-    let chain = Chain::resume(key, last.as_deref());
-    let event = if chain.at_start() {
-        "audit-started"
-    } else {
-        "audit-resumed"
+    let mut file = open_file(path)?;
+    // The change is recorded in the log in force before it, which then stops.
+    let previous = guard.take().map(|old| {
+        old.send(config_event("audit-log", path));
+        old.send(server_event("audit-stopped", None));
+        let from = old.path.clone();
+        stop(old);
+        from
+    });
+    let tail = tail_of(path);
+    let (chain, event, detail) = match (&tail.last, tail.torn, &previous) {
+        // A new file continues the chain of the log it replaces.
+        (None, None, Some(from)) => {
+            let (seq, head) = position();
+            (
+                Chain::continuing(key, seq, head),
+                "audit-started",
+                Some(format!("continues the chain of {from}")),
+            )
+        }
+        (last, torn, _) => {
+            let chain = Chain::resume(key, last.as_deref());
+            let event = if chain.at_start() {
+                "audit-started"
+            } else {
+                "audit-resumed"
+            };
+            // A last line cut short (a crash mid-write) is left as it is; records go on from the
+            // record before it, on a line of their own.
+            let detail = torn.map(|n| {
+                format!("{INCOMPLETE_LINE} ({n} bytes: a write cut short); the chain continues after the record before it")
+            });
+            if torn.is_some() && file.write_all(b"\n").is_err() {
+                return Err(format!("cannot write to audit log {path}"));
+            }
+            (chain, event, detail)
+        }
     };
     let (sender, receiver) = mpsc::channel();
     let thread_path = path.to_owned();
@@ -122,15 +153,18 @@ pub fn open(path: &str) -> Result<(), String> {
         sender,
         writer: Some(writer),
     };
-    // The change is recorded in the log in force before it, which then stops.
-    if let Some(old) = guard.take() {
-        old.send(config_event("audit-log", path));
-        old.send(server_event("audit-stopped", None));
-        stop(old);
-    }
-    log.send(server_event(event, None));
+    log.send(server_event(event, detail));
     *guard = Some(log);
     Ok(())
+}
+
+/// Whether the audit log could be opened at `path` (for checking a config change before it is
+/// made).
+pub fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() || log_guard().as_ref().is_some_and(|log| log.path == path) {
+        return Ok(());
+    }
+    open_file(path).map(|_| ())
 }
 
 fn stop(mut log: Log) {
@@ -149,32 +183,62 @@ fn open_file(path: &str) -> Result<File, String> {
         .map_err(|e| format!("cannot open audit log {path}: {e}"))
 }
 
-/// The last complete line of an existing log, to continue its chain, however long it is: the
-/// file is read backwards in blocks until the line's start is found.
-fn last_line(path: &str) -> Option<String> {
-    const BLOCK: u64 = 64 * 1024;
-    let mut file = File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() {
-        return None;
+/// The end of an existing log: its last complete line (to continue its chain), however long it
+/// is, and the length of a last line cut short (no newline after it), if there is one. The file
+/// is read backwards in blocks.
+struct Tail {
+    last: Option<String>,
+    torn: Option<usize>,
+}
+
+fn tail_of(path: &str) -> Tail {
+    let empty = Tail {
+        last: None,
+        torn: None,
+    };
+    let Ok(mut file) = File::open(path) else {
+        return empty;
+    };
+    let Ok(meta) = file.metadata() else {
+        return empty;
+    };
+    if !meta.is_file() || meta.len() == 0 {
+        return empty;
     }
-    let len = meta.len();
+    let mut last_byte = [0u8; 1];
+    let torn = file.seek(SeekFrom::End(-1)).is_ok()
+        && file.read_exact(&mut last_byte).is_ok()
+        && last_byte[0] != b'\n';
+    let mut lines = last_lines(&mut file, meta.len(), if torn { 2 } else { 1 });
+    let torn = torn.then(|| lines.pop().map_or(0, |l| l.len()));
+    Tail {
+        last: lines.pop().and_then(|l| String::from_utf8(l).ok()),
+        torn,
+    }
+}
+
+/// The last `n` non-empty lines of a file of `len` bytes, oldest first.
+fn last_lines(file: &mut File, len: u64, n: usize) -> Vec<Vec<u8>> {
+    const BLOCK: u64 = 64 * 1024;
     let mut tail: Vec<u8> = Vec::new();
     let mut pos = len;
     loop {
         let content = trim_newlines(&tail);
-        if let Some(start) = content.iter().rposition(|b| *b == b'\n') {
-            return String::from_utf8(content[start + 1..].to_vec()).ok();
-        }
-        if pos == 0 {
-            return (!content.is_empty())
-                .then(|| String::from_utf8(content.to_vec()).ok())
-                .flatten();
+        let starts = content.iter().filter(|b| **b == b'\n').count();
+        if starts >= n || pos == 0 {
+            let lines: Vec<Vec<u8>> = content
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            let skip = lines.len().saturating_sub(n);
+            return lines.into_iter().skip(skip).collect();
         }
         let from = pos.saturating_sub(BLOCK);
-        let mut block = vec![0u8; usize::try_from(pos - from).ok()?];
-        file.seek(SeekFrom::Start(from)).ok()?;
-        file.read_exact(&mut block).ok()?;
+        let mut block = vec![0u8; usize::try_from(pos - from).unwrap_or(0)];
+        if file.seek(SeekFrom::Start(from)).is_err() || file.read_exact(&mut block).is_err() {
+            return Vec::new();
+        }
         block.extend_from_slice(&tail);
         tail = block;
         pos = from;
@@ -241,6 +305,8 @@ fn write_messages(path: &str, mut file: File, mut chain: Chain, receiver: &Recei
                     flush_batch(&mut file, &mut batch, &mut dirty);
                     let _ = file.sync_all();
                     if let Message::Stop = message {
+                        // Where the chain ends: a log that replaces this one continues from here.
+                        set_position(chain.seq(), chain.head());
                         return;
                     }
                     match open_file(path) {
@@ -250,7 +316,7 @@ fn write_messages(path: &str, mut file: File, mut chain: Chain, receiver: &Recei
                 }
             }
         }
-        set_head(chain.head());
+        set_position(chain.seq(), chain.head());
         flush_batch(&mut file, &mut batch, &mut dirty);
         // Let records gather for a moment: one write for many, and no wake-up per record.
         std::thread::sleep(GATHER);
@@ -264,8 +330,13 @@ fn write_messages(path: &str, mut file: File, mut chain: Chain, receiver: &Recei
     }
 }
 
-fn set_head(head: String) {
-    *HEAD.lock().unwrap_or_else(|p| p.into_inner()) = head;
+fn set_position(seq: u64, head: String) {
+    *HEAD.lock().unwrap_or_else(|p| p.into_inner()) = (seq, head);
+}
+
+/// Where the last log's chain stands: the next `seq` and the head.
+fn position() -> (u64, String) {
+    HEAD.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 fn flush_batch(file: &mut File, batch: &mut String, dirty: &mut bool) {
@@ -466,7 +537,7 @@ pub fn reopen(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
 pub fn status() -> (bool, u64, u64, bool, String) {
     let guard = log_guard();
     let head = if guard.is_some() {
-        HEAD.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        position().1
     } else {
         String::new()
     };

@@ -99,19 +99,23 @@ pub fn is_phi_key(key: &[u8]) -> bool {
     patterns.iter().any(|p| p.matches(key))
 }
 
-fn parse_keyring_patterns(text: &str) -> Result<(), String> {
+fn keyring_rules(text: &str) -> Result<Vec<(KeyPattern, KeyringName)>, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     if !words.len().is_multiple_of(2) {
         return Err("enc.keyring-patterns takes 'pattern keyring' pairs".into());
     }
-    let rules = words
+    words
         .chunks(2)
         .map(|pair| {
             let ring = KeyringName::parse(pair[1].as_bytes())
                 .map_err(|_| format!("invalid keyring name '{}'", pair[1]))?;
             Ok((KeyPattern::new(pair[0]), ring))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect()
+}
+
+fn parse_keyring_patterns(text: &str) -> Result<(), String> {
+    let rules = keyring_rules(text)?;
     *KEYRING_RULES.write().unwrap_or_else(|p| p.into_inner()) = rules;
     Ok(())
 }
@@ -426,6 +430,17 @@ fn by_full_name(name: &[u8]) -> Option<&'static Config> {
 /// `enc.allow-plaintext-read`.
 pub fn is_policy(name: &[u8]) -> bool {
     by_full_name(name).is_some_and(|c| c.policy)
+}
+
+/// Checks a value as `set_by_name` would take it, without applying it.
+pub fn validate_by_name(name: &[u8], value: &str) -> Result<(), String> {
+    let config = by_full_name(name).ok_or_else(|| "not an enc.* config".to_owned())?;
+    check_value(config, value)?;
+    match config.name {
+        "keyring-patterns" => keyring_rules(value).map(|_| ()),
+        "audit-log" => crate::audit::check_path(value),
+        _ => Ok(()),
+    }
 }
 
 /// Sets a config from its text, as `CONFIG SET` would: validated, applied, audited.

@@ -28,8 +28,8 @@ use crate::config;
 use crate::entry::run_callback;
 use crate::error::CmdError;
 use crate::phi;
-use crate::rm::{self, Arg, Ctx, DryRun, FilterCtx};
-use crate::setopts::{parse_i64, Expiry, SetOptions};
+use crate::rm::{self, Arg, Ctx, Denial, FilterCtx};
+use crate::setopts::{parse_getex, parse_i64, Expiry, SetOptions};
 use crate::state;
 
 static IS_REPLICA: AtomicBool = AtomicBool::new(false);
@@ -49,6 +49,8 @@ pub enum Refusal {
     Plaintext,
     Move,
     Ttl,
+    /// Options the guard cannot read as the server would: it cannot tell what they do.
+    Options,
 }
 
 impl Refusal {
@@ -57,6 +59,7 @@ impl Refusal {
             Refusal::Plaintext => b"plaintext",
             Refusal::Move => b"move",
             Refusal::Ttl => b"ttl",
+            Refusal::Options => b"options",
         }
     }
 
@@ -65,6 +68,7 @@ impl Refusal {
             b"plaintext" => Some(Refusal::Plaintext),
             b"move" => Some(Refusal::Move),
             b"ttl" => Some(Refusal::Ttl),
+            b"options" => Some(Refusal::Options),
             _ => None,
         }
     }
@@ -78,6 +82,7 @@ impl Refusal {
                               (MOVE between databases is not supported for PHI keys)",
             Refusal::Ttl => "ERR enc.phi-guard: this would leave a PHI key's time to live outside enc.phi-ttl-min / \
                              enc.phi-ttl-max (write PHI with an explicit expiry inside them, or set enc.phi-ttl-default)",
+            Refusal::Options => "ERR enc.phi-guard: options the guard cannot read, on a PHI key; write it with ENC.SET",
         }
     }
 }
@@ -319,10 +324,13 @@ fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
                 return refuse(Refusal::Plaintext);
             }
             let words: Vec<&[u8]> = (3..argc).map(|i| f.arg(i)).collect();
-            // Options the server will reject are left for it to reject.
+            // Read as the server reads them; what the guard cannot read is refused.
             let Ok(opts) = SetOptions::parse(&words, now) else {
-                return Verdict::Pass;
+                return refuse(Refusal::Options);
             };
+            if opts.phi || opts.keyring.is_some() {
+                return refuse(Refusal::Options);
+            }
             ttl_verdict(match opts.expiry {
                 Expiry::Clear => Asked::NoneAddable,
                 Expiry::Keep => Asked::Keep,
@@ -384,14 +392,16 @@ fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
         Shape::Write => refuse_if(phi_key(1), Refusal::Plaintext),
         Shape::WriteAt2 => refuse_if(phi_key(2), Refusal::Plaintext),
         Shape::SortStore | Shape::GeoStore => {
-            let store = (2..argc).find(|&i| {
+            // Every STORE (and STOREDIST) counts: the server takes the last one, and a BY or
+            // GET pattern may itself be spelled STORE.
+            let stores_phi = (2..argc.saturating_sub(1)).any(|i| {
                 let word = f.arg(i);
-                word.eq_ignore_ascii_case(b"STORE")
-                    || (shape == Shape::GeoStore && word.eq_ignore_ascii_case(b"STOREDIST"))
+                (word.eq_ignore_ascii_case(b"STORE")
+                    || (shape == Shape::GeoStore && word.eq_ignore_ascii_case(b"STOREDIST")))
+                    && phi_key(i + 1)
             });
-            let dest_phi = store.is_some_and(|i| phi_key(i + 1));
             refuse_if(
-                dest_phi || (shape == Shape::GeoStore && phi_key(1)),
+                stores_phi || (shape == Shape::GeoStore && phi_key(1)),
                 Refusal::Plaintext,
             )
         }
@@ -423,8 +433,9 @@ fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
                 return Verdict::Pass;
             }
             match requested_ttl(f, now) {
-                Some(asked) => ttl_verdict(asked),
-                None => Verdict::Pass,
+                Ok(Some(asked)) => ttl_verdict(asked),
+                Ok(None) => Verdict::Pass,
+                Err(refusal) => refuse(refusal),
             }
         }
         Shape::FieldTtl => refuse_if(phi_key(1), Refusal::Ttl),
@@ -447,31 +458,37 @@ fn authentic(stored: &[u8], location: &Location<'_>) -> bool {
 }
 
 /// The TTL an `EXPIRE`-family command, `PERSIST` or `GETEX` asks for; `None` when it leaves
-/// the TTL alone or is malformed (the command itself then fails).
-fn requested_ttl(f: &FilterCtx, now: i64) -> Option<Asked> {
+/// the TTL alone or its number is malformed (the command itself then fails); options the guard
+/// cannot read as the server would are refused.
+fn requested_ttl(f: &FilterCtx, now: i64) -> Result<Option<Asked>, Refusal> {
     let command = f.arg(0).to_ascii_lowercase();
-    let number = |i: usize| (i < f.argc()).then(|| parse_i64(f.arg(i)).ok()).flatten();
-    let ttl_ms = match command.as_slice() {
-        b"persist" => return Some(Asked::NoneFixed),
-        b"expire" => number(2)?.saturating_mul(1000),
-        b"pexpire" => number(2)?,
-        b"expireat" => number(2)?.saturating_mul(1000).saturating_sub(now),
-        b"pexpireat" => number(2)?.saturating_sub(now),
-        b"getex" => {
-            // GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]; without one it changes nothing.
-            let option = f.arg(2).to_ascii_lowercase();
-            match option.as_slice() {
-                b"ex" => number(3)?.saturating_mul(1000),
-                b"px" => number(3)?,
-                b"exat" => number(3)?.saturating_mul(1000).saturating_sub(now),
-                b"pxat" => number(3)?.saturating_sub(now),
-                b"persist" => return Some(Asked::NoneFixed),
-                _ => return None,
-            }
-        }
-        _ => return None,
+    let Ok(number) = parse_i64(f.arg(2)) else {
+        return match command.as_slice() {
+            b"persist" => Ok(Some(Asked::NoneFixed)),
+            b"getex" => getex_ttl(f, now),
+            _ => Ok(None),
+        };
     };
-    Some(Asked::In(ttl_ms))
+    Ok(Some(Asked::In(match command.as_slice() {
+        b"expire" => number.saturating_mul(1000),
+        b"pexpire" => number,
+        b"expireat" => number.saturating_mul(1000).saturating_sub(now),
+        b"pexpireat" => number.saturating_sub(now),
+        b"getex" => return getex_ttl(f, now),
+        _ => return Ok(None),
+    })))
+}
+
+/// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`, read as the server reads it.
+fn getex_ttl(f: &FilterCtx, now: i64) -> Result<Option<Asked>, Refusal> {
+    let words: Vec<&[u8]> = (2..f.argc()).map(|i| f.arg(i)).collect();
+    match parse_getex(&words, now) {
+        Ok(None) => Ok(None),
+        Ok(Some(Expiry::Clear)) => Ok(Some(Asked::NoneFixed)),
+        Ok(Some(Expiry::In(ms))) => Ok(Some(Asked::In(ms))),
+        Ok(Some(Expiry::At(at))) => Ok(Some(Asked::In(at - now))),
+        Ok(Some(Expiry::Keep)) | Err(_) => Err(Refusal::Options),
+    }
 }
 
 /// Whether a `DUMP` payload is a string whose value is an envelope that opens under `key`
@@ -502,9 +519,9 @@ fn dump_string(payload: &[u8]) -> Option<&[u8]> {
 
 /// `ENC._REFUSED reason command [args...]`: the reply of a command the guard refused. The
 /// original arguments may hold plaintext: they are redacted from SLOWLOG and MONITOR. The
-/// user's ACL permission for the original command is checked first (with the server's own
-/// `ACL DRYRUN`, which checks the arity first), so a user who may not run it learns nothing
-/// about the key from the guard.
+/// user's ACL permission for the original command is checked first (after the server's own key
+/// finder checked the arity), so a user who may not run it learns nothing about the key from
+/// the guard. No internal command carries the original arguments (SLOWLOG would show them).
 pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     for pos in 2..args.len() {
         ctx.redact(pos);
@@ -523,13 +540,15 @@ pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         return Err(CmdError::Guard(refusal));
     }
     let name = String::from_utf8_lossy(original[0].bytes()).to_ascii_lowercase();
-    match ctx.dry_run(None, original) {
-        DryRun::Allowed | DryRun::NoUser => {}
-        DryRun::DeniedCommand => {
+    match ctx.acl_denial(original) {
+        // Not a command the server would run: nothing to check, nothing to tell.
+        Err(()) => return Err(CmdError::Guard(refusal)),
+        Ok(None) => {}
+        Ok(Some(Denial::Command)) => {
             ctx.acl_log(original[0].bytes(), false);
             return Err(CmdError::AclCommand(name));
         }
-        DryRun::DeniedKey(key) => {
+        Ok(Some(Denial::Key(key))) => {
             ctx.acl_log(&key, true);
             return Err(CmdError::AclKey);
         }

@@ -1,7 +1,9 @@
 //! The options of `ENC.SET`: parsed in the core (`redis_enc_core::setopts`), turned into
 //! replies here.
 
-pub use redis_enc_core::setopts::{parse_i64, Condition, Expiry, OptionError, SetOptions};
+pub use redis_enc_core::setopts::{
+    parse_getex, parse_i64, Condition, Expiry, OptionError, SetOptions,
+};
 
 use crate::error::CmdError;
 

@@ -133,6 +133,11 @@ fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
     out
 }
 
+/// The start of the detail of the record a server writes when it resumes a log whose last line
+/// was cut short (a crash mid-write). `verify` accepts such a line only when the record after
+/// it says so and continues the chain from the record before it.
+pub const INCOMPLETE_LINE: &str = "the last line was incomplete";
+
 /// The writer's side of a chain.
 pub struct Chain {
     key: AuditKey,
@@ -152,6 +157,17 @@ impl Chain {
         let mut chain = Chain::new(key);
         if let Some((seq, mac)) = last_line.and_then(|l| check_line(&chain.key, l).ok()) {
             chain.seq = seq + 1;
+            chain.prev = mac;
+        }
+        chain
+    }
+
+    /// Continues a chain whose next record is `seq` after the record with mac `head` (hex), in a
+    /// new file: the log the new file replaces ended there.
+    pub fn continuing(key: AuditKey, seq: u64, head: String) -> Chain {
+        let mut chain = Chain::new(key);
+        if let Some(mac) = hex::decode(head).ok().and_then(|m| m.try_into().ok()) {
+            chain.seq = seq;
             chain.prev = mac;
         }
         chain
@@ -239,6 +255,9 @@ pub struct Verification {
     pub first_bad: Option<(u64, String)>,
     /// The `mac` of the last good record.
     pub head: Option<String>,
+    /// Lines (from 1) holding an incomplete record that the server noted when it resumed the
+    /// chain after it (a write cut short by a crash).
+    pub incomplete: Vec<u64>,
 }
 
 /// Verifies a log: every record's MAC, `prev` and `seq` link to the one before it. Without
@@ -253,23 +272,34 @@ pub fn verify(
 ) -> std::io::Result<Verification> {
     let mut good = 0u64;
     let mut expected: Option<(u64, [u8; 32])> = None;
+    let mut incomplete = Vec::new();
+    // A line that is not a record, waiting for the next one to say it was cut short.
+    let mut pending: Option<(u64, String)> = None;
     let genesis = key.genesis();
     for (index, line) in input.split(b'\n').enumerate() {
         let line_no = index as u64 + 1;
         let bytes = line?;
-        let fail = |why: String| {
+        let fail = |line_no: u64, why: String, incomplete: Vec<u64>| {
             Ok(Verification {
                 good,
                 first_bad: Some((line_no, why)),
                 head: expected.map(|e| hex::encode(e.1)),
+                incomplete,
             })
         };
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            return fail("not UTF-8".into());
-        };
-        let (seq, mac) = match check_line(key, text) {
+        let checked = std::str::from_utf8(&bytes)
+            .map_err(|_| "not UTF-8".to_owned())
+            .and_then(|text| Ok((text, check_line(key, text)?)));
+        let (text, (seq, mac)) = match checked {
             Ok(v) => v,
-            Err(why) => return fail(why),
+            Err(why) => {
+                if pending.is_some() || expected.is_none() {
+                    let (line_no, why) = pending.unwrap_or((line_no, why));
+                    return fail(line_no, why, incomplete);
+                }
+                pending = Some((line_no, why));
+                continue;
+            }
         };
         let body: Body = serde_json::from_str(&format!(
             "{}}}",
@@ -277,6 +307,18 @@ pub fn verify(
         ))
         .map_err(std::io::Error::other)?;
         let prev: Option<[u8; 32]> = hex::decode(&body.prev).ok().and_then(|p| p.try_into().ok());
+        if let Some((bad_line, why)) = pending.take() {
+            let noted = body.event.event == "audit-resumed"
+                && body
+                    .event
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(INCOMPLETE_LINE));
+            if !noted {
+                return fail(bad_line, why, incomplete);
+            }
+            incomplete.push(bad_line);
+        }
         match expected {
             None => {
                 let starts = match after {
@@ -284,7 +326,7 @@ pub fn verify(
                     Some(head) => prev == Some(head),
                 };
                 if !starts {
-                    return fail(match (after, prev) {
+                    return fail(line_no, match (after, prev) {
                         (Some(_), _) => "the log does not continue the chain head given with --after: records \
                                          between them are missing"
                             .into(),
@@ -294,22 +336,31 @@ pub fn verify(
                             hex::encode(p)
                         ),
                         (None, None) => "the log does not start a chain: records before it are missing".into(),
-                    });
+                    }, incomplete);
                 }
             }
             Some((expected_seq, expected_prev)) => {
                 if prev != Some(expected_prev) || seq != expected_seq {
-                    return fail("the chain is broken here: a record before it was removed, reordered or replaced".into());
+                    return fail(line_no, "the chain is broken here: a record before it was removed, reordered or replaced".into(), incomplete);
                 }
             }
         }
         expected = Some((seq + 1, mac));
         good += 1;
     }
+    if let Some((line_no, why)) = pending {
+        return Ok(Verification {
+            good,
+            first_bad: Some((line_no, why)),
+            head: expected.map(|e| hex::encode(e.1)),
+            incomplete,
+        });
+    }
     Ok(Verification {
         good,
         first_bad: None,
         head: expected.map(|e| hex::encode(e.1)),
+        incomplete,
     })
 }
 
@@ -472,5 +523,29 @@ mod tests {
                 .0,
             1
         );
+    }
+
+    /// A last line cut short by a crash, noted by the server when it resumed the chain after
+    /// it, is reported, and the chain verifies around it; an unnoted one, or one in the middle
+    /// that the next record does not continue around, fails.
+    #[test]
+    fn a_line_cut_short_and_noted_is_reported_not_fatal() {
+        let key = MasterKey::generate();
+        let mut chain = Chain::new(AuditKey::derive(&key));
+        let mut lines: Vec<String> = (0..3).map(|i| chain.append(event(i))).collect();
+        lines.push("{\"seq\":99,\"prev\":\"ab".to_owned());
+        let cut = check(&key, &lines);
+        assert_eq!(cut.first_bad.unwrap().0, 4, "an unnoted cut line fails");
+        let mut resumed = event(4);
+        resumed.event = "audit-resumed".into();
+        resumed.detail = Some(format!("{INCOMPLETE_LINE} (18 bytes)"));
+        lines.push(chain.append(resumed));
+        lines.push(chain.append(event(5)));
+        let v = check(&key, &lines);
+        assert_eq!((v.good, v.first_bad, v.incomplete), (5, None, vec![4]));
+        // Without the note, the same layout fails at the cut line.
+        let mut unnoted = lines.clone();
+        unnoted[4] = Chain::resume(AuditKey::derive(&key), Some(&lines[2])).append(event(4));
+        assert_eq!(check(&key, &unnoted).first_bad.unwrap().0, 4);
     }
 }

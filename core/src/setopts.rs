@@ -57,8 +57,10 @@ pub struct SetOptions {
 }
 
 impl SetOptions {
-    /// Parses the options (the words after key and value); `now_ms` is the server's clock, used to reject relative times that
-    /// would overflow, as `SET` does.
+    /// Parses the options (the words after key and value) exactly as `SET` does: an option may
+    /// repeat (the last expiry given wins, and only its number is read), options that exclude
+    /// each other are a syntax error. `now_ms` is the server's clock, used to reject relative
+    /// times that would overflow, as `SET` does. `PHI` and `KEYRING name` are `ENC.SET`'s own.
     pub fn parse(args: &[&[u8]], now_ms: i64) -> Result<SetOptions, OptionError> {
         let mut opts = SetOptions {
             condition: Condition::Always,
@@ -67,40 +69,34 @@ impl SetOptions {
             phi: false,
             keyring: None,
         };
-        let mut expiry_given = false;
+        // The expiry option given last (`KEEPTTL`, or a unit with its number).
+        let mut expiry: Option<(Vec<u8>, Option<&[u8]>)> = None;
+        let unit_of = |e: &Option<(Vec<u8>, Option<&[u8]>)>| e.as_ref().map(|(w, _)| w.clone());
         let mut i = 0;
         while i < args.len() {
             let word = args[i].to_ascii_uppercase();
-            let next = args.get(i + 1);
+            let next = args.get(i + 1).copied();
             match word.as_slice() {
-                b"NX" | b"XX" => {
-                    if opts.condition != Condition::Always {
-                        return Err(OptionError::Syntax);
-                    }
-                    opts.condition = if word == b"NX" {
-                        Condition::IfAbsent
-                    } else {
-                        Condition::IfPresent
-                    };
+                b"NX" if opts.condition != Condition::IfPresent => {
+                    opts.condition = Condition::IfAbsent;
+                }
+                b"XX" if opts.condition != Condition::IfAbsent => {
+                    opts.condition = Condition::IfPresent;
                 }
                 b"GET" => opts.get = true,
                 b"PHI" => opts.phi = true,
-                b"KEEPTTL" => {
-                    if expiry_given {
-                        return Err(OptionError::Syntax);
-                    }
-                    expiry_given = true;
-                    opts.expiry = Expiry::Keep;
+                b"KEEPTTL" if matches!(unit_of(&expiry).as_deref(), None | Some(b"KEEPTTL")) => {
+                    expiry = Some((word, None));
                 }
                 b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
                     let Some(value) = next else {
                         return Err(OptionError::Syntax);
                     };
-                    if expiry_given {
+                    // A unit may repeat; another unit, or KEEPTTL, may not join it.
+                    if unit_of(&expiry).is_some_and(|unit| unit != word) {
                         return Err(OptionError::Syntax);
                     }
-                    expiry_given = true;
-                    opts.expiry = parse_expiry(&word, value, now_ms)?;
+                    expiry = Some((word, Some(value)));
                     i += 1;
                 }
                 b"KEYRING" => {
@@ -119,7 +115,41 @@ impl SetOptions {
             }
             i += 1;
         }
+        opts.expiry = match expiry {
+            None => Expiry::Clear,
+            Some((_, None)) => Expiry::Keep,
+            Some((unit, Some(value))) => parse_expiry(&unit, value, now_ms)?,
+        };
         Ok(opts)
+    }
+}
+
+/// Parses the options of `GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]` as the server does (an
+/// option may repeat; the last wins). `None`: the TTL is left as it is; `Some(Expiry::Clear)`:
+/// `PERSIST`.
+pub fn parse_getex(args: &[&[u8]], now_ms: i64) -> Result<Option<Expiry>, OptionError> {
+    let mut last: Option<(Vec<u8>, Option<&[u8]>)> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let word = args[i].to_ascii_uppercase();
+        if last.as_ref().is_some_and(|(unit, _)| *unit != word) {
+            return Err(OptionError::Syntax);
+        }
+        match word.as_slice() {
+            b"PERSIST" => last = Some((word, None)),
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
+                let value = args.get(i + 1).copied().ok_or(OptionError::Syntax)?;
+                last = Some((word, Some(value)));
+                i += 1;
+            }
+            _ => return Err(OptionError::Syntax),
+        }
+        i += 1;
+    }
+    match last {
+        None => Ok(None),
+        Some((_, None)) => Ok(Some(Expiry::Clear)),
+        Some((unit, Some(value))) => parse_expiry(&unit, value, now_ms).map(Some),
     }
 }
 
@@ -186,7 +216,9 @@ mod tests {
     fn conflicting_or_incomplete_options_are_syntax_errors() {
         for bad in [
             "NX XX",
+            "XX NX",
             "EX 1 PX 1",
+            "EXAT 1 EX 1",
             "KEEPTTL EX 1",
             "EX 1 KEEPTTL",
             "EX",
@@ -196,6 +228,35 @@ mod tests {
         ] {
             assert!(matches!(parse(bad), Err(OptionError::Syntax)), "{bad}");
         }
+    }
+
+    #[test]
+    fn getex_options_are_read_as_the_server_reads_them() {
+        let p = |w: &str| {
+            let args: Vec<&[u8]> = w.split_whitespace().map(str::as_bytes).collect();
+            parse_getex(&args, 1_700_000_000_000)
+        };
+        assert_eq!(p(""), Ok(None));
+        assert_eq!(p("PERSIST PERSIST"), Ok(Some(Expiry::Clear)));
+        assert_eq!(p("EX 10 EX 99999"), Ok(Some(Expiry::In(99_999_000))));
+        assert_eq!(p("EX abc EX 3"), Ok(Some(Expiry::In(3_000))));
+        assert_eq!(p("EX 1 PX 1"), Err(OptionError::Syntax));
+        assert_eq!(p("PERSIST EX 1"), Err(OptionError::Syntax));
+        assert_eq!(p("EX"), Err(OptionError::Syntax));
+    }
+
+    /// As `SET`: an option may repeat, the last expiry wins, and only its number is read.
+    #[test]
+    fn repeated_options_mean_what_they_mean_for_set() {
+        assert_eq!(
+            parse("EX 10 EX 999999").unwrap().expiry,
+            Expiry::In(999_999_000)
+        );
+        assert_eq!(parse("EX abc EX 5").unwrap().expiry, Expiry::In(5_000));
+        assert_eq!(parse("NX NX").unwrap().condition, Condition::IfAbsent);
+        assert_eq!(parse("XX XX").unwrap().condition, Condition::IfPresent);
+        assert_eq!(parse("KEEPTTL KEEPTTL").unwrap().expiry, Expiry::Keep);
+        assert_eq!(parse("GET GET").unwrap().expiry, Expiry::Clear);
     }
 
     #[test]

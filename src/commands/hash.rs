@@ -155,13 +155,14 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         return Err(CmdError::WrongArity("enc.hgetall"));
     }
     let name = args[1];
+    // Plain fields of a PHI hash are PHI too; the permission comes before anything about the
+    // key (its type included) is told.
+    if phi::is_phi(false, name.bytes()) {
+        phi::authorize(ctx, Op::Read, name, "ENC.HGETALL")?;
+    }
     match ctx.open_read(name).key_type() {
         KeyType::Empty | KeyType::Hash => {}
         _ => return Err(CmdError::WrongType),
-    }
-    // Plain fields of a PHI hash are PHI too.
-    if phi::is_phi(false, name.bytes()) {
-        phi::authorize(ctx, Op::Read, name, "ENC.HGETALL")?;
     }
     let fields = all_fields(ctx, name)?;
     let reads = PhiReads::default();

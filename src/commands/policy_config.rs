@@ -4,14 +4,13 @@
 //! The policy configs are registered as protected (like the server's `dir`): the server
 //! refuses to change them at run time unless `enable-protected-configs` allows it. Here the
 //! same rule is applied to the real client (the server's own check would see the module's
-//! internal client), the user's ACL permission for `CONFIG SET` is checked with the server's
-//! `ACL DRYRUN`, and every change is audited with the ACL user, client id and address, in the
+//! internal client), the user's ACL permission for `CONFIG SET` is checked, and every change is audited with the ACL user, client id and address, in the
 //! log that was in force before the change.
 
 use crate::audit;
 use crate::config;
 use crate::error::CmdError;
-use crate::rm::{Arg, Ctx, DryRun, Transport};
+use crate::rm::{AclCheck, Arg, Ctx, Transport};
 
 pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     if args.len() < 4
@@ -20,12 +19,10 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     {
         return Err(CmdError::WrongArity("config|set"));
     }
-    match ctx.dry_run(Some(b"CONFIG"), &args[1..]) {
-        DryRun::Allowed | DryRun::NoUser => {}
-        DryRun::DeniedCommand | DryRun::DeniedKey(_) => {
-            ctx.acl_log(b"config|set", false);
-            return Err(CmdError::AclCommand("config|set".into()));
-        }
+    let mut original: Vec<&[u8]> = vec![b"CONFIG"];
+    original.extend(args[1..].iter().map(Arg::bytes));
+    if let AclCheck::Denied = ctx.acl_check(&original, b"config|set") {
+        return Err(CmdError::AclCommand("config|set".into()));
     }
     let pairs: Vec<(&[u8], String)> = args[2..]
         .chunks(2)
@@ -49,10 +46,23 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             return Err(config_error(name, "can't set protected config"));
         }
     }
-    let author = ctx.caller();
+    // All or nothing, as CONFIG SET: every value is checked first, and if applying one still
+    // fails, the ones applied before it are set back.
     for (name, value) in &pairs {
-        audit::with_author(author.clone(), || config::set_by_name(name, value))
-            .map_err(|why| config_error(name, &why))?;
+        config::validate_by_name(name, value).map_err(|why| config_error(name, &why))?;
+    }
+    let before: Vec<String> = pairs
+        .iter()
+        .map(|(name, _)| config::value_of(name).unwrap_or_default())
+        .collect();
+    let author = ctx.caller();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if let Err(why) = audit::with_author(author.clone(), || config::set_by_name(name, value)) {
+            for ((name, _), old) in pairs[..i].iter().zip(&before).rev() {
+                let _ = audit::with_author(author.clone(), || config::set_by_name(name, old));
+            }
+            return Err(config_error(name, &why));
+        }
     }
     ctx.reply_ok();
     Ok(())

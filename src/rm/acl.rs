@@ -1,6 +1,7 @@
 //! Who runs a command, and the server's own ACL check.
 
 use std::ffi::{c_int, c_void};
+use std::ptr;
 
 use redis_module::raw;
 
@@ -29,15 +30,12 @@ pub enum Transport {
     Unknown,
 }
 
-/// What the server's `ACL DRYRUN` says of the current user running a command.
-pub enum DryRun {
-    Allowed,
+/// Why the server's ACL refuses the current user a command.
+pub enum Denial {
     /// The user may not run the command at all.
-    DeniedCommand,
+    Command,
     /// The user may not access this key of the command.
-    DeniedKey(Vec<u8>),
-    /// No user: the server itself.
-    NoUser,
+    Key(Vec<u8>),
 }
 
 /// Whether the current user may run a command with these arguments (the server's own ACL
@@ -213,32 +211,66 @@ impl Ctx {
         AclCheck::Denied
     }
 
-    /// Asks the server's `ACL DRYRUN` whether the current user may run `command args...`
-    /// (without `command`, `args` starts with the command name). Unlike the module API's check, it checks the arity before it looks for keys. An
-    /// answer it cannot read counts as a denial.
-    pub fn dry_run(self, command: Option<&[u8]>, args: &[Arg]) -> DryRun {
-        let Some(user) = self.user_name() else {
-            return DryRun::NoUser;
+    /// Whether the current user may run `args` (command name first), and if not, why: the
+    /// command, or one of its keys. The server's key finder checks the arity first (its ACL
+    /// check reads past a short argument list); `Err` when the arguments are not a command the
+    /// server would run. Nothing is logged or replicated.
+    pub fn acl_denial(self, args: &[Arg]) -> Result<Option<Denial>, ()> {
+        let Some(user) = self.module_user() else {
+            return Ok(None);
         };
-        let sub = self.string(b"DRYRUN");
-        let command = command.map(|c| self.string(c));
-        let mut argv = vec![sub.ptr, user.ptr];
-        argv.extend(command.as_ref().map(|c| c.ptr));
-        argv.extend(args.iter().map(|a| a.0));
-        let reply = self.call(c"ACL", c"", &argv);
-        if reply.is_ok_status() {
-            return DryRun::Allowed;
+        let mut argv: Vec<*mut raw::RedisModuleString> = args.iter().map(|a| a.0).collect();
+        let argc = c_int::try_from(argv.len()).map_err(|_| ())?;
+        let mut count: c_int = 0;
+        let mut flags: *mut c_int = ptr::null_mut();
+        // SAFETY: valid context and argument strings; the returned arrays are allocated by the
+        // server and freed below with RedisModule_Free.
+        unsafe {
+            let positions = api!(RedisModule_GetCommandKeysWithFlags)(
+                self.0,
+                argv.as_mut_ptr(),
+                argc,
+                &mut count,
+                &mut flags,
+            );
+            // Every null return sets errno: 0 for no keys, else an unknown command or a wrong
+            // arity.
+            if positions.is_null() && std::io::Error::last_os_error().raw_os_error() != Some(0) {
+                return Err(());
+            }
+            let keys: Vec<(usize, c_int)> = if positions.is_null() {
+                Vec::new()
+            } else {
+                let n = usize::try_from(count).unwrap_or(0);
+                let list = (0..n)
+                    .map(|i| {
+                        (
+                            usize::try_from(*positions.add(i)).unwrap_or(usize::MAX),
+                            if flags.is_null() { 0 } else { *flags.add(i) },
+                        )
+                    })
+                    .collect();
+                api!(RedisModule_Free)(positions.cast());
+                if !flags.is_null() {
+                    api!(RedisModule_Free)(flags.cast());
+                }
+                list
+            };
+            if api!(RedisModule_ACLCheckCommandPermissions)(user.0, argv.as_mut_ptr(), argc)
+                == raw::REDISMODULE_OK as c_int
+            {
+                return Ok(None);
+            }
+            for (pos, key_flags) in keys {
+                let Some(key) = args.get(pos) else { continue };
+                if api!(RedisModule_ACLCheckKeyPermissions)(user.0, key.0, key_flags)
+                    != raw::REDISMODULE_OK as c_int
+                {
+                    return Ok(Some(Denial::Key(key.bytes().to_vec())));
+                }
+            }
         }
-        let text = reply.bytes();
-        let quoted = |after: &[u8]| -> Option<Vec<u8>> {
-            let at = text.windows(after.len()).position(|w| w == after)? + after.len();
-            let end = text.iter().rposition(|b| *b == b'\'')?;
-            (end >= at).then(|| text[at..end].to_vec())
-        };
-        match quoted(b"to access the '") {
-            Some(key) => DryRun::DeniedKey(key),
-            None => DryRun::DeniedCommand,
-        }
+        Ok(Some(Denial::Command))
     }
 
     /// Adds an `ACL LOG` entry for the current user: a denied key, or a denied command.

@@ -71,11 +71,6 @@ impl CallReply {
         read(self.0)
     }
 
-    /// Whether the reply is the status `OK`.
-    pub fn is_ok_status(&self) -> bool {
-        self.kind() == raw::REDISMODULE_REPLY_STRING && self.bytes() == b"OK"
-    }
-
     /// The bytes of a string reply (empty for other replies).
     pub fn bytes(&self) -> &[u8] {
         if self.0.is_null() {

@@ -54,6 +54,7 @@ pub fn missing_apis() -> Vec<&'static str> {
         RedisModule_FreeString,
         RedisModule_GetAbsExpire,
         RedisModule_GetClientId,
+        RedisModule_GetCommandKeysWithFlags,
         RedisModule_GetClientInfoById,
         RedisModule_GetClientUserNameById,
         RedisModule_GetCommand,
@@ -355,7 +356,7 @@ mod jobs;
 mod key;
 mod register;
 
-pub use acl::{add_acl_category, note_script_caller, now_ms, AclCheck, Caller, DryRun, Transport};
+pub use acl::{add_acl_category, note_script_caller, now_ms, AclCheck, Caller, Denial, Transport};
 pub use call::{CallReply, Reply};
 pub use filter::FilterCtx;
 pub use jobs::ScanCursor;

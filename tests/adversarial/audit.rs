@@ -249,3 +249,74 @@ fn a_replica_with_an_audit_log_follows_keyring_changes() {
         Ok(Some(b"v".to_vec()))
     );
 }
+
+/// The promise: a last line cut short (a crash mid-write) does not make the rest of the log
+/// unverifiable: the server resumes on a new line from the record before it and says so, and
+/// `verify` reports it; an empty log does not pass as verified.
+#[test]
+fn a_line_cut_short_is_reported_and_the_chain_goes_on() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let log = dir.path().join("audit.log");
+    let server = server_with_log(dir.clone(), &log);
+    cmd(&mut server.client(), "ENC.SET patient:1 record").unwrap();
+    lines_with(&log, "\"event\":\"phi-write\"", 1);
+    let dir = server.stop();
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"{\"seq\":99,\"prev\":\"ab")
+        .unwrap();
+    let server = server_with_log(dir.clone(), &log);
+    cmd(&mut server.client(), "ENC.SET patient:2 record").unwrap();
+    lines_with(&log, "\"event\":\"phi-write\"", 2);
+    server.stop();
+    let key = dir.path().join("master.key");
+    let (ok, out) = verify(&[&log], &key, None);
+    assert!(ok, "{out}");
+    assert!(out.contains("warning: line"), "{out}");
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, b"").unwrap();
+    let (ok, out) = verify(&[&empty], &key, None);
+    assert!(!ok, "an empty log: {out}");
+}
+
+/// The promise: when denials are pushed out of ACL LOG before they are read, the audit log
+/// says so (rather than silently missing a denied PHI access).
+#[test]
+fn denials_pushed_out_of_acl_log_are_noted() {
+    for binary in acl_servers() {
+        let server = phi_server(binary, &[]);
+        let log = server.dir.path().join("audit.log");
+        let mut con = server.client();
+        cmd(
+            &mut con,
+            &format!("CONFIG SET enc.audit-log {}", log.display()),
+        )
+        .unwrap();
+        cmd(&mut con, "CONFIG SET acllog-max-len 16").unwrap();
+        cmd(&mut con, "ACL SETUSER lim on >pw ~other* +@all").unwrap();
+        // One denial the module reads, so that it has seen the log before the flood.
+        let mut lim = server.client_as("lim", "pw");
+        cmd(&mut lim, "GET patient:0").unwrap_err();
+        lines_with(&log, "the server's ACL", 1);
+        cmd(&mut lim, "GET patient:1").unwrap_err();
+        for i in 0..64 {
+            cmd(&mut lim, &format!("GET x{i}")).unwrap_err();
+        }
+        let text = || std::fs::read_to_string(&log).unwrap_or_default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline
+            && !(text().contains("\"key\":\"patient:1\"") || text().contains("acl-log-overflow"))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(
+            text().contains("\"key\":\"patient:1\"") || text().contains("acl-log-overflow"),
+            "{binary:?}: {}\nACL LOG {:?}",
+            text(),
+            cmd(&mut con, "ACL LOG")
+        );
+    }
+}

@@ -197,3 +197,54 @@ fn the_phi_flag_is_as_strong_as_a_pattern() {
         .unwrap();
     assert_eq!(flat[pos + 1], Value::Int(1), "no downgrade to non-PHI");
 }
+
+/// The promise: a refused write's plaintext reaches neither SLOWLOG nor MONITOR, also through
+/// the checks the refusal makes.
+#[test]
+fn refused_plaintext_stays_out_of_slowlog_and_monitor() {
+    let server = phi_server(None, &[]);
+    let mut con = server.client();
+    cmd(&mut con, "CONFIG SET slowlog-log-slower-than 0").unwrap();
+    cmd(&mut con, "SLOWLOG RESET").unwrap();
+    let monitor = Monitor::attach(server.port);
+    for line in [
+        "SET patient:1 SECRET-0451",
+        "HSET patient:2 f SECRET-0451",
+        "MSET other:1 x patient:3 SECRET-0451",
+        "LPUSH patient:4 SECRET-0451",
+        "SETEX patient:5 100 SECRET-0451",
+    ] {
+        let err = cmd(&mut con, line).unwrap_err();
+        assert!(err.starts_with("ERR enc.phi-guard"), "{line}: {err}");
+    }
+    run(
+        &mut con,
+        &[
+            b"EVAL",
+            b"return redis.call('SET', KEYS[1], 'SECRET-0451')",
+            b"1",
+            b"patient:6",
+        ],
+    )
+    .unwrap_err();
+    let seen = monitor.finish();
+    let Value::Array(slowlog) = cmd(&mut con, "SLOWLOG GET 1000").unwrap() else {
+        panic!()
+    };
+    // The script's own source is its caller's to keep out of logs (the module cannot redact
+    // it); every other entry is clean.
+    for entry in &slowlog {
+        let text = format!("{entry:?}");
+        if !text.contains("\"EVAL\"") {
+            assert!(!text.contains("SECRET-0451"), "SLOWLOG: {text}");
+        }
+    }
+    // MONITOR shows the script's own source (the module cannot redact its caller), nothing else.
+    let monitor_text = String::from_utf8_lossy(&seen);
+    for line in monitor_text
+        .lines()
+        .filter(|l| !l.contains("\"EVAL\"") && !l.contains("lua]"))
+    {
+        assert!(!line.contains("SECRET-0451"), "MONITOR: {line}");
+    }
+}

@@ -8,6 +8,7 @@ mod common;
 mod access;
 mod audit;
 mod guard;
+mod junk;
 mod keyrings;
 mod matrix;
 mod persistence;

@@ -130,26 +130,38 @@ fn every_policy_change_names_who_made_it() {
         assert!(line.contains(&format!("\"client_id\":{id}")), "{line}");
         assert!(line.contains("\"addr\":\"127.0.0.1:"), "{line}");
     }
+    // A CONFIG SET that fails changes nothing, as the server's own: all values or none.
+    let err = cmd(
+        &mut officer,
+        "CONFIG SET enc.phi-ttl-max 7200 enc.phi-ttl-min bogus",
+    )
+    .unwrap_err();
+    assert!(err.contains("enc.phi-ttl-min"), "{err}");
+    assert_eq!(config(&mut officer, "enc.phi-ttl-max"), "100");
     let new = records(&new_log, 2);
     assert!(
         new.iter()
             .any(|l| l.contains("phi-guard = no") && l.contains("\"user\":\"officer\"")),
         "{new:?}"
     );
-    for log in [&old_log, &new_log] {
-        let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+    // The new file continues the old file's chain: they verify together, the new one alone
+    // only from the old one's head.
+    let verify = |files: &[&std::path::Path]| {
+        Command::new(env!("CARGO_BIN_EXE_redis-enc"))
             .args(["audit", "verify"])
-            .arg(log)
+            .args(files)
             .arg("--master-key")
             .arg(format!("file:{}", server.key_path().display()))
             .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+            .unwrap()
+    };
+    let out = verify(&[&old_log, &new_log]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!verify(&[&new_log]).status.success());
 }
 
 /// The promise: with `enc.phi-require-tls yes`, PHI is neither read nor written over plain TCP

@@ -222,13 +222,24 @@ fn audit_verify(
             .map(|(line, why)| serde_json::json!({ "line": line, "reason": why }));
         say!(
             "{}",
-            serde_json::json!({ "good": result.good, "first_bad": bad, "head": result.head })
+            serde_json::json!({
+                "good": result.good,
+                "first_bad": bad,
+                "head": result.head,
+                "incomplete": result.incomplete,
+            })
         );
     } else {
         say!("{} record(s) verified", result.good);
         if let Some(head) = &result.head {
             say!("chain head {head}");
         }
+        for line in &result.incomplete {
+            say!("warning: line {line} holds a record cut short (a crash mid-write); the server resumed the chain after it");
+        }
+    }
+    if result.good == 0 && result.first_bad.is_none() {
+        return Err("the audit log holds no records".into());
     }
     match result.first_bad {
         None => Ok(()),

@@ -155,7 +155,7 @@ impl Chain {
     /// Continues after `last_line` if it is an authentic record, else starts a new chain.
     pub fn resume(key: AuditKey, last_line: Option<&str>) -> Chain {
         let mut chain = Chain::new(key);
-        if let Some((seq, mac)) = last_line.and_then(|l| check_line(&chain.key, l).ok()) {
+        if let Some((seq, mac, _)) = last_line.and_then(|l| check_line(&chain.key, l).ok()) {
             chain.seq = seq + 1;
             chain.prev = mac;
         }
@@ -223,13 +223,14 @@ impl Chain {
     }
 }
 
-/// Checks one line's own MAC; returns its `seq` and `mac`.
-fn check_line(key: &AuditKey, line: &str) -> Result<(u64, [u8; 32]), String> {
+/// Checks one line's own MAC; returns its `seq`, `mac` and body.
+fn check_line(key: &AuditKey, line: &str) -> Result<(u64, [u8; 32], Body), String> {
     const SUFFIX_LEN: usize = ",\"mac\":\"\"}".len() + 64;
-    if line.len() < SUFFIX_LEN || !line.ends_with("\"}") {
+    let split = line.len().checked_sub(SUFFIX_LEN);
+    let Some(split) = split.filter(|at| line.ends_with("\"}") && line.is_char_boundary(*at)) else {
         return Err("not a complete record".into());
-    }
-    let (head, tail) = line.split_at(line.len() - SUFFIX_LEN);
+    };
+    let (head, tail) = line.split_at(split);
     let mac_hex = tail
         .strip_prefix(",\"mac\":\"")
         .and_then(|t| t.strip_suffix("\"}"))
@@ -243,7 +244,7 @@ fn check_line(key: &AuditKey, line: &str) -> Result<(u64, [u8; 32]), String> {
         return Err("the record was modified (its mac does not match)".into());
     }
     let body: Body = serde_json::from_str(&body_text).map_err(|_| "malformed record")?;
-    Ok((body.seq, mac))
+    Ok((body.seq, mac, body))
 }
 
 /// What `verify` found.
@@ -290,8 +291,8 @@ pub fn verify(
         let checked = std::str::from_utf8(&bytes)
             .map_err(|_| "not UTF-8".to_owned())
             .and_then(|text| Ok((text, check_line(key, text)?)));
-        let (text, (seq, mac)) = match checked {
-            Ok(v) => v,
+        let (seq, mac, body) = match checked {
+            Ok((_, checked)) => checked,
             Err(why) => {
                 if pending.is_some() || expected.is_none() {
                     let (line_no, why) = pending.unwrap_or((line_no, why));
@@ -301,11 +302,6 @@ pub fn verify(
                 continue;
             }
         };
-        let body: Body = serde_json::from_str(&format!(
-            "{}}}",
-            &text[..text.len() - (",\"mac\":\"\"}".len() + 64)]
-        ))
-        .map_err(std::io::Error::other)?;
         let prev: Option<[u8; 32]> = hex::decode(&body.prev).ok().and_then(|p| p.try_into().ok());
         if let Some((bad_line, why)) = pending.take() {
             let noted = body.event.event == "audit-resumed"
@@ -547,5 +543,16 @@ mod tests {
         let mut unnoted = lines.clone();
         unnoted[4] = Chain::resume(AuditKey::derive(&key), Some(&lines[2])).append(event(4));
         assert_eq!(check(&key, &unnoted).first_bad.unwrap().0, 4);
+    }
+
+    /// A line whose last 74 bytes start inside a multi-byte character is not a record (it
+    /// used to panic the reader: the fuzz target found it).
+    #[test]
+    fn a_line_split_inside_a_character_is_refused_not_a_panic() {
+        let key = MasterKey::generate();
+        let line = format!("a{}\"}}", "\u{e9}".repeat(40));
+        let v = check(&key, &[line.clone()]);
+        assert_eq!(v.first_bad.unwrap().0, 1);
+        assert!(Chain::resume(AuditKey::derive(&key), Some(&line)).at_start());
     }
 }

@@ -97,7 +97,8 @@ done
 
 # The guard's cost on plain commands for non-PHI keys: module loaded with patterns vs no module.
 start plain
-start guarded "${with_module[@]}" phi-patterns "patient:*"
+# The policy configs are protected; the suite switches them from loopback.
+start guarded --enable-protected-configs yes "${with_module[@]}" phi-patterns "patient:*"
 v=$(value_of 64)
 {
     echo

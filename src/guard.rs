@@ -245,9 +245,17 @@ pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterC
                 }
                 f.insert(0, b"ENC._REFUSED");
                 f.insert(1, refusal.code());
+                f.insert(2, token().as_bytes());
             }
         }
     });
+}
+
+/// The token the filter puts in the refusals it makes, so that `ENC._REFUSED` called by a
+/// client (which could name any command) is told from a real refusal.
+fn token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(redis_enc_core::key::random_token)
 }
 
 /// Whether a command runs a script (or, `EXEC`, may run one), whose calls the audit log
@@ -517,7 +525,7 @@ fn dump_string(payload: &[u8]) -> Option<&[u8]> {
     body.get(..len)
 }
 
-/// `ENC._REFUSED reason command [args...]`: the reply of a command the guard refused. The
+/// `ENC._REFUSED reason token command [args...]`: the reply of a command the guard refused. The
 /// original arguments may hold plaintext: they are redacted from SLOWLOG and MONITOR. The
 /// user's ACL permission for the original command is checked first (after the server's own key
 /// finder checked the arity), so a user who may not run it learns nothing about the key from
@@ -530,13 +538,15 @@ pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         .get(1)
         .and_then(|code| Refusal::from_code(code.bytes()))
         .unwrap_or(Refusal::Plaintext);
-    let original = args.get(2..).unwrap_or_default();
-    let guarded = original
-        .first()
-        .and_then(|name| shape(name.bytes()))
-        .is_some_and(|(_, arity)| arity_ok(original.len(), arity));
+    let from_guard = args.get(2).is_some_and(|t| t.bytes() == token().as_bytes());
+    let original = args.get(3..).unwrap_or_default();
+    let guarded = from_guard
+        && original
+            .first()
+            .and_then(|name| shape(name.bytes()))
+            .is_some_and(|(_, arity)| arity_ok(original.len(), arity));
     if !guarded {
-        // Not a command the guard rewrote: nothing to check, nothing to tell.
+        // Called by a client, not made by the guard: nothing to check, record or tell.
         return Err(CmdError::Guard(refusal));
     }
     let name = String::from_utf8_lossy(original[0].bytes()).to_ascii_lowercase();
@@ -546,10 +556,23 @@ pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Ok(None) => {}
         Ok(Some(Denial::Command)) => {
             ctx.acl_log(original[0].bytes(), false);
+            record_denial(
+                ctx,
+                &name,
+                None,
+                "the server's ACL: no permission for the command",
+            );
             return Err(CmdError::AclCommand(name));
         }
         Ok(Some(Denial::Key(key))) => {
             ctx.acl_log(&key, true);
+            let phi = config::is_phi_key(&key).then_some(key.as_slice());
+            record_denial(
+                ctx,
+                &name,
+                phi,
+                "the server's ACL: no permission for the key",
+            );
             return Err(CmdError::AclKey);
         }
     }
@@ -558,22 +581,25 @@ pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         .skip(1)
         .map(Arg::bytes)
         .find(|a| config::is_phi_key(a));
+    let why = format!("enc.phi-guard: {}", String::from_utf8_lossy(refusal.code()));
+    record_denial(ctx, &name, key, &why);
+    Err(CmdError::Guard(refusal))
+}
+
+/// Records a refused plain command.
+fn record_denial(ctx: Ctx, command: &str, key: Option<&[u8]>, why: &str) {
     audit::record(
         ctx,
         Access {
             event: "denied",
-            command: &name.to_ascii_uppercase(),
+            command: &command.to_ascii_uppercase(),
             key,
             keyring: None,
             version: None,
             outcome: "denied",
-            detail: Some(format!(
-                "enc.phi-guard: {}",
-                String::from_utf8_lossy(refusal.code())
-            )),
+            detail: Some(why.to_owned()),
         },
     );
-    Err(CmdError::Guard(refusal))
 }
 
 /// Server event: replication role changed.

@@ -115,6 +115,8 @@ pub fn propagate(ctx: Ctx) -> Result<(), CmdError> {
     let sub = ctx.string(b"IMPORT");
     let blob = ctx.string(&blob);
     ctx.replicate(c"ENC.KEYRING", &[sub.as_ptr(), blob.as_ptr()]);
+    // Replicas and the AOF hold the store now: a later import merges into it.
+    state::mark_unpropagated(false);
     Ok(())
 }
 

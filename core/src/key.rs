@@ -154,6 +154,14 @@ fn hkdf(ikm: &[u8], info: &[u8], out: &mut [u8]) {
         .expect("HKDF output length is within bounds");
 }
 
+/// Sixteen random bytes from the operating system's generator, as lower-case hex: a value only
+/// this process knows (the guard marks the refusals it makes with one).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// A data key: the AES-256 key that seals and opens envelopes, held as a ready cipher.
 ///
 /// The cipher's AES round keys and its derived keys are zeroized on drop (`crate::xaes`).

@@ -185,6 +185,7 @@ fn table() -> Vec<Command> {
                 keys: Vec::new(),
                 args: vec![
                     ArgDoc::string("reason").optional(),
+                    ArgDoc::string("token").optional(),
                     ArgDoc::string("command").optional(),
                     ArgDoc::string("arg").optional().multiple(),
                 ],

@@ -10,7 +10,7 @@
 use crate::audit;
 use crate::config;
 use crate::error::CmdError;
-use crate::rm::{AclCheck, Arg, Ctx, Transport};
+use crate::rm::{AclCheck, Arg, Ctx};
 
 pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     if args.len() < 4
@@ -22,6 +22,18 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let mut original: Vec<&[u8]> = vec![b"CONFIG"];
     original.extend(args[1..].iter().map(Arg::bytes));
     if let AclCheck::Denied = ctx.acl_check(&original, b"config|set") {
+        audit::record(
+            ctx,
+            audit::Access {
+                event: "denied",
+                command: "CONFIG SET",
+                key: None,
+                keyring: None,
+                version: None,
+                outcome: "denied",
+                detail: Some("the server's ACL: no permission for config|set".into()),
+            },
+        );
         return Err(CmdError::AclCommand("config|set".into()));
     }
     let pairs: Vec<(&[u8], String)> = args[2..]
@@ -43,6 +55,21 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     }
     if let Some((name, _)) = pairs.iter().find(|(name, _)| config::is_policy(name)) {
         if !protected_configs_allowed(ctx) {
+            audit::record(
+                ctx,
+                audit::Access {
+                    event: "denied",
+                    command: "CONFIG SET",
+                    key: None,
+                    keyring: None,
+                    version: None,
+                    outcome: "denied",
+                    detail: Some(format!(
+                        "{} is protected (enable-protected-configs)",
+                        String::from_utf8_lossy(name)
+                    )),
+                },
+            );
             return Err(config_error(name, "can't set protected config"));
         }
     }
@@ -85,10 +112,7 @@ fn protected_configs_allowed(ctx: Ctx) -> bool {
     let setting = reply.string_elements().get(1).cloned().unwrap_or_default();
     match setting.to_ascii_lowercase().as_slice() {
         b"yes" => true,
-        b"local" => matches!(
-            ctx.transport(),
-            Transport::UnixSocket | Transport::Tcp { local: true } | Transport::ServerItself
-        ),
+        b"local" => ctx.is_local_client(),
         _ => false,
     }
 }

@@ -137,6 +137,23 @@ impl Ctx {
         }
     }
 
+    /// Whether the current client is local as the server's `enable-protected-configs local`
+    /// means it: a unix socket, or the loopback address (TLS or not). The server itself counts.
+    pub fn is_local_client(self) -> bool {
+        if self.user_name().is_none() {
+            return true;
+        }
+        let Some(info) = self.client_info() else {
+            return false;
+        };
+        if info.flags & u64::from(raw::REDISMODULE_CLIENTINFO_FLAG_UNIXSOCKET) != 0 {
+            return true;
+        }
+        // SAFETY: the server writes a NUL-terminated address into the fixed-size array.
+        let addr = unsafe { std::ffi::CStr::from_ptr(info.addr.as_ptr()) };
+        matches!(addr.to_bytes(), b"127.0.0.1" | b"::1")
+    }
+
     /// The current client's user, id and address. In a script, the client that ran the script
     /// where the server lets the module know it (Redis 7.2+, Valkey); elsewhere, client 0 at
     /// address `script`.

@@ -170,6 +170,14 @@ fn moving_onto_a_phi_name_is_a_phi_write() {
         cmd(&mut con, "ENC.GET patient:p").map(|v| bulk(&v)),
         Ok(Some(b"123-45-6789".to_vec()))
     );
+    // While the guard is on, PHI does not leave the patterns, by either command.
+    for line in ["ENC.RENAME patient:p other:p", "ENC.COPY patient:p other:p"] {
+        let err = cmd(&mut con, line).unwrap_err();
+        assert!(
+            err.starts_with("ERR enc.phi-guard: PHI must live under"),
+            "{line}: {err}"
+        );
+    }
     // A PHI value with a TTL above the bounds does not move.
     cmd(&mut con, "ENC.SET long v EX 7200").unwrap();
     let err = cmd(&mut con, "ENC.COPY long patient:long").unwrap_err();

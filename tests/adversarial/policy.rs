@@ -239,6 +239,12 @@ fn phi_needs_tls_when_asked() {
         info_field(&mut tcp, "enc", "enc_errors_phi_tls").as_deref(),
         Some("2")
     );
+    // A script's client cannot be seen: PHI through a script is refused, even on the socket.
+    let out = cli(
+        &["-s", &sock],
+        &["EVAL", "return redis.call('ENC.GET','patient:1')", "0"],
+    );
+    assert!(out.contains("only over TLS"), "{out}");
     let port = tls_port.to_string();
     let ca = c("ca.crt");
     assert_eq!(

@@ -551,7 +551,7 @@ mod tests {
     fn a_line_split_inside_a_character_is_refused_not_a_panic() {
         let key = MasterKey::generate();
         let line = format!("a{}\"}}", "\u{e9}".repeat(40));
-        let v = check(&key, &[line.clone()]);
+        let v = check(&key, std::slice::from_ref(&line));
         assert_eq!(v.first_bad.unwrap().0, 1);
         assert!(Chain::resume(AuditKey::derive(&key), Some(&line)).at_start());
     }

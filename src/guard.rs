@@ -208,12 +208,13 @@ enum Verdict {
 pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterCtx) {
     run_callback("command filter", (), || {
         let f = FilterCtx::new(fctx);
-        if runs_scripts(f.arg(0)) {
+        let name = f.arg(0);
+        if runs_scripts(name) {
             if let Some(id) = f.client_id() {
                 rm::note_script_caller(id);
             }
         }
-        if sets_policy(&f) {
+        if sets_policy(&f, name) {
             // Made by ENC._CONFIG, which knows who asks (a config callback does not).
             f.replace(0, b"ENC._CONFIG");
             return;
@@ -224,7 +225,7 @@ pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterC
         if IS_REPLICA.load(Ordering::Relaxed) || LOADING.load(Ordering::Relaxed) {
             return;
         }
-        let Some((shape, arity)) = shape(f.arg(0)) else {
+        let Some((shape, arity)) = shape(name) else {
             return;
         };
         if !arity_ok(f.argc(), arity) {
@@ -274,8 +275,8 @@ fn runs_scripts(command: &[u8]) -> bool {
 }
 
 /// Whether the command is a `CONFIG SET` of a PHI or audit policy config.
-fn sets_policy(f: &FilterCtx) -> bool {
-    f.arg(0).eq_ignore_ascii_case(b"CONFIG")
+fn sets_policy(f: &FilterCtx, name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"CONFIG")
         && f.arg(1).eq_ignore_ascii_case(b"SET")
         && (2..f.argc())
             .step_by(2)

@@ -49,6 +49,14 @@ pub fn is_phi(flagged: bool, key: &[u8]) -> bool {
     flagged || config::is_phi_key(key)
 }
 
+/// Whether a write must look at the value it replaces for the PHI flag. While the guard is
+/// active, PHI lives only under `enc.phi-patterns` (see [`check_placement`]), so the key name
+/// says all; otherwise a value can be PHI by its flag alone, and an `ENC.*` write over it is a
+/// PHI write. (Reading the old value costs a hash field copy per field in `ENC.HSETFIELD`.)
+pub fn flag_matters() -> bool {
+    !guard_active()
+}
+
 /// Whether stored bytes are an envelope with the PHI flag. The header is read, not yet
 /// authenticated: a forged flag only makes a write need more permission, and a cleared one
 /// makes the value fail to open.

@@ -31,9 +31,10 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     }
     // A field that holds PHI now is overwritten only as PHI.
     let phi_write = phi::is_phi(phi, name.bytes())
-        || pairs
-            .chunks(2)
-            .any(|fv| key.hash_get(fv[0]).is_some_and(|v| phi::flagged(v.bytes())));
+        || phi::flag_matters()
+            && pairs
+                .chunks(2)
+                .any(|fv| key.hash_get(fv[0]).is_some_and(|v| phi::flagged(v.bytes())));
     if phi_write {
         phi::authorize(ctx, Op::Write, name, "ENC.HSETFIELD")?;
     }

@@ -30,7 +30,8 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let mut key = ctx.open_write(name);
     let existing = key.key_type();
     // PHI stays PHI: a value that holds PHI now is overwritten only as PHI.
-    let phi_write = phi::is_phi(opts.phi, name.bytes()) || phi::stored_is_phi(ctx, name, &key);
+    let phi_write = phi::is_phi(opts.phi, name.bytes())
+        || (phi::flag_matters() && phi::stored_is_phi(ctx, name, &key));
     if phi_write {
         phi::authorize(ctx, Op::Write, name, "ENC.SET")?;
     }
@@ -257,7 +258,7 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let mut phi_expiry = Vec::with_capacity(pairs.len() / 2);
     for kv in pairs.chunks(2) {
         if phi::is_phi(false, kv[0].bytes())
-            || phi::stored_is_phi(ctx, kv[0], &ctx.open_read(kv[0]))
+            || (phi::flag_matters() && phi::stored_is_phi(ctx, kv[0], &ctx.open_read(kv[0])))
         {
             phi::authorize(ctx, Op::Write, kv[0], "ENC.MSET")?;
             phi_expiry.push(Some(phi::bounded_expiry(Expiry::Clear, None, now)?));

@@ -67,6 +67,13 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     let provider =
         Provider::parse(&load_args.master_key).map_err(|e| format!("master key: {e}"))?;
     let master = provider.open().map_err(|e| format!("master key: {e}"))?;
+    if load_args.master_key.contains("allow-http=yes") {
+        ctx.log(
+            Level::Warning,
+            "redis-enc: the KMS is reached over plain http (allow-http=yes): its credentials and the \
+             data keys it wraps travel in clear; use https:// outside a test",
+        );
+    }
     let old_master = match &load_args.old_master_key {
         Some(uri) => Some(
             Provider::parse(uri)

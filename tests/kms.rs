@@ -269,7 +269,7 @@ fn exercise(
 fn vault_transit_on_openbao() {
     let mut bao = openbao();
     let port = bao.port;
-    let uri = format!("vault-transit:http://127.0.0.1:{port}/transit/redis-enc");
+    let uri = format!("vault-transit:http://127.0.0.1:{port}/transit/redis-enc?allow-http=yes");
     exercise(
         &uri,
         &[("VAULT_TOKEN", "root")],
@@ -282,7 +282,7 @@ fn vault_transit_on_openbao() {
 fn aws_kms_on_moto() {
     let (mut kms, arn) = moto();
     let uri = format!(
-        "aws-kms:{arn}?region=us-east-1&endpoint=http://127.0.0.1:{}",
+        "aws-kms:{arn}?region=us-east-1&endpoint=http://127.0.0.1:{}&allow-http=yes",
         kms.port
     );
     // moto keeps one key version; re-wrapping under the same key still exercises Encrypt.
@@ -293,7 +293,7 @@ fn aws_kms_on_moto() {
 fn a_bad_vault_token_is_refused_at_load() {
     let bao = openbao();
     let uri = format!(
-        "vault-transit:http://127.0.0.1:{}/transit/redis-enc",
+        "vault-transit:http://127.0.0.1:{}/transit/redis-enc?allow-http=yes",
         bao.port
     );
     let log = start_fails(Options {

@@ -210,7 +210,7 @@ fn a_bad_master_key_stops_the_server_with_the_reason() {
     );
 
     let line = refused(vec!["master-key".into(), "exec:/bin/false".into()], |_| {});
-    assert!(line.contains("/bin/false exited with"), "{line}");
+    assert!(line.contains("exited with status 1"), "{line}");
 
     let line = refused(vec!["master-key".into(), "vault:whatever".into()], |_| {});
     assert!(
@@ -255,7 +255,9 @@ fn env_and_exec_providers_load_the_key() {
     assert!(!info.contains(&key), "INFO never shows the key");
     drop(server);
 
+    // A private directory: an exec: program may not sit where others can replace it.
     let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let script = dir.path().join("get-key.sh");
     std::fs::write(&script, format!("#!/bin/sh\necho {key}\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();

@@ -21,6 +21,8 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::rdb::RdbCheck;
 use xaes_256_gcm::aead::KeyInit;
 use xaes_256_gcm::Xaes256Gcm;
 
@@ -77,6 +79,8 @@ pub enum BackupError {
     Truncated,
     /// The digest of the restored data does not match.
     DigestMismatch,
+    /// The backup is intact, but what it holds is not a whole RDB file.
+    NotAnRdb(&'static str),
     /// Reading or writing failed.
     Io(io::Error),
 }
@@ -85,6 +89,10 @@ impl std::fmt::Display for BackupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BackupError::NotABackup => f.write_str("not a redis-enc backup (bad magic)"),
+            BackupError::NotAnRdb(why) => write!(
+                f,
+                "the backup is intact, but what it holds is not a whole RDB file: {why}"
+            ),
             BackupError::UnsupportedVersion(v) => write!(f, "backup format version {v} is not supported by this build"),
             BackupError::BadHeader => f.write_str("the backup header is damaged"),
             BackupError::WrongKey => {
@@ -135,6 +143,8 @@ pub struct BackupWriter<W: Write> {
     /// Where each chunk is sealed (in place) before it is written.
     scratch: Vec<u8>,
     digest: Sha256,
+    /// Whether what is backed up is a whole RDB file.
+    rdb: RdbCheck,
     plaintext_len: u64,
     written: u64,
 }
@@ -176,6 +186,7 @@ impl<W: Write> BackupWriter<W> {
             buffer: Vec::with_capacity(CHUNK + DIGEST + TAG),
             scratch: Vec::with_capacity(CHUNK + TAG),
             digest: Sha256::new(),
+            rdb: RdbCheck::default(),
             plaintext_len: 0,
             written: head.len() as u64,
         })
@@ -206,7 +217,14 @@ impl<W: Write> BackupWriter<W> {
     }
 
     /// Ends the stream: the digest, the last chunk, a flush. Returns (plaintext bytes, file bytes).
+    /// Fails, before the last chunk, when what was backed up is not a whole RDB file.
     pub fn finish(mut self) -> io::Result<(u64, u64, W)> {
+        std::mem::take(&mut self.rdb).finish().map_err(|why| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("what was received is not a whole RDB file: {why}"),
+            )
+        })?;
         let digest = std::mem::take(&mut self.digest).finalize();
         self.buffer.extend_from_slice(&digest);
         self.emit_full_chunks()?;
@@ -232,6 +250,7 @@ impl<W: Write> BackupWriter<W> {
 impl<W: Write> Write for BackupWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.digest.update(data);
+        self.rdb.update(data);
         self.plaintext_len += data.len() as u64;
         let mut rest = data;
         while !rest.is_empty() {
@@ -342,6 +361,7 @@ pub fn restore(
         (&prefix).into(),
     ));
     let mut digest = Sha256::new();
+    let mut rdb = RdbCheck::default();
     let mut held = Vec::with_capacity(DIGEST);
     let mut read = raw.len() as u64;
     let mut written = 0u64;
@@ -375,6 +395,7 @@ pub fn restore(
             let release = held.len() - DIGEST;
             out.write_all(&held[..release])?;
             digest.update(&held[..release]);
+            rdb.update(&held[..release]);
             written += release as u64;
             held.drain(..release);
         }
@@ -387,6 +408,7 @@ pub fn restore(
     if held.len() != DIGEST || digest.finalize().as_slice() != held.as_slice() {
         return Err(BackupError::DigestMismatch);
     }
+    rdb.finish().map_err(BackupError::NotAnRdb)?;
     out.flush()?;
     Ok((header, written))
 }
@@ -410,6 +432,16 @@ mod tests {
     use super::*;
     use crate::key::MasterKey;
 
+    /// `len` bytes shaped like an RDB file (magic, filler, end-of-file opcode, no checksum).
+    fn rdb_of(len: usize) -> Vec<u8> {
+        assert!(len >= 18);
+        let mut data = b"REDIS0010".to_vec();
+        data.extend((9..len - 9).map(|i| (i % 251) as u8));
+        data.push(0xff);
+        data.extend([0u8; 8]);
+        data
+    }
+
     fn backup(master: &MasterKey, data: &[u8]) -> Vec<u8> {
         let mut w = BackupWriter::create(Vec::new(), master, "rdb:test", 1).unwrap();
         for piece in data.chunks(7777) {
@@ -428,8 +460,8 @@ mod tests {
     fn round_trips_at_chunk_boundaries() {
         let master = MasterKey::generate();
         for len in [
-            0,
-            1,
+            18,
+            19,
             CHUNK - DIGEST - 1,
             CHUNK - DIGEST,
             CHUNK - DIGEST + 1,
@@ -437,7 +469,7 @@ mod tests {
             CHUNK + 1,
             3 * CHUNK + 5,
         ] {
-            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let data = rdb_of(len);
             let file = backup(&master, &data);
             assert_eq!(restored(&master, &file).unwrap(), data, "length {len}");
             let (header, raw) = read_header(&mut &file[..]).unwrap();
@@ -450,10 +482,23 @@ mod tests {
         }
     }
 
+    /// What is backed up must be a whole RDB file; what a backup holds is checked again when
+    /// it is read.
+    #[test]
+    fn only_whole_rdb_files_are_backed_up() {
+        let master = MasterKey::generate();
+        for junk in [&b""[..], b"not an rdb", &rdb_of(100)[..90]] {
+            let mut w = BackupWriter::create(Vec::new(), &master, "rdb:test", 1).unwrap();
+            w.write_all(junk).unwrap();
+            let err = w.finish().unwrap_err();
+            assert!(err.to_string().contains("not a whole RDB file"), "{err}");
+        }
+    }
+
     #[test]
     fn tampering_is_found() {
         let master = MasterKey::generate();
-        let data: Vec<u8> = (0..3 * CHUNK + 100).map(|i| (i % 253) as u8).collect();
+        let data = rdb_of(3 * CHUNK + 100);
         let file = backup(&master, &data);
         let (_, raw) = read_header(&mut &file[..]).unwrap();
         let h = raw.len();

@@ -190,6 +190,19 @@ impl DataKey {
         &self.bytes
     }
 
+    /// The key's check value (FORMAT.md §2.3): 16 bytes of HMAC-SHA256 under the key, as hex.
+    /// It commits to the key without revealing it, so a key unwrapped later can be recognised.
+    pub fn check(&self) -> String {
+        use hmac::{Hmac, Mac};
+        // HMAC takes keys of any length.
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.bytes.as_ref()).expect("any key length");
+        mac.update(b"redis-enc key check v1");
+        let id = self.id;
+        mac.update(&id.keyring.0.to_be_bytes());
+        mac.update(&id.version.0.to_be_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
     /// Which keyring and version this key is.
     pub fn id(&self) -> KeyId {
         self.id

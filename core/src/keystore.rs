@@ -51,11 +51,15 @@ impl VersionState {
 enum Material {
     /// Derived from the master key named by `from` (only `default` version 1).
     Derived { from: String },
-    /// Wrapped by the wrapper named `by`.
+    /// Wrapped by the wrapper named `by`. `check` commits to the key (FORMAT.md §2.3): a key
+    /// a wrapper unwraps is used only if it matches, so a KMS (or whoever answers for it) that
+    /// returns some other 32 bytes is caught. Keys made before checks existed have none.
     Wrapped {
         by: String,
         #[serde(with = "b64")]
         key: Vec<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<String>,
     },
     /// Destroyed.
     None,
@@ -474,6 +478,7 @@ impl KeyStore {
                 new.push((
                     ring.id,
                     *v,
+                    key.check(),
                     wrapper.wrap(
                         key,
                         &WrapContext {
@@ -486,7 +491,7 @@ impl KeyStore {
         }
         let count = new.len();
         let by = wrapper.wrapper_id();
-        for (ring_id, v, key) in new {
+        for (ring_id, v, check, key) in new {
             if let Some(slot) = self
                 .rings
                 .iter_mut()
@@ -496,6 +501,7 @@ impl KeyStore {
                 slot.material = Material::Wrapped {
                     by: by.clone(),
                     key,
+                    check: Some(check),
                 };
             }
         }
@@ -561,7 +567,11 @@ impl Slot {
         Slot {
             state: VersionState::Active,
             created: now,
-            material: Material::Wrapped { by, key },
+            material: Material::Wrapped {
+                by,
+                key,
+                check: Some(data_key.check()),
+            },
             key: Some(data_key),
             scanned_clear: false,
         }

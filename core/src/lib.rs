@@ -8,7 +8,7 @@
 //! - [`provider`]: where the master key comes from (`file:`, `env:`, `exec:`).
 //! - [`setopts`]: the options of `ENC.SET` and `SET`.
 //! - [`audit`]: audit records and their hash chain.
-//! - [`backup`]: encrypted backup files.
+//! - [`backup`]: encrypted backup files; [`rdb`]: whether bytes are a whole RDB file.
 //! - [`error`]: the one error type of this layer.
 //!
 //! The Redis adapter (the loadable module) and the `redis-enc` command-line tool both build on
@@ -25,6 +25,7 @@ pub mod keyring;
 pub mod keystore;
 mod plaintext;
 pub mod provider;
+pub mod rdb;
 pub mod setopts;
 pub mod wrap;
 mod xaes;

@@ -311,11 +311,12 @@ fn reset(con: &mut Connection) {
     }
 }
 
+/// A key's `DUMP` and whether it has a TTL.
+type Dumped = (Vec<u8>, bool);
+
 /// A snapshot to compare across processes: every key name, and PHI keys byte for byte (a set's
 /// `DUMP` lists its members in the order of a hash table seeded per process).
-fn phi_only(
-    snapshot: BTreeMap<Vec<u8>, (Vec<u8>, bool)>,
-) -> Vec<(Vec<u8>, Option<(Vec<u8>, bool)>)> {
+fn phi_only(snapshot: BTreeMap<Vec<u8>, (Vec<u8>, bool)>) -> Vec<(Vec<u8>, Option<Dumped>)> {
     snapshot
         .into_iter()
         .map(|(k, v)| {

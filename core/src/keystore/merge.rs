@@ -314,12 +314,15 @@ fn unlock(
             .iter()
             .find(|m| &m.wrapper_id() == from)
             .map(|m| m.derive_data_key(context.id)),
-        Material::Wrapped { by, key } => {
+        Material::Wrapped { by, key, check } => {
             let preferred = wrappers.iter().filter(|w| &w.wrapper_id() == by);
             let others = wrappers.iter().filter(|w| &w.wrapper_id() != by);
+            // A key that does not match its check value is not the key: a wrong answer from a
+            // KMS (or from whoever answered for it) leaves the version locked.
             preferred
                 .chain(others)
-                .find_map(|w| w.unwrap(key, context).ok())
+                .filter_map(|w| w.unwrap(key, context).ok())
+                .find(|k| check.as_ref().is_none_or(|c| *c == k.check()))
         }
     }
 }

@@ -464,3 +464,50 @@ fn an_import_keeps_the_earliest_creation_time() {
         1_000
     );
 }
+
+/// A wrapper that answers every unwrap with some other 32 bytes, as a broken proxy, a man in
+/// the middle or a buggy KMS would.
+struct LyingKms(MasterKey);
+
+impl Wrapper for LyingKms {
+    fn wrapper_id(&self) -> String {
+        self.0.wrapper_id()
+    }
+
+    fn wrap(&self, key: &DataKey, context: &WrapContext<'_>) -> Result<Vec<u8>, Error> {
+        self.0.wrap(key, context)
+    }
+
+    fn unwrap(&self, _wrapped: &[u8], context: &WrapContext<'_>) -> Result<DataKey, Error> {
+        Ok(DataKey::generate(context.id))
+    }
+}
+
+#[test]
+fn a_key_that_does_not_match_its_check_value_is_not_believed() {
+    let master = MasterKey::generate();
+    let mut a = KeyStore::new(&master, 0);
+    let t = name("tenant");
+    a.create(&t, &master, 1).unwrap();
+    let sealed = a.seal(&t, Flags::default(), &LOC, b"v").unwrap();
+    let same = MasterKey::from_base64(&master.to_base64(), "t").unwrap();
+    let liar = LyingKms(MasterKey::from_base64(&master.to_base64(), "t").unwrap());
+    let mut b = KeyStore::new(&same, 0);
+    let report = b
+        .import(&a.export(), &[&same], &[&liar], Locking::Allow)
+        .unwrap();
+    assert_eq!(report.versions_locked, 1, "the wrong key is not taken");
+    assert!(matches!(
+        b.open(&sealed, &LOC),
+        Err(Error::KeyUnavailable { .. })
+    ));
+    assert!(
+        b.seal(&t, Flags::default(), &LOC, b"x").is_err(),
+        "nothing seals under a guess"
+    );
+    // With an honest unwrapper the same export opens.
+    let mut c = KeyStore::new(&same, 0);
+    c.import(&a.export(), &[&same], &[&same], Locking::Refuse)
+        .unwrap();
+    assert_eq!(c.open(&sealed, &LOC).unwrap().plaintext.as_slice(), b"v");
+}

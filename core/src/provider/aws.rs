@@ -2,7 +2,7 @@
 //! `Decrypt`), with an encryption context naming the keyring and version. The KMS key never
 //! leaves KMS. Requests are signed with SigV4 by the `aws-sigv4` crate.
 //!
-//! URI: `aws-kms:KEY-ID-OR-ARN[?region=REGION][&endpoint=URL]`. Credentials come from
+//! URI: `aws-kms:KEY-ID-OR-ARN[?region=REGION][&endpoint=URL][&allow-http=yes]`. Credentials come from
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally `AWS_SESSION_TOKEN`; the region
 //! from `region=` or `AWS_REGION`.
 
@@ -46,12 +46,29 @@ impl AwsConfig {
             return Err(bad("no key id".into()));
         }
         let (mut region, mut endpoint) = (std::env::var("AWS_REGION").ok(), None);
+        let mut allow_http = false;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("region", v)) => region = Some(v.to_owned()),
                 Some(("endpoint", v)) => endpoint = Some(v.trim_end_matches('/').to_owned()),
-                _ => return Err(bad(format!("unknown option '{pair}' (region, endpoint)"))),
+                Some(("allow-http", "yes")) => allow_http = true,
+                _ => {
+                    return Err(bad(format!(
+                        "unknown option '{pair}' (region, endpoint, allow-http=yes)"
+                    )))
+                }
             }
+        }
+        if endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+            && !allow_http
+        {
+            return Err(bad(
+                "the endpoint is plain http: signed requests and data keys would travel in clear; \
+                 use https://, or add allow-http=yes"
+                    .into(),
+            ));
         }
         let region =
             region.ok_or_else(|| bad("no region: add ?region=R or set AWS_REGION".into()))?;
@@ -197,8 +214,10 @@ mod tests {
             .unwrap();
         assert_eq!(c.key_id, "arn:aws:kms:eu-west-1:111122223333:key/abc");
         assert_eq!(c.endpoint, "https://kms.eu-west-1.amazonaws.com");
-        let c = AwsConfig::parse("alias/redis?region=us-east-1&endpoint=http://127.0.0.1:5000/")
-            .unwrap();
+        let c = AwsConfig::parse(
+            "alias/redis?region=us-east-1&endpoint=http://127.0.0.1:5000/&allow-http=yes",
+        )
+        .unwrap();
         assert_eq!(c.endpoint, "http://127.0.0.1:5000");
         assert!(AwsConfig::parse("?region=x").is_err());
         assert!(AwsConfig::parse("k?bogus=1&region=x").is_err());

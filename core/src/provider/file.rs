@@ -1,7 +1,6 @@
 //! `file:PATH`: the key file written by `redis-enc keygen`.
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -15,29 +14,21 @@ const MAX_FILE_LEN: u64 = 4096;
 
 pub(super) fn fetch(path: &Path) -> Result<MasterKey, MasterKeyError> {
     let shown = path.display().to_string();
-    let unreadable = |e: std::io::Error| MasterKeyError::Unreadable {
-        path: shown.clone(),
-        reason: e.to_string(),
-    };
-    let file = fs::File::open(path).map_err(unreadable)?;
-    let meta = file.metadata().map_err(unreadable)?;
-    if !meta.is_file() {
-        return Err(MasterKeyError::Unreadable {
-            path: shown,
-            reason: "not a regular file".to_owned(),
-        });
-    }
+    let (bytes, meta) = super::read::small_file(path, MAX_FILE_LEN).map_err(|reason| {
+        MasterKeyError::Unreadable {
+            path: shown.clone(),
+            reason,
+        }
+    })?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(MasterKeyError::Permissions { path: shown, mode });
     }
-    let mut text = Zeroizing::new(String::new());
-    file.take(MAX_FILE_LEN)
-        .read_to_string(&mut text)
-        .map_err(|_| MasterKeyError::Malformed {
-            source: format!("key file {shown}"),
-        })?;
-    MasterKey::from_base64(&text, &format!("key file {shown}"))
+    let source = format!("key file {shown}");
+    let text = std::str::from_utf8(&bytes).map_err(|_| MasterKeyError::Malformed {
+        source: source.clone(),
+    })?;
+    MasterKey::from_base64(text, &source)
 }
 
 /// Writes a new key file with mode 0600, refusing to replace an existing file.

@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::tls::{RootCerts, TlsConfig};
 use ureq::Agent;
+use zeroize::Zeroizing;
+
+/// A CA bundle larger than this is not one.
+const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// How long one KMS request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -16,37 +20,86 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn agent(ca_file: Option<&Path>) -> Result<Agent, String> {
     let mut tls = TlsConfig::builder();
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
+        let (pem, _) = super::read::small_file(path, MAX_CA_FILE)
             .map_err(|e| format!("cannot read CA certificate {}: {e}", path.display()))?;
-        let cert = Certificate::from_pem(&pem)
+        // Every certificate of a bundle, not only the first.
+        let certs = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("bad CA certificate {}: {e}", path.display()))?;
-        tls = tls.root_certs(RootCerts::Specific(Arc::new(vec![cert])));
+        if certs.is_empty() {
+            return Err(format!("no certificate in {}", path.display()));
+        }
+        tls = tls.root_certs(RootCerts::Specific(Arc::new(certs)));
     }
+    // Never follow a redirect: the request carries credentials (a Vault token, a signed AWS
+    // request), and a redirect could take them anywhere, also from https to http.
     let config = Agent::config_builder()
         .timeout_global(Some(REQUEST_TIMEOUT))
+        .max_redirects(0)
         .http_status_as_error(false)
         .tls_config(tls.build())
         .build();
     Ok(Agent::new_with_config(config))
 }
 
-/// POSTs a JSON body with extra headers; returns the status and the JSON reply (or Null).
+/// What a KMS answered: the status, a redirect's target, and the JSON reply (or Null).
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub reply: Value,
+}
+
+/// POSTs a JSON body with extra headers. The reply body is read into a buffer that is wiped
+/// when dropped: a successful one carries key material.
 pub fn post_json(
     agent: &Agent,
     url: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Result<(u16, Value), String> {
+) -> Result<Answer, String> {
     let mut request = agent.post(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let mut response = request
         .send(body)
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        .map_err(|e| format!("cannot reach {url}: {}", printable(&e.to_string())))?;
     let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(printable);
+    let text = Zeroizing::new(
+        response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY)
+            .read_to_string()
+            .unwrap_or_default(),
+    );
+    Ok(Answer {
+        status,
+        location,
+        reply: serde_json::from_str(&text).unwrap_or(Value::Null),
+    })
+}
+
+/// The longest KMS reply read.
+const MAX_REPLY: u64 = 1024 * 1024;
+
+/// Text from outside (a KMS's error, an address) made safe for a log line or an error reply:
+/// control characters (newlines that would forge log lines) become spaces, and it is bounded.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect()
 }
 
 /// POSTs to a KMS and returns its JSON reply, or an error naming `service` and `operation`.
@@ -58,14 +111,22 @@ pub fn call_kms(
     service: &str,
     operation: &str,
 ) -> Result<Value, crate::error::Error> {
-    let (status, reply) = post_json(agent, url, headers, body).map_err(crate::error::Error::Kms)?;
-    if status != 200 {
+    let answer = post_json(agent, url, headers, body).map_err(crate::error::Error::Kms)?;
+    if (300..400).contains(&answer.status) {
         return Err(crate::error::Error::Kms(format!(
-            "{service} {operation} answered {status}: {}",
-            error_message(&reply)
+            "{service} {operation} answered {} redirecting to {}: not followed (a KMS request carries credentials)",
+            answer.status,
+            answer.location.as_deref().unwrap_or("nowhere")
         )));
     }
-    Ok(reply)
+    if answer.status != 200 {
+        return Err(crate::error::Error::Kms(format!(
+            "{service} {operation} answered {}: {}",
+            answer.status,
+            error_message(&answer.reply)
+        )));
+    }
+    Ok(answer.reply)
 }
 
 /// A data key from the base64 a KMS returned; anything but 32 bytes fails closed.
@@ -99,8 +160,5 @@ pub fn error_message(reply: &Value) -> String {
         .or_else(|| reply.get("message").and_then(Value::as_str))
         .or_else(|| reply.get("Message").and_then(Value::as_str))
         .or_else(|| reply.get("__type").and_then(Value::as_str))
-        .unwrap_or("no detail")
-        .chars()
-        .take(200)
-        .collect()
+        .map_or_else(|| "no detail".to_owned(), printable)
 }

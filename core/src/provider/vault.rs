@@ -2,7 +2,7 @@
 //! master key never leaves Vault: this module sends a data key to `encrypt` and gets it back
 //! from `decrypt`, with the keyring and version as associated data.
 //!
-//! URI: `vault-transit:https://vault.example:8200/MOUNT/KEY[?token-file=PATH][&ca-cert=PATH][&namespace=NS]`.
+//! URI: `vault-transit:https://vault.example:8200/MOUNT/KEY[?token-file=PATH][&ca-cert=PATH][&namespace=NS][&allow-http=yes]`.
 //! The token comes from `token-file` or the `VAULT_TOKEN` environment variable.
 
 use std::path::PathBuf;
@@ -33,6 +33,17 @@ pub struct VaultConfig {
     pub namespace: Option<String>,
 }
 
+/// `http://` is refused unless `allow-http=yes` says the plain channel is wanted (a local test
+/// server, a sidecar on loopback): the token and the data keys travel over it.
+fn check_scheme(address: &str, allow_http: bool) -> Result<(), String> {
+    if address.starts_with("http://") && !allow_http {
+        return Err(format!(
+            "{address} is plain http: the token and data keys would travel in clear; use https://, or add allow-http=yes"
+        ));
+    }
+    Ok(())
+}
+
 impl VaultConfig {
     /// Parses what follows `vault-transit:`.
     pub fn parse(rest: &str) -> Result<VaultConfig, MasterKeyError> {
@@ -58,6 +69,7 @@ impl VaultConfig {
         if host.is_empty() || mount.is_empty() || key.is_empty() {
             return Err(bad("empty host, mount or key"));
         }
+        let mut allow_http = false;
         let mut config = VaultConfig {
             address: format!("{scheme}://{host}"),
             mount: mount.to_owned(),
@@ -71,16 +83,21 @@ impl VaultConfig {
                 Some(("token-file", v)) => config.token_file = Some(PathBuf::from(v)),
                 Some(("ca-cert", v)) => config.ca_cert = Some(PathBuf::from(v)),
                 Some(("namespace", v)) => config.namespace = Some(v.to_owned()),
+                Some(("allow-http", "yes")) => allow_http = true,
                 _ => {
                     return Err(bad(&format!(
-                        "unknown option '{pair}' (token-file, ca-cert, namespace)"
+                        "unknown option '{pair}' (token-file, ca-cert, namespace, allow-http=yes)"
                     )))
                 }
             }
         }
+        check_scheme(&config.address, allow_http).map_err(|why| bad(&why))?;
         Ok(config)
     }
 }
+
+/// A token file is one token; anything much longer is not one.
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
 
 /// A connected Transit key.
 pub struct VaultTransit {
@@ -93,17 +110,19 @@ impl VaultTransit {
     /// Reads the token and prepares the client; does not contact Vault.
     pub fn connect(config: VaultConfig) -> Result<VaultTransit, MasterKeyError> {
         let token = match &config.token_file {
-            Some(path) => Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        MasterKeyError::Kms(format!(
-                            "cannot read Vault token file {}: {e}",
-                            path.display()
-                        ))
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
+            Some(path) => {
+                let unreadable = |e: String| {
+                    MasterKeyError::Kms(format!(
+                        "cannot read Vault token file {}: {e}",
+                        path.display()
+                    ))
+                };
+                let (bytes, _) =
+                    super::read::small_file(path, MAX_TOKEN_FILE).map_err(unreadable)?;
+                let text =
+                    std::str::from_utf8(&bytes).map_err(|_| unreadable("not UTF-8".into()))?;
+                Zeroizing::new(text.trim().to_owned())
+            }
             None => Zeroizing::new(std::env::var("VAULT_TOKEN").map_err(|_| {
                 MasterKeyError::Kms(
                     "no Vault token: set VAULT_TOKEN or add ?token-file=PATH".into(),
@@ -184,7 +203,8 @@ mod tests {
         assert_eq!(c.address, "https://vault:8200");
         assert_eq!((c.mount.as_str(), c.key.as_str()), ("transit", "redis-enc"));
         assert_eq!(c.token_file, Some(PathBuf::from("/t")));
-        let nested = VaultConfig::parse("http://127.0.0.1:8200/kms/transit/k").unwrap();
+        let nested =
+            VaultConfig::parse("http://127.0.0.1:8200/kms/transit/k?allow-http=yes").unwrap();
         assert_eq!(
             (nested.mount.as_str(), nested.key.as_str()),
             ("kms/transit", "k")
@@ -194,6 +214,7 @@ mod tests {
             "ftp://h/t/k",
             "http://h/k",
             "http://h/t/k?bogus=1",
+            "http://127.0.0.1:8200/transit/k",
         ] {
             assert!(VaultConfig::parse(bad).is_err(), "{bad}");
         }

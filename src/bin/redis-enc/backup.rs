@@ -133,6 +133,7 @@ impl PendingFile {
             .open(&temp)
             .map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
         let writer = ThreadedWriter::new(BufWriter::with_capacity(1 << 20, file));
+        crate::cleanup::remember(&temp);
         Ok(PendingFile {
             temp,
             target: target.to_owned(),
@@ -154,8 +155,18 @@ impl PendingFile {
             .map_err(|e| format!("cannot write {}: {e}", self.temp.display()))?;
         file.sync_all()
             .map_err(|e| format!("cannot write {}: {e}", self.temp.display()))?;
-        fs::rename(&self.temp, &self.target)
-            .map_err(|e| format!("cannot rename into {}: {e}", self.target.display()))
+        // A link fails if the name exists: a file created there while this one was written is
+        // never replaced.
+        fs::hard_link(&self.temp, &self.target).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!(
+                "{} was created while this ran; it was left as it is (remove it or choose another --out)",
+                self.target.display()
+            ),
+            _ => format!("cannot create {}: {e}", self.target.display()),
+        })?;
+        let _ = fs::remove_file(&self.temp);
+        crate::cleanup::forget(&self.temp);
+        Ok(())
     }
 }
 
@@ -167,6 +178,7 @@ impl Drop for PendingFile {
         if self.temp.exists() {
             let _ = fs::remove_file(&self.temp);
         }
+        crate::cleanup::forget(&self.temp);
     }
 }
 

@@ -19,6 +19,7 @@ macro_rules! say {
 }
 
 mod backup;
+mod cleanup;
 mod replication;
 
 use std::path::PathBuf;
@@ -171,6 +172,7 @@ fn stdout_failed(e: std::io::Error) -> ! {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cleanup::install();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -72,11 +72,28 @@ pub struct Target {
     pub password: Option<String>,
 }
 
+/// A URL as it may be shown: the password replaced by `***` (error messages end up in logs).
+pub fn shown(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_owned(),
+        };
+    };
+    match rest.rsplit_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("redis://{user}:***@{host}"),
+            None => format!("redis://{auth}@{host}"),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// Parses `redis://[user[:password]@]host[:port][/]`.
 pub fn parse_url(url: &str) -> Result<Target, String> {
     let rest = url
         .strip_prefix("redis://")
-        .ok_or_else(|| format!("'{url}' is not a redis:// URL"))?;
+        .ok_or_else(|| format!("'{}' is not a redis:// URL", shown(url)))?;
     let rest = rest.trim_end_matches('/');
     let (auth, hostport) = match rest.rsplit_once('@') {
         Some((a, h)) => (Some(a), h),
@@ -86,12 +103,12 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         Some((h, p)) => (
             h,
             p.parse::<u16>()
-                .map_err(|_| format!("bad port in '{url}'"))?,
+                .map_err(|_| format!("bad port in '{}'", shown(url)))?,
         ),
         None => (hostport, 6379),
     };
     if host.is_empty() {
-        return Err(format!("no host in '{url}'"));
+        return Err(format!("no host in '{}'", shown(url)));
     }
     let (user, password) = match auth {
         None => (None, None),
@@ -116,15 +133,30 @@ fn command(stream: &mut impl Write, args: &[&str]) -> std::io::Result<()> {
     stream.write_all(out.as_bytes())
 }
 
+/// The longest reply line read (a status, an error, a bulk length).
+const MAX_LINE: u64 = 64 * 1024;
+
+/// One reply line, bounded: a server that sends no end of line does not fill the memory.
 fn line(reader: &mut impl BufRead) -> Result<String, String> {
     let mut buf = Vec::new();
     reader
+        .take(MAX_LINE)
         .read_until(b'\n', &mut buf)
         .map_err(|e| format!("reading from the server: {e}"))?;
     if buf.is_empty() {
         return Err("the server closed the connection".into());
     }
-    Ok(String::from_utf8_lossy(&buf).trim_end().to_owned())
+    if buf.last() != Some(&b'\n') {
+        return Err(format!(
+            "the server sent a reply line longer than {MAX_LINE} bytes: not a Redis reply"
+        ));
+    }
+    Ok(String::from_utf8_lossy(&buf)
+        .trim_end()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect())
 }
 
 /// Streams a snapshot into `out`; `progress` gets the bytes received so far.
@@ -251,6 +283,11 @@ mod tests {
             ),
             ("10.1.2.3", 6380, Some("ops"), Some("s3cret"))
         );
+        let Err(err) = parse_url("redis://ops:s3cret@10.1.2.3:bad") else {
+            panic!("a bad port parses")
+        };
+        assert!(!err.contains("s3cret"), "{err}");
+        assert_eq!(shown("redis://ops:s3cret@h:1"), "redis://ops:***@h:1");
         let t = parse_url("redis://localhost").unwrap();
         assert_eq!((t.port, t.user, t.password), (6379, None, None));
         assert!(parse_url("http://x").is_err());

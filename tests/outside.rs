@@ -26,6 +26,19 @@ fn tool(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `redis-enc backup --url URL --master-key KEY --out OUT`.
+fn backup_from(url: &str, key: &str, out: &Path) -> (i32, String, String) {
+    tool(&[
+        "backup",
+        "--url",
+        url,
+        "--master-key",
+        key,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// A fake HTTP server: answers every request with `reply` and counts them.
 struct FakeHttp {
     port: u16,
@@ -242,15 +255,7 @@ fn only_whole_rdb_files_are_backed_up() {
     reply.extend_from_slice(&half);
     let port = fake_primary(vec![reply], Duration::ZERO);
     let out = dir.path().join("half.renc");
-    let (code, _, err) = tool(&[
-        "backup",
-        "--url",
-        &format!("redis://127.0.0.1:{port}"),
-        "--master-key",
-        &key,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) = backup_from(&format!("redis://127.0.0.1:{port}"), &key, &out);
     assert_ne!(code, 0);
     assert!(err.contains("not a whole RDB file"), "{err}");
     assert!(!out.exists());
@@ -265,15 +270,7 @@ fn endless_lines_and_passwords_do_not_reach_memory_or_output() {
     let endless = vec![vec![b'a'; 8 * 1024 * 1024]];
     let port = fake_primary(endless, Duration::ZERO);
     let out = dir.path().join("x.renc");
-    let (code, _, err) = tool(&[
-        "backup",
-        "--url",
-        &format!("redis://127.0.0.1:{port}"),
-        "--master-key",
-        &key,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) = backup_from(&format!("redis://127.0.0.1:{port}"), &key, &out);
     assert_ne!(code, 0);
     assert!(err.contains("longer than"), "{err}");
     assert!(!out.exists());

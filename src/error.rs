@@ -162,7 +162,7 @@ impl CmdError {
             CmdError::PhiOutsidePatterns => "phi_placement",
             CmdError::AuditUnavailable => "audit_unavailable",
             CmdError::Server(_) | CmdError::NotReady | CmdError::NeedsForce => "server",
-            CmdError::Core(CoreError::Kms(_)) => "kms",
+            CmdError::Core(CoreError::Kms(_) | CoreError::KmsUnavailable(_)) => "kms",
             CmdError::Core(e) => match e {
                 CoreError::NotAnEnvelope => "not_envelope",
                 CoreError::DecryptFailed => "decrypt_failed",
@@ -216,8 +216,12 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
         CoreError::KeyringDestroyed(name) => {
             format!("ERR keyring '{}' was destroyed; the value cannot be recovered", name.as_str()).into()
         }
-        CoreError::KeyUnavailable { keyring, version } => format!(
-            "ERR data key version {} of keyring '{}' is not available: the loaded master key is not the one that protects it",
+        CoreError::KeyUnavailable {
+            keyring,
+            version,
+            why,
+        } => format!(
+            "ERR data key version {} of keyring '{}' is not available: {why}",
             version.0,
             keyring.as_str()
         )
@@ -226,7 +230,14 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
         CoreError::InvalidKeyringName => {
             "ERR invalid keyring name: use 1 to 64 printable characters without spaces".into()
         }
-        CoreError::UnknownKeyring => "ERR no such keyring".into(),
+        CoreError::UnknownKeyring => match crate::state::why_no_keys() {
+            Some(why) => format!(
+                "ERR no keyring yet: the key management service could not make keyring 'default''s first key ({why}); \
+                 it is asked again every few seconds"
+            )
+            .into(),
+            None => "ERR no such keyring".into(),
+        },
         CoreError::KeyringExists => "ERR a keyring with that name exists".into(),
         CoreError::UnknownVersion => "ERR no such key version in that keyring".into(),
         CoreError::LimitReached => "ERR too many keyrings or key versions (65535 at most)".into(),
@@ -246,6 +257,9 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
             "ERR an imported keyring's id or name belongs to a different keyring on this server".into()
         }
         CoreError::Kms(why) => format!("ERR key management service: {why}").into(),
+        CoreError::KmsUnavailable(why) => {
+            format!("ERR key management service unavailable: {why}").into()
+        }
         CoreError::MasterKey(_) => "ERR master key unavailable".into(),
         _ => "ERR redis-enc internal error".into(),
     }

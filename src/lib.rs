@@ -24,6 +24,7 @@ mod entry;
 mod error;
 mod guard;
 mod info;
+mod kms_retry;
 mod load;
 mod pattern;
 mod persist;

@@ -67,7 +67,10 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     let provider =
         Provider::parse(&load_args.master_key).map_err(|e| format!("master key: {e}"))?;
     let master = provider.open().map_err(|e| format!("master key: {e}"))?;
-    if load_args.master_key.contains("allow-http=yes") {
+    let plain_http = std::iter::once(&load_args.master_key)
+        .chain(&load_args.old_master_key)
+        .any(|uri| uri.contains("allow-http=yes"));
+    if plain_http {
         ctx.log(
             Level::Warning,
             "redis-enc: the KMS is reached over plain http (allow-http=yes): its credentials and the \
@@ -83,12 +86,32 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         None => None,
     };
     let master_key_id = master.id();
-    let keys = State::fresh_keys(&master).map_err(|e| format!("master key: {e}"))?;
-    state::mark_unpropagated(matches!(master, Master::Remote(_)));
+    let remote = matches!(master, Master::Remote(_));
+    let keys = match State::fresh_keys(&master) {
+        Ok(keys) => {
+            state::mark_unpropagated(remote);
+            keys
+        }
+        // A KMS that is down at start does not keep the server down: the RDB or the
+        // replication stream brings the keyrings (their keys locked until the KMS answers), and
+        // a fresh server gets `default`'s first key when the KMS is back.
+        Err(e @ redis_enc_core::Error::KmsUnavailable(_)) if remote => {
+            ctx.log(
+                Level::Warning,
+                &format!(
+                    "redis-enc: the key management service could not make keyring 'default''s first key: {e}; \
+                     starting without it (an RDB, an AOF or a primary brings the keyrings; asked again every few seconds)"
+                ),
+            );
+            state::set_no_default(Some(e.to_string()));
+            redis_enc_core::KeyStore::empty()
+        }
+        Err(e) => return Err(format!("master key: {e}")),
+    };
     state::install(State {
         keys,
-        master,
-        old_master,
+        master: std::sync::Arc::new(master),
+        old_master: old_master.map(std::sync::Arc::new),
         provider: provider.kind(),
     });
     persist::register(ctx)?;
@@ -118,6 +141,7 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         return Err("cannot register the INFO section".into());
     }
     crate::acl_log::start(ctx);
+    crate::kms_retry::start();
     Ok(format!(
         "redis-enc {} loaded: master key {master_key_id} from the {} provider",
         env!("CARGO_PKG_VERSION"),

@@ -58,13 +58,14 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
         }
         let blob = rm::load_bytes(rdb);
         match replace_from(&blob) {
-            Ok(locked) => {
+            Ok((locked, first)) => {
                 if locked > 0 {
                     rm::log_without_context(
                         Level::Warning,
                         &format!(
-                            "redis-enc: {locked} data key(s) in the RDB could not be unwrapped with the loaded master key; \
-                             values under them will not open until the right master key is loaded"
+                            "redis-enc: {locked} data key(s) in the RDB could not be unwrapped; values under them \
+                             will not open until they are. The first: {}",
+                            first.unwrap_or_default()
                         ),
                     );
                 }
@@ -85,18 +86,34 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
 }
 
 /// Replaces the key store with the one in `blob` (an RDB being loaded is the whole truth).
-/// Returns how many keys stayed locked.
-fn replace_from(blob: &[u8]) -> Result<usize, CmdError> {
+/// Returns how many keys stayed locked, and why the first did.
+fn replace_from(blob: &[u8]) -> Result<(usize, Option<String>), CmdError> {
+    let replaced = replace_store(blob);
+    redis_enc_core::key::scrub_stack();
+    replaced
+}
+
+fn replace_store(blob: &[u8]) -> Result<(usize, Option<String>), CmdError> {
     state::with_mut(|s| {
         let mut fresh = match s.master.local() {
             Some(key) => redis_enc_core::KeyStore::new(key, state::now_secs()),
             // No local key to derive from; the record brings the whole store.
             None => redis_enc_core::KeyStore::empty(),
         };
-        let report = fresh.import(blob, &s.masters(), &s.unwrappers(), Locking::Allow)?;
+        let held = s.held();
+        let report = fresh.import(blob, &held.masters(), &held.unwrappers(), Locking::Allow)?;
         s.keys = fresh;
         state::mark_unpropagated(false);
-        Ok(report.versions_locked)
+        if report.unwrap_ms > 100 {
+            rm::log_without_context(
+                Level::Notice,
+                &format!(
+                    "redis-enc: unwrapping the keyring record's data keys took {} ms",
+                    report.unwrap_ms
+                ),
+            );
+        }
+        Ok((report.versions_locked, report.first_locked))
     })
 }
 

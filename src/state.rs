@@ -2,7 +2,7 @@
 //! says about them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use redis_enc_core::provider::Master;
 use redis_enc_core::wrap::Wrapper;
@@ -14,19 +14,26 @@ use crate::error::CmdError;
 pub struct State {
     pub keys: KeyStore,
     /// The master key new data keys are wrapped under.
-    pub master: Master,
+    pub master: Arc<Master>,
     /// The previous master key, while a master-key rotation is under way (`old-master-key`).
-    pub old_master: Option<Master>,
+    pub old_master: Option<Arc<Master>>,
     /// The master-key provider kind (`file`, `env`, `exec`); never the key or its location.
     pub provider: &'static str,
 }
 
-impl State {
+/// The master keys held, shared with threads that wait on a KMS.
+#[derive(Clone)]
+pub struct Held {
+    pub master: Arc<Master>,
+    pub old_master: Option<Arc<Master>>,
+}
+
+impl Held {
     /// The local master keys held, current first.
     pub fn masters(&self) -> Vec<&MasterKey> {
         std::iter::once(&self.master)
             .chain(self.old_master.as_ref())
-            .filter_map(Master::local)
+            .filter_map(|m| m.local())
             .collect()
     }
 
@@ -34,8 +41,23 @@ impl State {
     pub fn unwrappers(&self) -> Vec<&dyn Wrapper> {
         std::iter::once(&self.master)
             .chain(self.old_master.as_ref())
-            .map(Master::wrapper)
+            .map(|m| m.wrapper())
             .collect()
+    }
+
+    /// Whether the master key is held by a KMS (changes then wait on it).
+    pub fn remote(&self) -> bool {
+        matches!(*self.master, Master::Remote(_))
+    }
+}
+
+impl State {
+    /// The master keys, to hand to a thread.
+    pub fn held(&self) -> Held {
+        Held {
+            master: self.master.clone(),
+            old_master: self.old_master.clone(),
+        }
     }
 
     /// A fresh key store for this master key: derived `default` v1 for a local key, a
@@ -49,6 +71,27 @@ impl State {
 }
 
 static STATE: RwLock<Option<State>> = RwLock::new(None);
+
+/// Why a KMS-backed server holds no `default` key: its KMS could not make one at start (an RDB
+/// or the replication stream may still bring the keyrings; `kms_retry` asks again).
+static NO_DEFAULT: Mutex<Option<String>> = Mutex::new(None);
+
+pub fn set_no_default(why: Option<String>) {
+    *NO_DEFAULT.lock().unwrap_or_else(|p| p.into_inner()) = why;
+}
+
+/// Why the KMS could not make `default`'s first key, until it does (or a store arrives).
+pub fn no_default() -> Option<String> {
+    NO_DEFAULT.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Why the store holds no keyring at all, if that is so (not to be called with the state held).
+pub fn why_no_keys() -> Option<String> {
+    let why = no_default()?;
+    with(|s| Ok(s.keys.is_empty()))
+        .unwrap_or(false)
+        .then_some(why)
+}
 
 /// The key store holds keys that neither the RDB nor the replication stream has seen yet (a
 /// KMS-generated `default` v1 on a fresh server): the next write propagates it first.

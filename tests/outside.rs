@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,20 @@ use common::*;
 fn tool(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
         .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The tool with a Vault token in its environment.
+fn tool_env(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+        .args(args)
+        .env("VAULT_TOKEN", "t")
         .output()
         .unwrap();
     (
@@ -53,24 +67,34 @@ fn fake_http(reply: &'static str) -> FakeHttp {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; length];
-            let _ = reader.read_exact(&mut body);
+            let _ = read_request(&mut reader);
             count.fetch_add(1, Ordering::SeqCst);
             let mut stream = stream;
             let _ = stream.write_all(reply.as_bytes());
         }
     });
     FakeHttp { port, requests }
+}
+
+/// One HTTP request: its first line and its body; `None` once the client is gone.
+fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let mut request = String::new();
+    if reader.read_line(&mut request).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((request, body))
 }
 
 fn vault_uri(port: u16) -> String {
@@ -398,5 +422,368 @@ fn a_stopped_restore_leaves_no_plaintext() {
         std::fs::read_dir(&out_dir).unwrap().count(),
         0,
         "the partial plaintext RDB is gone"
+    );
+}
+
+/// A fake Vault Transit engine standing in for a KMS's protocol and latency (not its secrecy:
+/// it "encrypts" by tagging). It answers each request after the delay set, on every connection
+/// the client opens at once; while `down`, it answers 503 as a sealed Vault does.
+struct FakeVault {
+    port: u16,
+    delay_ms: Arc<AtomicU64>,
+    down: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl FakeVault {
+    fn start() -> FakeVault {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let vault = FakeVault {
+            port: listener.local_addr().unwrap().port(),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+            down: Arc::new(AtomicBool::new(false)),
+            requests: Arc::new(AtomicUsize::new(0)),
+        };
+        let shared = (
+            vault.delay_ms.clone(),
+            vault.down.clone(),
+            vault.requests.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || serve_vault(stream, &shared.0, &shared.1, &shared.2));
+            }
+        });
+        vault
+    }
+
+    /// Options for a server whose master key this Vault holds.
+    fn server_options(&self) -> Options {
+        Options {
+            module_args: Some(vec!["master-key".into(), vault_uri(self.port)]),
+            env: vec![("VAULT_TOKEN".into(), "t".into())],
+            ..Options::default()
+        }
+    }
+
+    /// A server whose master key this Vault holds, on `dir` (a restart), with `server_args`.
+    fn server_on(&self, dir: Arc<tempfile::TempDir>, server_args: &[&str]) -> Server {
+        let mut opts = self.server_options();
+        opts.dir = Some(dir);
+        opts.server_args = server_args.iter().map(|a| a.to_string()).collect();
+        Server::with(opts)
+    }
+
+    fn set_delay(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn serve_vault(stream: TcpStream, delay: &AtomicU64, down: &AtomicBool, count: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    while let Some((request, body)) = read_request(&mut reader) {
+        count.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
+        let body = String::from_utf8_lossy(&body);
+        let field = |name: &str| {
+            body.split(&format!("\"{name}\":\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (status, reply) = if down.load(Ordering::SeqCst) {
+            (
+                "503 Service Unavailable",
+                r#"{"errors":["Vault is sealed"]}"#.to_owned(),
+            )
+        } else if request.contains("/encrypt/") {
+            let tagged = field("plaintext");
+            (
+                "200 OK",
+                format!(r#"{{"data":{{"ciphertext":"vault:v1:{tagged}"}}}}"#),
+            )
+        } else if request.contains("/decrypt/") {
+            let tagged = field("ciphertext");
+            let plaintext = tagged.trim_start_matches("vault:v1:");
+            (
+                "200 OK",
+                format!(r#"{{"data":{{"plaintext":"{plaintext}"}}}}"#),
+            )
+        } else {
+            ("404 Not Found", r#"{"errors":[]}"#.to_owned())
+        };
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+            reply.len()
+        );
+        if stream.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// How long a `PING` takes, at most and at the median, over `rounds` rounds while `busy` holds.
+fn ping_pauses(
+    con: &mut redis::Connection,
+    mut busy: impl FnMut(usize) -> bool,
+) -> (Duration, Duration) {
+    let mut times = Vec::new();
+    while busy(times.len()) {
+        let started = Instant::now();
+        cmd(con, "PING").unwrap();
+        times.push(started.elapsed());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    times.sort();
+    (times[times.len() - 1], times[times.len() / 2])
+}
+
+/// Asserts that `key` opens to `value`.
+fn opens(con: &mut redis::Connection, key: &str, value: &str) {
+    let got = bulk(&cmd(con, &format!("ENC.GET {key}")).unwrap()).unwrap();
+    assert_eq!(got, value.as_bytes(), "{key}");
+}
+
+/// The promise: a keyring change that waits on a slow KMS blocks the client that asked, not the
+/// server; a second change meanwhile is refused at once, not queued; the change reaches the AOF.
+#[test]
+fn a_slow_kms_blocks_only_the_client_that_asked() {
+    let vault = FakeVault::start();
+    let server = vault.server_on(
+        Arc::new(tempfile::tempdir().unwrap()),
+        &["--appendonly", "yes"],
+    );
+    let mut con = server.client();
+    cmd(&mut con, "ENC.SET before one").unwrap();
+    let (normal_max, normal_median) = ping_pauses(&mut con, |n| n < 200);
+
+    vault.set_delay(2000);
+    let url = server.url();
+    let rotating = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let started = Instant::now();
+        (cmd(&mut c, "ENC.KEYRING ROTATE"), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let second = cmd(&mut con, "ENC.KEYRING CREATE other").unwrap_err();
+    assert!(
+        second.contains("waiting for the key management service"),
+        "{second}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "refused at once"
+    );
+    opens(&mut con, "before", "one");
+    let (busy_max, busy_median) = ping_pauses(&mut con, |_| !rotating.is_finished());
+    let (rotated, took) = rotating.join().unwrap();
+    assert_eq!(rotated.unwrap(), redis::Value::Int(2));
+    assert!(
+        took >= Duration::from_secs(2),
+        "the client waited for the KMS: {took:?}"
+    );
+    eprintln!(
+        "PING during a ROTATE waiting {took:?} on the KMS: longest {busy_max:?}, median {busy_median:?}; \
+         before it: longest {normal_max:?}, median {normal_median:?}"
+    );
+    assert!(
+        busy_max < normal_max + Duration::from_millis(50),
+        "another client paused {busy_max:?} (normally at most {normal_max:?})"
+    );
+
+    vault.set_delay(0);
+    cmd(&mut con, "ENC.SET after two").unwrap();
+    assert_eq!(key_version(&mut con, "after", None), 2);
+    let dir = server.stop();
+    let restarted = vault.server_on(dir, &["--appendonly", "yes"]);
+    let mut con = restarted.client();
+    opens(&mut con, "before", "one");
+    opens(&mut con, "after", "two");
+}
+
+/// The promise: a start with many KMS-wrapped key versions unwraps them in parallel and says
+/// how long it took: 1,000 versions behind a KMS answering in 50 ms load in seconds (one at a
+/// time, 50 s).
+#[test]
+fn a_thousand_kms_wrapped_versions_load_in_seconds() {
+    let vault = FakeVault::start();
+    let server = Server::with(vault.server_options());
+    let mut con = server.client();
+    cmd(&mut con, "ENC.SET first one").unwrap();
+    for _ in 1..1000 {
+        cmd(&mut con, "ENC.KEYRING ROTATE").unwrap();
+    }
+    cmd(&mut con, "ENC.SET last thousand").unwrap();
+    assert_eq!(key_version(&mut con, "last", None), 1000);
+    cmd(&mut con, "SAVE").unwrap();
+    let dir = server.stop();
+
+    vault.set_delay(50);
+    let before = vault.requests();
+    let started = Instant::now();
+    let server = vault.server_on(dir, &[]);
+    let took = started.elapsed();
+    let requests = vault.requests() - before;
+    eprintln!("start with 1000 KMS-wrapped versions, KMS answering in 50 ms: {took:?}, {requests} requests");
+    assert!(requests >= 1000, "{requests}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        server
+            .log()
+            .contains("unwrapping the keyring record's data keys took"),
+        "{}",
+        server.log()
+    );
+    let mut con = server.client();
+    opens(&mut con, "first", "one");
+    opens(&mut con, "last", "thousand");
+}
+
+/// The promise: a KMS that is down is reported as a KMS failure, by the module and by the
+/// backup tool, not as a wrong master key or a damaged backup; it does not keep the server from
+/// starting, and what it could not give is asked for again until it answers.
+#[test]
+fn a_kms_outage_is_not_reported_as_a_wrong_key() {
+    let vault = FakeVault::start();
+    vault.down.store(true, Ordering::SeqCst);
+    let fresh = Server::with(vault.server_options());
+    let mut con = fresh.client();
+    let e = cmd(&mut con, "ENC.SET k v").unwrap_err();
+    assert!(
+        e.contains("key management service") && e.contains("503"),
+        "{e}"
+    );
+    vault.down.store(false, Ordering::SeqCst);
+    wait_until("the KMS to make the first key", || {
+        cmd(&mut con, "ENC.SET k v").is_ok()
+    });
+    cmd(&mut con, "SAVE").unwrap();
+    let dir = fresh.stop();
+
+    vault.down.store(true, Ordering::SeqCst);
+    let server = vault.server_on(dir.clone(), &[]);
+    let mut con = server.client();
+    let e = cmd(&mut con, "ENC.GET k").unwrap_err();
+    assert!(
+        e.contains("key management service") && e.contains("503") && !e.contains("not the one"),
+        "{e}"
+    );
+    assert!(server.log().contains("503"), "{}", server.log());
+    vault.down.store(false, Ordering::SeqCst);
+    wait_until("the locked key to be unwrapped", || {
+        cmd(&mut con, "ENC.GET k").is_ok()
+    });
+    opens(&mut con, "k", "v");
+    assert!(server
+        .log()
+        .contains("unwrapped now that the key management service answers"));
+
+    let rdb = dir.path().join("dump.rdb");
+    let backup = dir.path().join("b.enc");
+    let key = vault_uri(vault.port);
+    let (code, _, err) = tool_env(&[
+        "backup",
+        "--rdb",
+        rdb.to_str().unwrap(),
+        "--master-key",
+        &key,
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    vault.down.store(true, Ordering::SeqCst);
+    let (code, out, err) = tool_env(&[
+        "verify",
+        "--master-key",
+        &key,
+        "--in",
+        backup.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    let said = format!("{out}{err}");
+    assert!(
+        said.contains("key management service")
+            && said.contains("503")
+            && !said.contains("wrong master key"),
+        "{said}"
+    );
+}
+
+/// The keys a fake Vault holds for keyring `name`: its raw data keys (the fake's "ciphertext"
+/// is the key in base64), read from an export.
+fn raw_keys_of(export: &[u8], name: &str) -> Vec<Vec<u8>> {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    let text = String::from_utf8_lossy(export);
+    let json: serde_json::Value = serde_json::from_str(text.split_once('\n').unwrap().1).unwrap();
+    let ring = json["keyrings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap();
+    ring["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let wrapped = STANDARD
+                .decode(v["material"]["key"].as_str().unwrap())
+                .unwrap();
+            let tagged = String::from_utf8(wrapped).unwrap();
+            STANDARD
+                .decode(tagged.strip_prefix("vault:v1:").unwrap())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// The promise: once a keyring is destroyed, the server's memory holds no copy of its keys:
+/// not the key, not the AES round keys that begin with it, wherever the module moved them.
+#[test]
+fn a_destroyed_key_leaves_no_copy_in_memory() {
+    let vault = FakeVault::start();
+    let server = Server::with(vault.server_options());
+    let mut con = server.client();
+    cmd(&mut con, "ENC.KEYRING CREATE shred").unwrap();
+    cmd(&mut con, "ENC.KEYRING ROTATE shred").unwrap();
+    cmd(&mut con, "ENC.SET k v KEYRING shred").unwrap();
+    cmd(&mut con, "ENC.GET k").unwrap();
+    let redis::Value::BulkString(export) = cmd(&mut con, "ENC.KEYRING EXPORT").unwrap() else {
+        panic!()
+    };
+    let keys = raw_keys_of(&export, "shred");
+    assert_eq!(keys.len(), 2);
+    let memory = server.memory();
+    assert!(
+        keys.iter()
+            .all(|k| memory.iter().any(|(_, m)| contains(m, k))),
+        "the scan sees the keys while they are in use"
+    );
+    cmd(&mut con, "ENC.KEYRING DESTROY shred FORCE").unwrap();
+    let memory = server.memory();
+    let mut copies = Vec::new();
+    for (n, key) in keys.iter().enumerate() {
+        for (region, bytes) in &memory {
+            for (at, _) in bytes
+                .windows(key.len())
+                .enumerate()
+                .filter(|(_, w)| w == key)
+            {
+                copies.push(format!("key {n} at +{at:#x} of {region}"));
+            }
+        }
+    }
+    assert!(
+        copies.is_empty(),
+        "copies of destroyed keys left in memory:\n{}",
+        copies.join("\n")
     );
 }

@@ -73,6 +73,9 @@ pub enum BackupError {
     BadHeader,
     /// The file key does not unwrap with the given master key.
     WrongKey,
+    /// The key management service holding the master key did not unwrap the file key
+    /// (unreachable, timed out, refused): its words. Says nothing about the backup.
+    Kms(String),
     /// A chunk failed authentication.
     Damaged(u64),
     /// The file ends before its last chunk.
@@ -98,6 +101,11 @@ impl std::fmt::Display for BackupError {
             BackupError::WrongKey => {
                 f.write_str("the master key does not unwrap this backup's file key (wrong master key, or a damaged header)")
             }
+            BackupError::Kms(why) => write!(
+                f,
+                "the key management service did not unwrap this backup's file key: {why} \
+                 (the backup itself was not checked)"
+            ),
             BackupError::Damaged(n) => write!(
                 f,
                 "chunk {n} failed authentication: the backup was modified, its chunks reordered or duplicated, \
@@ -352,10 +360,7 @@ pub fn restore(
         .ok_or(BackupError::BadHeader)?;
     let name = backup_context_name();
     let context = wrap_context(&name);
-    let file_key = unwrappers
-        .iter()
-        .find_map(|w| w.unwrap(&wrapped, &context).ok())
-        .ok_or(BackupError::WrongKey)?;
+    let file_key = unwrap_file_key(unwrappers, &wrapped, &context)?;
     let mut decryptor = Some(DecryptorBE32::from_aead(
         cipher(&file_key),
         (&prefix).into(),
@@ -426,6 +431,28 @@ pub fn sizes(file_len: u64, header_len: u64) -> (u64, u64) {
 
 #[allow(dead_code)]
 const _KEY_LEN_IS_AES256: () = assert!(KEY_LEN == 32);
+
+/// The file key, from the first wrapper that unwraps it; a KMS failure is told apart from a
+/// master key that does not open it.
+fn unwrap_file_key(
+    unwrappers: &[&dyn Wrapper],
+    wrapped: &[u8],
+    context: &WrapContext<'_>,
+) -> Result<DataKey, BackupError> {
+    let mut failure = BackupError::WrongKey;
+    for wrapper in unwrappers {
+        match wrapper.unwrap(wrapped, context) {
+            Ok(key) => return Ok(key),
+            Err(Error::Kms(why) | Error::KmsUnavailable(why))
+                if matches!(failure, BackupError::WrongKey) =>
+            {
+                failure = BackupError::Kms(why);
+            }
+            Err(_) => {}
+        }
+    }
+    Err(failure)
+}
 
 #[cfg(test)]
 mod tests {

@@ -48,6 +48,8 @@ pub enum Error {
         keyring: KeyringName,
         /// Version.
         version: KeyVersion,
+        /// What failed.
+        why: Locked,
     },
     /// A keyring with that name exists.
     KeyringExists,
@@ -63,8 +65,11 @@ pub enum Error {
     KeyringConflict,
     /// An imported data key differs from the one held for the same keyring and version.
     KeyMismatch,
-    /// The key management service failed or could not be reached; the text says how.
+    /// The key management service refused or answered wrongly; the text says how.
     Kms(String),
+    /// The key management service could not be reached, timed out, or said it is unavailable
+    /// (5xx, 429): trying again later may succeed. The text says how.
+    KmsUnavailable(String),
     /// Authentication failed: the value was modified, truncated, moved to another key or field,
     /// or sealed under a different master key.
     DecryptFailed,
@@ -160,9 +165,13 @@ impl fmt::Display for Error {
             Error::KeyringDestroyed(name) => {
                 write!(f, "keyring '{}' was destroyed; its values cannot be recovered", name.as_str())
             }
-            Error::KeyUnavailable { keyring, version } => write!(
+            Error::KeyUnavailable {
+                keyring,
+                version,
+                why,
+            } => write!(
                 f,
-                "data key {version} of keyring '{}' is not available: the loaded master key is not the one that protects it",
+                "data key {version} of keyring '{}' is not available: {why}",
                 keyring.as_str()
             ),
             Error::KeyringExists => f.write_str("a keyring with that name exists"),
@@ -171,6 +180,7 @@ impl fmt::Display for Error {
             Error::Refused(why) => f.write_str(why),
             Error::InvalidExport => f.write_str("not a redis-enc keyring export, or a damaged one"),
             Error::Kms(why) => write!(f, "key management service: {why}"),
+            Error::KmsUnavailable(why) => write!(f, "key management service unavailable: {why}"),
             Error::WouldLock { keyring, version } => write!(
                 f,
                 "the import would leave data key v{} of keyring '{}' locked: it is wrapped under a master key this server does not hold",
@@ -248,5 +258,45 @@ impl std::error::Error for MasterKeyError {}
 impl From<MasterKeyError> for Error {
     fn from(e: MasterKeyError) -> Self {
         Error::MasterKey(e)
+    }
+}
+
+/// Why a data key is not held: which is not the same thing to an operator in an outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locked {
+    /// No master key held unwraps (or derives) it: the wrong master key, or a damaged wrapping.
+    WrongKey,
+    /// The key management service did not answer with the key (unreachable, timed out,
+    /// refused): its own words, made printable.
+    Kms(String),
+    /// What was unwrapped does not match the key's stored check value: a wrong answer from a
+    /// key management service (or from whoever answered for it).
+    BadCheck,
+    /// Not tried: the start's unwrap deadline had passed.
+    GivenUp,
+}
+
+impl Locked {
+    /// Whether trying again later may unlock it (the KMS may be back).
+    pub fn may_pass(&self) -> bool {
+        matches!(self, Locked::Kms(_) | Locked::GivenUp)
+    }
+}
+
+impl std::fmt::Display for Locked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Locked::WrongKey => f.write_str("the loaded master key is not the one that protects it"),
+            Locked::Kms(why) => write!(
+                f,
+                "the key management service did not unwrap it ({why}); it is tried again at the next keyring import or restart"
+            ),
+            Locked::BadCheck => f.write_str(
+                "the key the key management service returned fails its stored check value (a wrong answer, not the key)",
+            ),
+            Locked::GivenUp => f.write_str(
+                "unwrapping did not finish within the start's deadline; it is tried again at the next keyring import or restart",
+            ),
+        }
     }
 }

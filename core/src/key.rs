@@ -7,7 +7,7 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::MasterKeyError;
 use crate::xaes::Xaes;
@@ -137,7 +137,7 @@ impl MasterKey {
         info.extend_from_slice(&id.version.0.to_be_bytes());
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         hkdf(self.bytes.as_ref(), &info, bytes.as_mut());
-        DataKey::from_bytes(id, bytes)
+        DataKey::from_bytes(id, &bytes)
     }
 }
 
@@ -167,27 +167,43 @@ pub fn random_token() -> String {
 /// The cipher's AES round keys and its derived keys are zeroized on drop (`crate::xaes`).
 pub struct DataKey {
     id: KeyId,
+    held: Box<Held>,
+}
+
+/// A data key's bytes and cipher, on the heap: moving a [`DataKey`] (into the store, across
+/// threads) copies a pointer, not the key, so no copy is left behind where it was.
+struct Held {
     bytes: Zeroizing<[u8; KEY_LEN]>,
     cipher: Xaes,
 }
 
 impl DataKey {
-    /// Builds a data key from raw bytes; the bytes are zeroized when `bytes` drops.
-    pub fn from_bytes(id: KeyId, bytes: Zeroizing<[u8; KEY_LEN]>) -> DataKey {
-        let cipher = Xaes::new(&bytes);
-        DataKey { id, bytes, cipher }
+    /// Builds a data key from raw bytes (a copy; the caller wipes its own).
+    pub fn from_bytes(id: KeyId, bytes: &[u8; KEY_LEN]) -> DataKey {
+        DataKey {
+            id,
+            held: Box::new(Held {
+                bytes: Zeroizing::new(*bytes),
+                cipher: Xaes::new(bytes),
+            }),
+        }
     }
 
     /// A new random data key from the operating system's generator.
     pub fn generate(id: KeyId) -> DataKey {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         rand::rngs::OsRng.fill_bytes(bytes.as_mut());
-        DataKey::from_bytes(id, bytes)
+        DataKey::from_bytes(id, &bytes)
     }
 
     /// The raw key, for wrapping it under a master key.
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
-        &self.bytes
+        &self.held.bytes
+    }
+
+    /// A copy, for work done away from the store (wrapping it again); wiped when dropped.
+    pub(crate) fn duplicate(&self) -> DataKey {
+        DataKey::from_bytes(self.id, self.bytes())
     }
 
     /// The key's check value (FORMAT.md §2.3): 16 bytes of HMAC-SHA256 under the key, as hex.
@@ -195,7 +211,7 @@ impl DataKey {
     pub fn check(&self) -> String {
         use hmac::{Hmac, Mac};
         // HMAC takes keys of any length.
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.bytes.as_ref()).expect("any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.bytes()).expect("any key length");
         mac.update(b"redis-enc key check v1");
         let id = self.id;
         mac.update(&id.keyring.0.to_be_bytes());
@@ -210,11 +226,11 @@ impl DataKey {
 
     /// How many subkeys this key has derived (cache misses of its cipher).
     pub fn derivations(&self) -> u64 {
-        self.cipher.derived()
+        self.held.cipher.derived()
     }
 
     pub(crate) fn cipher(&self) -> &Xaes {
-        &self.cipher
+        &self.held.cipher
     }
 }
 
@@ -225,6 +241,20 @@ impl fmt::Debug for DataKey {
             .field("version", &self.id.version.0)
             .finish()
     }
+}
+
+/// How much of the stack [`scrub_stack`] overwrites.
+const SCRUB_BYTES: usize = 64 * 1024;
+
+/// Overwrites the stack just below the caller's frame, where the functions it called left
+/// transient copies of keys (values built there before moving to the heap, cipher states).
+/// Called after work on raw keys (keyring changes, unwrapping), by the frame that did it, on
+/// the thread that did it.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut area = [0u8; SCRUB_BYTES];
+    area.zeroize();
+    std::hint::black_box(&area);
 }
 
 #[cfg(test)]

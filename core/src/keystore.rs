@@ -12,9 +12,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 use crate::envelope::{self, Envelope, Flags, Location};
-use crate::error::Error;
+use crate::error::{Error, Locked};
 use crate::key::{DataKey, KeyId, KeyVersion, KeyringId, MasterKey};
 use crate::keyring::{KeyringName, Opened};
 use crate::wrap::{WrapContext, Wrapper};
@@ -65,11 +66,23 @@ enum Material {
     None,
 }
 
+impl Drop for Material {
+    /// A wrapped key and the master key together are the key: the module's copies of the
+    /// wrapped form are wiped too (a destroyed version's above all).
+    fn drop(&mut self) {
+        if let Material::Wrapped { key, .. } = self {
+            key.zeroize();
+        }
+    }
+}
+
 struct Slot {
     state: VersionState,
     created: u64,
     material: Material,
     key: Option<DataKey>,
+    /// Why `key` is not held, when it is not.
+    locked: Option<Locked>,
     /// A full re-encryption of the keyring finished after this version stopped being primary.
     scanned_clear: bool,
 }
@@ -123,6 +136,10 @@ pub struct ImportReport {
     /// Versions (in the whole store, after the import) whose key none of the held master keys
     /// could unwrap.
     pub versions_locked: usize,
+    /// Why the first of them is locked (an error's text), if one is.
+    pub first_locked: Option<String>,
+    /// How long unwrapping the keys took, in milliseconds.
+    pub unwrap_ms: u64,
 }
 
 /// All keyrings of one server.
@@ -162,6 +179,7 @@ impl KeyStore {
                     from: master.wrapper_id(),
                 },
                 key: Some(master.derive_data_key(default_id())),
+                locked: None,
                 scanned_clear: false,
             },
         );
@@ -202,6 +220,12 @@ impl KeyStore {
         })
     }
 
+    /// Whether the store holds no keyring at all (a KMS-backed server whose KMS could not make
+    /// `default`'s first key at start).
+    pub fn is_empty(&self) -> bool {
+        self.rings.is_empty()
+    }
+
     fn ring(&self, name: &KeyringName) -> Result<&Ring, Error> {
         self.rings
             .iter()
@@ -225,10 +249,7 @@ impl KeyStore {
     pub fn primary(&self, name: &KeyringName) -> Result<&DataKey, Error> {
         let ring = self.ring(name)?;
         let slot = &ring.versions[&ring.primary.0];
-        slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable {
-            keyring: ring.name.clone(),
-            version: ring.primary,
-        })
+        slot.available(&ring.name, ring.primary)
     }
 
     /// The identifier of keyring `id`'s primary key, if the keyring exists.
@@ -278,10 +299,7 @@ impl KeyStore {
                 keyring: ring.name.clone(),
                 version: id.version,
             }),
-            VersionState::Active => slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable {
-                keyring: ring.name.clone(),
-                version: id.version,
-            }),
+            VersionState::Active => slot.available(&ring.name, id.version),
         }
     }
 
@@ -323,29 +341,9 @@ impl KeyStore {
         wrapper: &dyn Wrapper,
         now: u64,
     ) -> Result<KeyringId, Error> {
-        if self.rings.iter().any(|r| &r.name == name) {
-            return Err(Error::KeyringExists);
-        }
-        let next = self.rings.iter().map(|r| r.id.0).max().unwrap_or(0);
-        let id = KeyringId(next.checked_add(1).ok_or(Error::LimitReached)?);
-        let key_id = KeyId {
-            keyring: id,
-            version: KeyVersion(1),
-        };
-        let (key, wrapped) = wrapper.generate(&WrapContext {
-            keyring: name,
-            id: key_id,
-        })?;
-        let mut versions = BTreeMap::new();
-        versions.insert(1, Slot::wrapped(wrapper.wrapper_id(), wrapped, key, now));
-        self.rings.push(Ring {
-            id,
-            name: name.clone(),
-            primary: KeyVersion(1),
-            destroyed: false,
-            versions,
-        });
-        Ok(id)
+        let id = self.next_keyring(name)?;
+        self.add_made(changes::make_key(wrapper, name, id)?, now)?;
+        Ok(id.keyring)
     }
 
     /// Adds a new random version to keyring `name` and makes it primary.
@@ -355,26 +353,8 @@ impl KeyStore {
         wrapper: &dyn Wrapper,
         now: u64,
     ) -> Result<KeyVersion, Error> {
-        let ring = self.ring_mut(name)?;
-        let last = ring.versions.keys().next_back().copied().unwrap_or(0);
-        let version = KeyVersion(last.checked_add(1).ok_or(Error::LimitReached)?);
-        let key_id = KeyId {
-            keyring: ring.id,
-            version,
-        };
-        let (key, wrapped) = wrapper.generate(&WrapContext {
-            keyring: name,
-            id: key_id,
-        })?;
-        ring.versions.insert(
-            version.0,
-            Slot::wrapped(wrapper.wrapper_id(), wrapped, key, now),
-        );
-        if let Some(old) = ring.versions.get_mut(&ring.primary.0) {
-            old.scanned_clear = false;
-        }
-        ring.primary = version;
-        Ok(version)
+        let id = self.next_version(name)?;
+        self.add_made(changes::make_key(wrapper, name, id)?, now)
     }
 
     /// Retires a version that is not the primary: it stops opening values.
@@ -461,51 +441,9 @@ impl KeyStore {
     /// Wraps every held data key under `wrapper` (and turns derived keys into wrapped ones).
     /// Touches no stored value. Returns how many keys were wrapped.
     pub fn rewrap(&mut self, wrapper: &dyn Wrapper) -> Result<usize, Error> {
-        let mut new = Vec::new();
-        for ring in &self.rings {
-            for (v, slot) in &ring.versions {
-                if slot.state == VersionState::Destroyed {
-                    continue;
-                }
-                let id = KeyId {
-                    keyring: ring.id,
-                    version: KeyVersion(*v),
-                };
-                let key = slot.key.as_ref().ok_or_else(|| Error::KeyUnavailable {
-                    keyring: ring.name.clone(),
-                    version: id.version,
-                })?;
-                new.push((
-                    ring.id,
-                    *v,
-                    key.check(),
-                    wrapper.wrap(
-                        key,
-                        &WrapContext {
-                            keyring: &ring.name,
-                            id,
-                        },
-                    )?,
-                ));
-            }
-        }
-        let count = new.len();
-        let by = wrapper.wrapper_id();
-        for (ring_id, v, check, key) in new {
-            if let Some(slot) = self
-                .rings
-                .iter_mut()
-                .find(|r| r.id == ring_id)
-                .and_then(|r| r.versions.get_mut(&v))
-            {
-                slot.material = Material::Wrapped {
-                    by: by.clone(),
-                    key,
-                    check: Some(check),
-                };
-            }
-        }
-        Ok(count)
+        let keys = self.to_rewrap()?;
+        let rewrapped = changes::rewrap_keys(wrapper, &keys)?;
+        Ok(self.set_wrappings(rewrapped))
     }
 
     /// Every keyring, destroyed ones excluded.
@@ -528,8 +466,8 @@ impl KeyStore {
     }
 
     /// The whole store, keys wrapped, as one blob (§2.1): for the RDB, replication, and
-    /// `ENC.KEYRING EXPORT`.
-    pub fn export(&self) -> Vec<u8> {
+    /// `ENC.KEYRING EXPORT`. The buffer, which holds the wrapped keys, is wiped when dropped.
+    pub fn export(&self) -> zeroize::Zeroizing<Vec<u8>> {
         let doc = ExportDoc {
             keyrings: self
                 .rings
@@ -552,15 +490,17 @@ impl KeyStore {
                 })
                 .collect(),
         };
-        let mut out = EXPORT_MAGIC.to_vec();
+        let mut out = zeroize::Zeroizing::new(EXPORT_MAGIC.to_vec());
         // Serializing plain data to JSON cannot fail.
-        out.extend_from_slice(&serde_json::to_vec(&doc).unwrap_or_default());
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(&doc).unwrap_or_default());
+        out.extend_from_slice(&json);
         out
     }
 }
 
+pub mod changes;
 mod merge;
-pub use merge::Locking;
+pub use merge::{prefetch, Locking, Prefetched, UnwrapJobs, UNWRAP_DEADLINE};
 
 impl Slot {
     fn wrapped(by: String, key: Vec<u8>, data_key: DataKey, now: u64) -> Slot {
@@ -573,8 +513,26 @@ impl Slot {
                 check: Some(data_key.check()),
             },
             key: Some(data_key),
+            locked: None,
             scanned_clear: false,
         }
+    }
+
+    /// The key, or why it is not held.
+    fn available(&self, keyring: &KeyringName, version: KeyVersion) -> Result<&DataKey, Error> {
+        self.key.as_ref().ok_or_else(|| Error::KeyUnavailable {
+            keyring: keyring.clone(),
+            version,
+            why: self.locked.clone().unwrap_or(Locked::WrongKey),
+        })
+    }
+
+    /// Holds `key`, or records why it could not be had.
+    fn set_key(&mut self, key: Result<DataKey, Locked>) {
+        (self.key, self.locked) = match key {
+            Ok(key) => (Some(key), None),
+            Err(why) => (None, Some(why)),
+        };
     }
 
     fn destroy(&mut self) {

@@ -27,11 +27,12 @@ mod plaintext;
 pub mod provider;
 pub mod rdb;
 pub mod setopts;
+pub mod transfer;
 pub mod wrap;
 mod xaes;
 
 pub use envelope::{Envelope, Flags, Location};
-pub use error::Error;
+pub use error::{Error, Locked};
 pub use key::{DataKey, KeyId, KeyVersion, KeyringId, MasterKey};
 pub use keyring::KeyringName;
 pub use keystore::KeyStore;

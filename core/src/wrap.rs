@@ -35,8 +35,9 @@ impl WrapContext<'_> {
     }
 }
 
-/// Something that wraps and unwraps data keys: the local master key, or a KMS.
-pub trait Wrapper {
+/// Something that wraps and unwraps data keys: the local master key, or a KMS. Shared by the
+/// threads that unwrap many keys at once.
+pub trait Wrapper: Sync {
     /// Names the wrapping key (`local:<master key id>` for a local master key); stored next to
     /// each wrapped key so that the right wrapper is chosen to unwrap it.
     fn wrapper_id(&self) -> String;
@@ -103,7 +104,7 @@ impl Wrapper for MasterKey {
         let buffer = InOutBuf::new(ciphertext, bytes.as_mut()).map_err(|_| Error::DecryptFailed)?;
         kek.decrypt_inout_detached(nonce.into(), &context.associated_data(), buffer, tag.into())
             .map_err(|_| Error::DecryptFailed)?;
-        Ok(DataKey::from_bytes(context.id, bytes))
+        Ok(DataKey::from_bytes(context.id, &bytes))
     }
 }
 

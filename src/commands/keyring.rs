@@ -3,18 +3,20 @@
 //! Every change is propagated as `ENC.KEYRING IMPORT <export>` (see `persist`), so replicas,
 //! the AOF and later RDBs follow.
 
-use redis_enc_core::keystore::{KeyringInfo, Locking};
-use redis_enc_core::{KeyVersion, KeyringName};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+use redis_enc_core::key::scrub_stack;
+use redis_enc_core::keystore::{changes, prefetch, KeyringInfo, Locking};
+use redis_enc_core::{Error as CoreError, KeyId, KeyStore, KeyVersion, KeyringName};
 
 use crate::audit::{self, Access};
 use crate::error::CmdError;
 use crate::persist;
-use crate::rm::{Arg, Ctx};
+use crate::rm::{Arg, Blocked, Caller, Ctx, Outcome};
 use crate::setopts::parse_i64;
-use crate::state::{self, State};
-use redis_enc_core::provider::Master;
-use redis_enc_core::wrap::Wrapper;
-use redis_enc_core::MasterKey;
+use crate::state::{self, Held};
 
 fn keyring_name(arg: Option<&Arg>) -> Result<KeyringName, CmdError> {
     Ok(KeyringName::parse(arg.ok_or(CmdError::Syntax)?.bytes())?)
@@ -31,14 +33,14 @@ fn version(arg: Option<&Arg>) -> Result<KeyVersion, CmdError> {
 
 /// Records a keyring operation in the audit log.
 fn audited(
-    ctx: Ctx,
+    caller: Caller,
     operation: &str,
     keyring: Option<&KeyringName>,
     version: Option<KeyVersion>,
     detail: Option<String>,
 ) {
-    audit::record(
-        ctx,
+    audit::record_as(
+        caller,
         Access {
             event: "keyring",
             command: &format!("ENC.KEYRING {operation}"),
@@ -105,15 +107,8 @@ pub fn info(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 pub fn create(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 3, 3, "enc.keyring|create")?;
     let name = keyring_name(args.get(2))?;
-    state::with_mut(|s| {
-        s.keys
-            .create(&name, s.master.wrapper(), state::now_secs())?;
-        Ok(())
-    })?;
-    persist::propagate(ctx)?;
-    audited(ctx, "CREATE", Some(&name), Some(KeyVersion(1)), None);
-    ctx.reply_ok();
-    Ok(())
+    let id = state::with(|s| Ok(s.keys.next_keyring(&name)?))?;
+    add_key(ctx, name, id, "CREATE", |_| Outcome::Ok)
 }
 
 /// `ENC.KEYRING ROTATE [name]`: replies with the new primary version.
@@ -123,14 +118,30 @@ pub fn rotate(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Some(_) => keyring_name(args.get(2))?,
         None => KeyringName::default_name(),
     };
-    let v = state::with_mut(|s| {
-        Ok(s.keys
-            .rotate(&name, s.master.wrapper(), state::now_secs())?)
-    })?;
-    persist::propagate(ctx)?;
-    audited(ctx, "ROTATE", Some(&name), Some(v), None);
-    ctx.reply_int(i64::from(v.0));
-    Ok(())
+    let id = state::with(|s| Ok(s.keys.next_version(&name)?))?;
+    add_key(ctx, name, id, "ROTATE", |v| Outcome::Int(i64::from(v.0)))
+}
+
+/// Makes the key `id` of keyring `name` and adds it as the keyring's primary.
+fn add_key(
+    ctx: Ctx,
+    name: KeyringName,
+    id: KeyId,
+    operation: &'static str,
+    reply: fn(KeyVersion) -> Outcome,
+) -> Result<(), CmdError> {
+    let caller = ctx.caller();
+    let for_kms = name.clone();
+    change(
+        ctx,
+        move |held| Ok(changes::make_key(held.master.wrapper(), &for_kms, id)?),
+        move |ctx, made| {
+            let v = state::with_mut(|s| Ok(s.keys.add_made(made, state::now_secs())?))?;
+            persist::propagate(ctx)?;
+            audited(caller, operation, Some(&name), Some(v), None);
+            Ok(reply(v))
+        },
+    )
 }
 
 /// `ENC.KEYRING RETIRE name version`
@@ -140,7 +151,7 @@ pub fn retire(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let v = version(args.get(3))?;
     state::with_mut(|s| Ok(s.keys.retire(&name, v)?))?;
     persist::propagate(ctx)?;
-    audited(ctx, "RETIRE", Some(&name), Some(v), None);
+    audited(ctx.caller(), "RETIRE", Some(&name), Some(v), None);
     ctx.reply_ok();
     Ok(())
 }
@@ -171,7 +182,7 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     })?;
     persist::propagate(ctx)?;
     audited(
-        ctx,
+        ctx.caller(),
         "DESTROY",
         Some(&name),
         v,
@@ -185,18 +196,25 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 /// changes. Replies with the number of keys wrapped.
 pub fn rewrap(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 2, "enc.keyring|rewrap")?;
-    let n = state::with_mut(|s| Ok(s.keys.rewrap(s.master.wrapper())?))?;
-    persist::propagate(ctx)?;
-    audited(ctx, "REWRAP", None, None, Some(format!("{n} keys")));
-    ctx.reply_int(n as i64);
-    Ok(())
+    let keys = state::with(|s| Ok(s.keys.to_rewrap()?))?;
+    let caller = ctx.caller();
+    change(
+        ctx,
+        move |held| Ok(changes::rewrap_keys(held.master.wrapper(), &keys)?),
+        move |ctx, rewrapped| {
+            let n = state::with_mut(|s| Ok(s.keys.set_wrappings(rewrapped)))?;
+            persist::propagate(ctx)?;
+            audited(caller, "REWRAP", None, None, Some(format!("{n} keys")));
+            Ok(Outcome::Int(n as i64))
+        },
+    )
 }
 
 /// `ENC.KEYRING EXPORT`: every keyring, keys wrapped, as one opaque blob.
 pub fn export(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 2, "enc.keyring|export")?;
     let blob = state::with(|s| Ok(s.keys.export()))?;
-    audited(ctx, "EXPORT", None, None, None);
+    audited(ctx.caller(), "EXPORT", None, None, None);
     ctx.reply_bulk(&blob);
     Ok(())
 }
@@ -217,44 +235,122 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     } else {
         Locking::Refuse
     };
-    let report = state::with_mut(|s| {
-        let State {
-            keys,
-            master,
-            old_master,
-            ..
-        } = s;
-        let held: Vec<&Master> = std::iter::once(&*master)
-            .chain(old_master.as_ref())
-            .collect();
-        let masters: Vec<&MasterKey> = held.iter().filter_map(|m| m.local()).collect();
-        let unwrappers: Vec<&dyn Wrapper> = held.iter().map(|m| m.wrapper()).collect();
-        if state::is_unpropagated() {
-            // A fresh KMS-backed server has sealed nothing with the `default` key it made at
-            // load: the imported keyrings replace it.
-            let mut fresh = redis_enc_core::KeyStore::empty();
-            let report = fresh.import(args[2].bytes(), &masters, &unwrappers, locking)?;
-            *keys = fresh;
-            state::mark_unpropagated(false);
-            return Ok(report);
-        }
-        Ok(keys.import(args[2].bytes(), &masters, &unwrappers, locking)?)
+    let blob = args[2].bytes().to_vec();
+    let jobs = state::with(|s| {
+        Ok(if state::is_unpropagated() {
+            KeyStore::empty().unwraps_for(&blob)?
+        } else {
+            s.keys.unwraps_for(&blob)?
+        })
     })?;
-    persist::propagate(ctx)?;
-    audited(
+    let caller = ctx.caller();
+    change(
         ctx,
-        "IMPORT",
-        None,
-        None,
-        Some(format!(
-            "{} versions changed{}",
-            report.versions_changed,
-            if force { ", FORCE" } else { "" }
+        move |held| Ok(prefetch(&jobs, &held.masters(), &held.unwrappers())),
+        move |ctx, prefetched| {
+            let report = state::with_mut(|s| {
+                let held = s.held();
+                let (masters, unwrappers) = (held.masters(), held.unwrappers());
+                if state::is_unpropagated() {
+                    // A fresh KMS-backed server has sealed nothing with the `default` key it
+                    // made at load: the imported keyrings replace it.
+                    let mut fresh = KeyStore::empty();
+                    let report = fresh.import_prefetched(
+                        &blob,
+                        &masters,
+                        &unwrappers,
+                        locking,
+                        prefetched,
+                    )?;
+                    s.keys = fresh;
+                    state::mark_unpropagated(false);
+                    return Ok(report);
+                }
+                Ok(s.keys
+                    .import_prefetched(&blob, &masters, &unwrappers, locking, prefetched)?)
+            })?;
+            persist::propagate(ctx)?;
+            audited(
+                caller,
+                "IMPORT",
+                None,
+                None,
+                Some(format!(
+                    "{} versions changed{}",
+                    report.versions_changed,
+                    if force { ", FORCE" } else { "" }
+                )),
+            );
+            Ok(Outcome::Fields(vec![
+                (&b"keyrings-added"[..], report.keyrings_added as i64),
+                (b"versions-changed", report.versions_changed as i64),
+                (b"versions-locked", report.versions_locked as i64),
+            ]))
+        },
+    )
+}
+
+/// Only one keyring change waits on the key management service at a time.
+static WAITING: AtomicBool = AtomicBool::new(false);
+
+/// Runs a keyring change in two steps: `work`, the key management service's part (making,
+/// wrapping or unwrapping keys with the held master keys), then `apply`, the change to the
+/// store with its propagation and audit record. With a KMS master key and a client that may
+/// block, `work` runs on a thread of its own while the server goes on serving everyone else,
+/// and `apply` runs once it is done (refused if the store changed meanwhile in a way that
+/// conflicts). Otherwise (a local master key, or in a transaction or a script) both run now.
+fn change<T: Send + 'static>(
+    ctx: Ctx,
+    work: impl FnOnce(&Held) -> Result<T, CmdError> + Send + 'static,
+    apply: impl FnOnce(Ctx, T) -> Result<Outcome, CmdError> + Send + 'static,
+) -> Result<(), CmdError> {
+    let held = state::with(|s| Ok(s.held()))?;
+    if !held.remote() || !ctx.may_block() {
+        let outcome = work(&held).and_then(|done| apply(ctx, done));
+        scrub_stack();
+        outcome?.reply(ctx);
+        return Ok(());
+    }
+    if WAITING.swap(true, Ordering::SeqCst) {
+        return Err(CoreError::Refused(
+            "another keyring change is waiting for the key management service; try again",
+        )
+        .into());
+    }
+    let (hand_over, handed) = mpsc::channel::<Blocked>();
+    let spawned = std::thread::Builder::new()
+        .name("enc-keyring".into())
+        .spawn(move || {
+            let Ok(blocked) = handed.recv() else {
+                WAITING.store(false, Ordering::SeqCst);
+                return;
+            };
+            let done = catch_unwind(AssertUnwindSafe(|| work(&held))).unwrap_or_else(|_| {
+                Err(CmdError::Server(
+                    "ERR redis-enc internal error; see the server log".into(),
+                ))
+            });
+            blocked.finish(move |ctx| {
+                WAITING.store(false, Ordering::SeqCst);
+                done.and_then(|t| apply(ctx, t))
+                    .unwrap_or_else(Outcome::Error)
+            });
+            scrub_stack();
+        });
+    if spawned.is_err() {
+        WAITING.store(false, Ordering::SeqCst);
+        return Err(CmdError::Server(
+            "ERR cannot start a thread to wait for the key management service".into(),
+        ));
+    }
+    match ctx.block() {
+        Some(blocked) => {
+            // The thread holds the receiver until it is handed the client.
+            let _ = hand_over.send(blocked);
+            Ok(())
+        }
+        None => Err(CmdError::Server(
+            "ERR this client cannot wait for the key management service".into(),
         )),
-    );
-    ctx.reply_map(3);
-    ctx.reply_field_int(b"keyrings-added", report.keyrings_added as i64);
-    ctx.reply_field_int(b"versions-changed", report.versions_changed as i64);
-    ctx.reply_field_int(b"versions-locked", report.versions_locked as i64);
-    Ok(())
+    }
 }

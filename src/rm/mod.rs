@@ -31,6 +31,7 @@ pub fn missing_apis() -> Vec<&'static str> {
         RedisModule_ACLAddLogEntry,
         RedisModule_ACLCheckCommandPermissions,
         RedisModule_ACLCheckKeyPermissions,
+        RedisModule_BlockClient,
         RedisModule_Call,
         RedisModule_CallReplyArrayElement,
         RedisModule_CallReplyInteger,
@@ -52,16 +53,19 @@ pub fn missing_apis() -> Vec<&'static str> {
         RedisModule_FreeCallReply,
         RedisModule_FreeModuleUser,
         RedisModule_FreeString,
+        RedisModule_FreeThreadSafeContext,
         RedisModule_GetAbsExpire,
+        RedisModule_GetBlockedClientPrivateData,
         RedisModule_GetClientId,
-        RedisModule_GetCommandKeysWithFlags,
         RedisModule_GetClientInfoById,
         RedisModule_GetClientUserNameById,
         RedisModule_GetCommand,
+        RedisModule_GetCommandKeysWithFlags,
         RedisModule_GetContextFlags,
         RedisModule_GetCurrentUserName,
         RedisModule_GetDetachedThreadSafeContext,
         RedisModule_GetModuleUserFromUserName,
+        RedisModule_GetThreadSafeContext,
         RedisModule_HashGet,
         RedisModule_HashSet,
         RedisModule_InfoAddFieldCString,
@@ -101,6 +105,9 @@ pub fn missing_apis() -> Vec<&'static str> {
         RedisModule_StringPtrLen,
         RedisModule_StringTruncate,
         RedisModule_SubscribeToServerEvent,
+        RedisModule_ThreadSafeContextLock,
+        RedisModule_ThreadSafeContextUnlock,
+        RedisModule_UnblockClient,
     );
     missing
 }
@@ -350,6 +357,7 @@ impl Ctx {
 }
 
 mod acl;
+mod blocking;
 mod call;
 mod filter;
 mod jobs;
@@ -357,6 +365,7 @@ mod key;
 mod register;
 
 pub use acl::{add_acl_category, note_script_caller, now_ms, AclCheck, Caller, Denial, Transport};
+pub use blocking::{Blocked, Outcome};
 pub use call::{CallReply, Reply};
 pub use filter::FilterCtx;
 pub use jobs::ScanCursor;
@@ -375,6 +384,7 @@ mod tests {
         let sources = [
             include_str!("mod.rs"),
             include_str!("acl.rs"),
+            include_str!("blocking.rs"),
             include_str!("call.rs"),
             include_str!("filter.rs"),
             include_str!("jobs.rs"),

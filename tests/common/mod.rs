@@ -194,6 +194,42 @@ impl Server {
             .unwrap()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every readable byte of the server's memory, region by region with its line of
+    /// `/proc/PID/maps` (root, or the same user with ptrace allowed, may read it).
+    pub fn memory(&self) -> Vec<(String, Vec<u8>)> {
+        use std::io::{Seek, SeekFrom};
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid())).unwrap();
+        let mut mem = std::fs::File::open(format!("/proc/{}/mem", self.pid())).unwrap();
+        let mut regions = Vec::new();
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Some((start, end)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+            else {
+                continue;
+            };
+            if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+                continue;
+            }
+            let mut region = vec![0u8; (end - start) as usize];
+            if mem.seek(SeekFrom::Start(start)).is_ok() && mem.read_exact(&mut region).is_ok() {
+                regions.push((line.to_owned(), region));
+            }
+        }
+        regions
+    }
+
     pub fn key_path(&self) -> PathBuf {
         self.dir.path().join("master.key")
     }

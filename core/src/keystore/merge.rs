@@ -4,11 +4,15 @@
 //! every conflict, every key that would stop opening and every unwrap (a KMS call each) is dealt
 //! with before the store changes, and each wrapped key is unwrapped at most once.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::{ExportDoc, ExportRing, ExportVersion, ImportReport, KeyStore, Material, Ring, Slot};
 use super::{VersionState, EXPORT_MAGIC};
-use crate::error::Error;
+use crate::error::{Error, Locked};
 use crate::key::{DataKey, KeyId, KeyVersion, KeyringId, MasterKey};
 use crate::keyring::KeyringName;
 use crate::wrap::{WrapContext, Wrapper};
@@ -30,8 +34,8 @@ pub enum Locking {
 enum KeyChoice {
     /// The version keeps the key it holds.
     Keep,
-    /// The version gets this key (`None`: locked).
-    Set(Option<DataKey>),
+    /// The version gets this key, or is locked for the reason given.
+    Set(Result<DataKey, Locked>),
 }
 
 /// One version after the import.
@@ -69,40 +73,64 @@ impl KeyStore {
         wrappers: &[&dyn Wrapper],
         locking: Locking,
     ) -> Result<ImportReport, Error> {
-        let json = blob
-            .strip_prefix(EXPORT_MAGIC)
-            .ok_or(Error::InvalidExport)?;
-        let doc: ExportDoc = serde_json::from_slice(json).map_err(|_| Error::InvalidExport)?;
-        doc.validate()?;
+        let jobs = self.unwraps_for(blob)?;
+        let prefetched = prefetch(&jobs, masters, wrappers);
+        self.import_prefetched(blob, masters, wrappers, locking, prefetched)
+    }
+
+    /// The keys an import of `blob` would unwrap (versions not held here, held with another
+    /// material, or held locked), to unwrap with [`prefetch`] away from the store.
+    pub fn unwraps_for(&self, blob: &[u8]) -> Result<UnwrapJobs, Error> {
+        Ok(UnwrapJobs(self.unwraps_needed(&parse(blob)?)))
+    }
+
+    /// [`KeyStore::import`] with the keys unwrapped ahead; a key the store now needs that was
+    /// not is unwrapped here.
+    pub fn import_prefetched(
+        &mut self,
+        blob: &[u8],
+        masters: &[&MasterKey],
+        wrappers: &[&dyn Wrapper],
+        locking: Locking,
+        prefetched: Prefetched,
+    ) -> Result<ImportReport, Error> {
+        let doc = parse(blob)?;
+        let unlocker = Unlocker {
+            masters,
+            wrappers,
+            done: RefCell::new(prefetched.keys),
+        };
         let plans = doc
             .keyrings
             .into_iter()
-            .map(|er| self.plan_ring(er, masters, wrappers))
+            .map(|er| self.plan_ring(er, &unlocker))
             .collect::<Result<Vec<_>, Error>>()?;
         if locking == Locking::Refuse {
             for plan in &plans {
                 self.check_no_lock(plan)?;
             }
         }
-        let mut report = ImportReport::default();
+        let mut report = ImportReport {
+            unwrap_ms: prefetched.elapsed_ms,
+            ..ImportReport::default()
+        };
         for plan in plans {
             self.apply(plan, &mut report);
         }
-        report.versions_locked = self
+        let locked: Vec<Error> = self
             .rings
             .iter()
-            .flat_map(|r| r.versions.values())
-            .filter(|v| v.state != VersionState::Destroyed && v.key.is_none())
-            .count();
+            .filter(|r| !r.destroyed)
+            .flat_map(|r| r.versions.iter().map(move |(v, slot)| (r, *v, slot)))
+            .filter(|(_, _, slot)| slot.state != VersionState::Destroyed)
+            .filter_map(|(r, v, slot)| slot.available(&r.name, KeyVersion(v)).err())
+            .collect();
+        report.versions_locked = locked.len();
+        report.first_locked = locked.first().map(Error::to_string);
         Ok(report)
     }
 
-    fn plan_ring(
-        &self,
-        er: ExportRing,
-        masters: &[&MasterKey],
-        wrappers: &[&dyn Wrapper],
-    ) -> Result<RingPlan, Error> {
+    fn plan_ring(&self, er: ExportRing, unlocker: &Unlocker<'_>) -> Result<RingPlan, Error> {
         let name = KeyringName::parse(er.name.as_bytes())?;
         let id = KeyringId(er.id);
         let local = self.rings.iter().find(|r| r.id == id || r.name == name);
@@ -122,8 +150,8 @@ impl KeyStore {
             };
             let held = local.and_then(|r| r.versions.get(&ev.version));
             versions.push(match held {
-                None => new_version(ev, masters, wrappers, &context),
-                Some(slot) => merged_version(slot, ev, masters, wrappers, &context)?,
+                None => new_version(ev, unlocker, &context),
+                Some(slot) => merged_version(slot, ev, unlocker, &context)?,
             });
         }
         let destroyed = er.destroyed || local.is_some_and(|r| r.destroyed);
@@ -155,7 +183,7 @@ impl KeyStore {
             }
             let available_after = match &vp.key {
                 KeyChoice::Keep => held(vp.version).is_some_and(|s| s.key.is_some()),
-                KeyChoice::Set(key) => key.is_some(),
+                KeyChoice::Set(key) => key.is_ok(),
             };
             let available_before = held(vp.version).is_some_and(|s| s.key.is_some());
             if available_before && !available_after {
@@ -189,13 +217,14 @@ impl KeyStore {
                 created: vp.created,
                 material: Material::None,
                 key: None,
+                locked: None,
                 scanned_clear: false,
             });
             slot.state = vp.state;
             slot.created = vp.created;
             slot.material = vp.material;
             if let KeyChoice::Set(key) = vp.key {
-                slot.key = key;
+                slot.set_key(key);
             }
             if slot.state == VersionState::Destroyed {
                 slot.destroy();
@@ -216,11 +245,10 @@ impl KeyStore {
 /// A version this store does not hold yet: its key is unwrapped (or derived) now.
 fn new_version(
     ev: ExportVersion,
-    masters: &[&MasterKey],
-    wrappers: &[&dyn Wrapper],
+    unlocker: &Unlocker<'_>,
     context: &WrapContext<'_>,
 ) -> VersionPlan {
-    let key = unlock(&ev.material, masters, wrappers, context);
+    let key = unlocker.unlock(&ev.material, context);
     VersionPlan {
         version: ev.version,
         state: ev.state,
@@ -237,8 +265,7 @@ fn new_version(
 fn merged_version(
     slot: &Slot,
     ev: ExportVersion,
-    masters: &[&MasterKey],
-    wrappers: &[&dyn Wrapper],
+    unlocker: &Unlocker<'_>,
     context: &WrapContext<'_>,
 ) -> Result<VersionPlan, Error> {
     let state = slot.state.max(ev.state);
@@ -254,7 +281,7 @@ fn merged_version(
     if state == VersionState::Destroyed || ev.material == slot.material {
         if slot.key.is_none() && state != VersionState::Destroyed {
             // Perhaps a master key that opens it is held now.
-            plan.key = KeyChoice::Set(unlock(&slot.material, masters, wrappers, context));
+            plan.key = KeyChoice::Set(unlocker.unlock(&slot.material, context));
         }
         return Ok(plan);
     }
@@ -264,14 +291,14 @@ fn merged_version(
         // truth; if that master key is not held, the key is locked (values fail closed)
         // rather than replaced by a guess.
         Material::Derived { .. } if derived_here => {
-            plan.key = KeyChoice::Set(unlock(&ev.material, masters, wrappers, context));
+            plan.key = KeyChoice::Set(unlocker.unlock(&ev.material, context));
             plan.material = ev.material;
         }
         Material::Wrapped { by, .. } => {
-            let candidate = unlock(&ev.material, masters, wrappers, context);
+            let candidate = unlocker.unlock(&ev.material, context);
             // Two servers that each made a key for this version hold different keys: merging
             // would lose one. A derived `default` v1 is what every fresh store starts with.
-            if let (Some(held), Some(new), false) = (&slot.key, &candidate, derived_here) {
+            if let (Some(held), Ok(new), false) = (&slot.key, &candidate, derived_here) {
                 if held.bytes() != new.bytes() {
                     return Err(Error::KeyMismatch);
                 }
@@ -279,18 +306,22 @@ fn merged_version(
             // Adopt a wrapped form over a derived one, and a newer wrapping (after REWRAP) by
             // the current master key, but only if it opens here or nothing opened before: an
             // import never trades a working key for one it cannot open.
-            let adopt = derived_here || wrappers.first().is_some_and(|w| &w.wrapper_id() == by);
-            if adopt && (candidate.is_some() || slot.key.is_none()) {
+            let adopt = derived_here
+                || unlocker
+                    .wrappers
+                    .first()
+                    .is_some_and(|w| &w.wrapper_id() == by);
+            if adopt && (candidate.is_ok() || slot.key.is_none()) {
                 plan.material = ev.material;
                 plan.key = KeyChoice::Set(candidate);
             } else if slot.key.is_none() {
-                plan.key = KeyChoice::Set(unlock(&slot.material, masters, wrappers, context));
+                plan.key = KeyChoice::Set(unlocker.unlock(&slot.material, context));
             }
         }
         Material::Derived { .. } => {
             // A wrapped key here, a derived one there: the same key or a conflict.
-            let candidate = unlock(&ev.material, masters, wrappers, context);
-            if let (Some(held), Some(new)) = (&slot.key, &candidate) {
+            let candidate = unlocker.unlock(&ev.material, context);
+            if let (Some(held), Ok(new)) = (&slot.key, &candidate) {
                 if held.bytes() != new.bytes() {
                     return Err(Error::KeyMismatch);
                 }
@@ -301,28 +332,278 @@ fn merged_version(
     Ok(plan)
 }
 
+/// How long unwrapping for one import may take in all; keys not unwrapped by then stay locked
+/// (their values fail closed until a later import or restart unwraps them).
+pub const UNWRAP_DEADLINE: Duration = Duration::from_secs(60);
+/// How many unwraps run at once (each a KMS request with a KMS master key).
+const UNWRAP_WORKERS: usize = 16;
+
+/// A wrapped key by keyring id, version and wrapped bytes.
+type WrappedId = (u16, u16, Vec<u8>);
+/// A key unwrapped, or why it was not.
+type Unwrapped = Result<DataKey, Locked>;
+
+/// One key an import needs unwrapped.
+#[derive(Clone)]
+struct UnwrapJob {
+    id: KeyId,
+    keyring: KeyringName,
+    material: Material,
+}
+
+/// What unwraps keys during one import: the held master keys and wrappers, and the keys
+/// unwrapped ahead of the plan, in parallel.
+struct Unlocker<'a> {
+    masters: &'a [&'a MasterKey],
+    wrappers: &'a [&'a dyn Wrapper],
+    /// Unwrapped (or given up) keys by keyring id, version and wrapped bytes.
+    done: RefCell<HashMap<WrappedId, Unwrapped>>,
+}
+
+impl Unlocker<'_> {
+    /// A key from its material: unwrapped ahead if it was, else now.
+    fn unlock(&self, material: &Material, context: &WrapContext<'_>) -> Result<DataKey, Locked> {
+        if let Material::Wrapped { key, .. } = material {
+            let id = (context.id.keyring.0, context.id.version.0, key.clone());
+            if let Some(found) = self.done.borrow_mut().remove(&id) {
+                return found;
+            }
+        }
+        unlock(material, self.masters, self.wrappers, context)
+    }
+}
+
+/// The keys an import needs unwrapped (see [`KeyStore::unwraps_for`]).
+pub struct UnwrapJobs(Vec<UnwrapJob>);
+
+impl UnwrapJobs {
+    /// Whether there is nothing to unwrap.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The first job alone: a probe of whether a KMS answers, before asking for every key.
+    pub fn first(&self) -> UnwrapJobs {
+        UnwrapJobs(self.0.iter().take(1).cloned().collect())
+    }
+}
+
+/// Keys unwrapped for an import, and how long it took.
+pub struct Prefetched {
+    keys: HashMap<WrappedId, Unwrapped>,
+    elapsed_ms: u64,
+}
+
+/// Unwraps every job on up to 16 threads, within [`UNWRAP_DEADLINE`] in all: with a KMS master
+/// key, a thousand key versions at 50 ms a request take seconds, not a minute. Needs no store:
+/// it runs where the KMS may be waited for.
+pub fn prefetch(
+    jobs: &UnwrapJobs,
+    masters: &[&MasterKey],
+    wrappers: &[&dyn Wrapper],
+) -> Prefetched {
+    let started = Instant::now();
+    let deadline = started + UNWRAP_DEADLINE;
+    let jobs = &jobs.0;
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(WrappedId, Unwrapped)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..UNWRAP_WORKERS.min(jobs.len()) {
+            scope.spawn(|| {
+                unwrap_jobs(jobs, &next, deadline, masters, wrappers, &results);
+                // The unwrapped keys' transient copies are in this thread's stack.
+                crate::key::scrub_stack();
+            });
+        }
+    });
+    Prefetched {
+        keys: results
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .collect(),
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+impl KeyStore {
+    /// The locked keys that trying again may unlock (a KMS that failed, or a deadline that
+    /// passed), to unwrap with [`prefetch`] away from the store.
+    pub fn retry_jobs(&self) -> UnwrapJobs {
+        let mut jobs = Vec::new();
+        for ring in self.rings.iter().filter(|r| !r.destroyed) {
+            for (v, slot) in &ring.versions {
+                let retry = slot.key.is_none()
+                    && slot.state != VersionState::Destroyed
+                    && slot.locked.as_ref().is_some_and(Locked::may_pass)
+                    && matches!(slot.material, Material::Wrapped { .. });
+                if retry {
+                    jobs.push(UnwrapJob {
+                        id: KeyId {
+                            keyring: ring.id,
+                            version: KeyVersion(*v),
+                        },
+                        keyring: ring.name.clone(),
+                        material: slot.material.clone(),
+                    });
+                }
+            }
+        }
+        UnwrapJobs(jobs)
+    }
+
+    /// Holds the keys `prefetched` unwrapped for versions still locked with the same material;
+    /// the others keep (or update) why they are locked. Returns how many were unlocked and how
+    /// many stay locked.
+    pub fn take_unlocked(&mut self, mut prefetched: Prefetched) -> (usize, usize) {
+        let (mut unlocked, mut still) = (0, 0);
+        for ring in self.rings.iter_mut().filter(|r| !r.destroyed) {
+            for (v, slot) in ring.versions.iter_mut() {
+                if slot.key.is_some() || slot.state == VersionState::Destroyed {
+                    continue;
+                }
+                let Material::Wrapped { key, .. } = &slot.material else {
+                    still += 1;
+                    continue;
+                };
+                match prefetched.keys.remove(&(ring.id.0, *v, key.clone())) {
+                    Some(Ok(found)) => {
+                        slot.set_key(Ok(found));
+                        unlocked += 1;
+                    }
+                    Some(Err(why)) => {
+                        slot.locked = Some(why);
+                        still += 1;
+                    }
+                    None => still += 1,
+                }
+            }
+        }
+        (unlocked, still)
+    }
+}
+
+/// One unwrapping worker of [`prefetch`]: takes jobs until none are left.
+fn unwrap_jobs(
+    jobs: &[UnwrapJob],
+    next: &AtomicUsize,
+    deadline: Instant,
+    masters: &[&MasterKey],
+    wrappers: &[&dyn Wrapper],
+    results: &Mutex<Vec<(WrappedId, Unwrapped)>>,
+) {
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(job) = jobs.get(i) else { break };
+        let Material::Wrapped { key, .. } = &job.material else {
+            continue;
+        };
+        let context = WrapContext {
+            keyring: &job.keyring,
+            id: job.id,
+        };
+        // Past the deadline a key is given up on, not unwrapped later on the caller.
+        let found = if Instant::now() < deadline {
+            unlock(&job.material, masters, wrappers, &context)
+        } else {
+            Err(Locked::GivenUp)
+        };
+        let id = (job.id.keyring.0, job.id.version.0, key.clone());
+        results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, found));
+    }
+}
+
+/// The export document in `blob`, checked.
+fn parse(blob: &[u8]) -> Result<ExportDoc, Error> {
+    let json = blob
+        .strip_prefix(EXPORT_MAGIC)
+        .ok_or(Error::InvalidExport)?;
+    let doc: ExportDoc = serde_json::from_slice(json).map_err(|_| Error::InvalidExport)?;
+    doc.validate()?;
+    Ok(doc)
+}
+
+impl KeyStore {
+    /// The wrapped keys an import of `doc` would unwrap: versions not held here, held with
+    /// another material, or held locked.
+    fn unwraps_needed(&self, doc: &ExportDoc) -> Vec<UnwrapJob> {
+        let mut jobs = Vec::new();
+        for er in &doc.keyrings {
+            let Ok(keyring) = KeyringName::parse(er.name.as_bytes()) else {
+                continue;
+            };
+            let local = self.rings.iter().find(|r| r.id.0 == er.id);
+            for ev in &er.versions {
+                let id = KeyId {
+                    keyring: KeyringId(er.id),
+                    version: KeyVersion(ev.version),
+                };
+                let held = local.and_then(|r| r.versions.get(&ev.version));
+                if let Some(slot) = held {
+                    if slot.key.is_none() && matches!(slot.material, Material::Wrapped { .. }) {
+                        jobs.push(UnwrapJob {
+                            id,
+                            keyring: keyring.clone(),
+                            material: slot.material.clone(),
+                        });
+                    }
+                }
+                let wanted = ev.state != VersionState::Destroyed
+                    && matches!(ev.material, Material::Wrapped { .. })
+                    && held.is_none_or(|slot| slot.material != ev.material || slot.key.is_none());
+                if wanted {
+                    jobs.push(UnwrapJob {
+                        id,
+                        keyring: keyring.clone(),
+                        material: ev.material.clone(),
+                    });
+                }
+            }
+        }
+        jobs
+    }
+}
+
 /// Recovers a key from its material with the first wrapper that can.
 fn unlock(
     material: &Material,
     masters: &[&MasterKey],
     wrappers: &[&dyn Wrapper],
     context: &WrapContext<'_>,
-) -> Option<DataKey> {
+) -> Result<DataKey, Locked> {
     match material {
-        Material::None => None,
+        Material::None => Err(Locked::WrongKey),
         Material::Derived { from } => masters
             .iter()
             .find(|m| &m.wrapper_id() == from)
-            .map(|m| m.derive_data_key(context.id)),
+            .map(|m| m.derive_data_key(context.id))
+            .ok_or(Locked::WrongKey),
         Material::Wrapped { by, key, check } => {
             let preferred = wrappers.iter().filter(|w| &w.wrapper_id() == by);
             let others = wrappers.iter().filter(|w| &w.wrapper_id() != by);
-            // A key that does not match its check value is not the key: a wrong answer from a
-            // KMS (or from whoever answered for it) leaves the version locked.
-            preferred
-                .chain(others)
-                .filter_map(|w| w.unwrap(key, context).ok())
-                .find(|k| check.as_ref().is_none_or(|c| *c == k.check()))
+            // The most telling failure is reported: a KMS that failed says more than a
+            // wrapper that does not hold the key.
+            let mut failure = Locked::WrongKey;
+            for wrapper in preferred.chain(others) {
+                match wrapper.unwrap(key, context) {
+                    // A key that does not match its check value is not the key: a wrong answer
+                    // from a KMS (or from whoever answered for it) leaves the version locked.
+                    Ok(found) if check.as_ref().is_none_or(|c| *c == found.check()) => {
+                        return Ok(found)
+                    }
+                    Ok(_) => failure = Locked::BadCheck,
+                    Err(Error::Kms(why) | Error::KmsUnavailable(why))
+                        if failure == Locked::WrongKey =>
+                    {
+                        failure = Locked::Kms(why);
+                    }
+                    Err(_) => {}
+                }
+            }
+            Err(failure)
         }
     }
 }

@@ -233,7 +233,8 @@ fn damaged_or_conflicting_exports_are_refused_whole() {
         Error::InvalidExport
     );
     let mut blob = a.export();
-    blob.truncate(blob.len() - 3);
+    let shorter = blob.len() - 3;
+    blob.truncate(shorter);
     assert_eq!(
         b.import(&blob, &[&master], &[&master], Locking::Allow)
             .unwrap_err(),
@@ -311,7 +312,7 @@ fn an_import_never_trades_a_working_key_for_one_it_cannot_open() {
 fn exports_with_a_dead_primary_or_without_default_are_refused() {
     let master = MasterKey::generate();
     let store = KeyStore::new(&master, 0);
-    let text = String::from_utf8(store.export()).unwrap();
+    let text = String::from_utf8(store.export().to_vec()).unwrap();
     let retired = text.replace("\"state\":\"active\"", "\"state\":\"retired\"");
     let mut target = KeyStore::new(&master, 0);
     assert_eq!(

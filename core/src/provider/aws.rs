@@ -59,11 +59,7 @@ impl AwsConfig {
                 }
             }
         }
-        if endpoint
-            .as_deref()
-            .is_some_and(|e| e.starts_with("http://"))
-            && !allow_http
-        {
+        if endpoint.as_deref().is_some_and(http::is_plain_http) && !allow_http {
             return Err(bad(
                 "the endpoint is plain http: signed requests and data keys would travel in clear; \
                  use https://, or add allow-http=yes"
@@ -221,5 +217,9 @@ mod tests {
         assert_eq!(c.endpoint, "http://127.0.0.1:5000");
         assert!(AwsConfig::parse("?region=x").is_err());
         assert!(AwsConfig::parse("k?bogus=1&region=x").is_err());
+        for plain in ["http://127.0.0.1:5000", "HTTP://127.0.0.1:5000", "hTTp://h"] {
+            let uri = format!("k?region=x&endpoint={plain}");
+            assert!(AwsConfig::parse(&uri).is_err(), "{uri}");
+        }
     }
 }

@@ -90,6 +90,13 @@ pub fn post_json(
     })
 }
 
+/// Whether `address` is reached over plain http (the scheme in any case: `HTTP://` is http).
+pub fn is_plain_http(address: &str) -> bool {
+    address
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+}
+
 /// The longest KMS reply read.
 const MAX_REPLY: u64 = 1024 * 1024;
 
@@ -111,7 +118,8 @@ pub fn call_kms(
     service: &str,
     operation: &str,
 ) -> Result<Value, crate::error::Error> {
-    let answer = post_json(agent, url, headers, body).map_err(crate::error::Error::Kms)?;
+    let answer =
+        post_json(agent, url, headers, body).map_err(crate::error::Error::KmsUnavailable)?;
     if (300..400).contains(&answer.status) {
         return Err(crate::error::Error::Kms(format!(
             "{service} {operation} answered {} redirecting to {}: not followed (a KMS request carries credentials)",
@@ -120,11 +128,17 @@ pub fn call_kms(
         )));
     }
     if answer.status != 200 {
-        return Err(crate::error::Error::Kms(format!(
+        let why = format!(
             "{service} {operation} answered {}: {}",
             answer.status,
             error_message(&answer.reply)
-        )));
+        );
+        // A server error or a request to slow down passes; anything else is an answer.
+        return Err(if answer.status >= 500 || answer.status == 429 {
+            crate::error::Error::KmsUnavailable(why)
+        } else {
+            crate::error::Error::Kms(why)
+        });
     }
     Ok(answer.reply)
 }
@@ -140,14 +154,12 @@ pub fn data_key_from_base64(
             .decode(encoded)
             .map_err(|_| crate::error::Error::DecryptFailed)?,
     );
-    let bytes: [u8; crate::key::KEY_LEN] = decoded
-        .as_slice()
-        .try_into()
-        .map_err(|_| crate::error::Error::DecryptFailed)?;
-    Ok(crate::key::DataKey::from_bytes(
-        id,
-        zeroize::Zeroizing::new(bytes),
-    ))
+    if decoded.len() != crate::key::KEY_LEN {
+        return Err(crate::error::Error::DecryptFailed);
+    }
+    let mut bytes = zeroize::Zeroizing::new([0u8; crate::key::KEY_LEN]);
+    bytes.copy_from_slice(&decoded);
+    Ok(crate::key::DataKey::from_bytes(id, &bytes))
 }
 
 /// The first error message a KMS put in its reply, for an error line (never key material:

@@ -10,7 +10,7 @@ mod env;
 mod exec;
 pub mod file;
 mod http;
-mod read;
+pub mod read;
 pub mod vault;
 
 use std::path::PathBuf;

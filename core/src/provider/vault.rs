@@ -36,7 +36,7 @@ pub struct VaultConfig {
 /// `http://` is refused unless `allow-http=yes` says the plain channel is wanted (a local test
 /// server, a sidecar on loopback): the token and the data keys travel over it.
 fn check_scheme(address: &str, allow_http: bool) -> Result<(), String> {
-    if address.starts_with("http://") && !allow_http {
+    if http::is_plain_http(address) && !allow_http {
         return Err(format!(
             "{address} is plain http: the token and data keys would travel in clear; use https://, or add allow-http=yes"
         ));
@@ -215,6 +215,8 @@ mod tests {
             "http://h/k",
             "http://h/t/k?bogus=1",
             "http://127.0.0.1:8200/transit/k",
+            "HTTP://127.0.0.1:8200/transit/k",
+            "Http://127.0.0.1:8200/transit/k",
         ] {
             assert!(VaultConfig::parse(bad).is_err(), "{bad}");
         }

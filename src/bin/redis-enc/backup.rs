@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use redis_enc_core::backup::{self, BackupWriter};
+use redis_enc_core::provider::read::small_file;
 use redis_enc_core::provider::{Master, Provider};
 use redis_enc_core::wrap::Wrapper;
 use serde_json::json;
@@ -36,6 +37,12 @@ fn bar(len: Option<u64>, what: &str) -> ProgressBar {
 }
 
 fn open_master(uri: &str) -> Result<Master, String> {
+    if uri.contains("allow-http=yes") {
+        eprintln!(
+            "warning: the KMS is reached over plain http (allow-http=yes): its credentials and the \
+             data keys it wraps travel in clear; use https:// outside a test"
+        );
+    }
     Provider::parse(uri)
         .and_then(|p| p.open())
         .map_err(|e| format!("master key: {e}"))
@@ -49,6 +56,8 @@ struct ThreadedWriter {
 }
 
 const BLOCK: usize = 4 << 20;
+/// The largest `--password-file` read (a Redis password is at most a few hundred bytes).
+const MAX_PASSWORD_FILE: u64 = 4096;
 
 impl ThreadedWriter {
     fn new(mut out: BufWriter<File>) -> ThreadedWriter {
@@ -221,8 +230,10 @@ pub fn run_backup(
                 return Err("--user needs --password-file (or a password in the URL)".into());
             }
             if let Some(path) = password_file {
-                let text = fs::read_to_string(path)
+                let (bytes, _) = small_file(path, MAX_PASSWORD_FILE)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| format!("cannot read {}: not UTF-8", path.display()))?;
                 target.password = Some(text.trim().to_owned());
             }
             let source = format!("redis://{}:{}", target.host, target.port);

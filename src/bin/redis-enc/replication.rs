@@ -2,12 +2,13 @@
 //! `redis-cli --rdb` does: `SYNC`, then the RDB the primary streams, written straight into the
 //! encrypting writer (never to a plaintext file).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis_enc_core::transfer::{read_sync_reply, reply_line};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
@@ -133,38 +134,12 @@ fn command(stream: &mut impl Write, args: &[&str]) -> std::io::Result<()> {
     stream.write_all(out.as_bytes())
 }
 
-/// The longest reply line read (a status, an error, a bulk length).
-const MAX_LINE: u64 = 64 * 1024;
-
-/// One reply line, bounded: a server that sends no end of line does not fill the memory.
-fn line(reader: &mut impl BufRead) -> Result<String, String> {
-    let mut buf = Vec::new();
-    reader
-        .take(MAX_LINE)
-        .read_until(b'\n', &mut buf)
-        .map_err(|e| format!("reading from the server: {e}"))?;
-    if buf.is_empty() {
-        return Err("the server closed the connection".into());
-    }
-    if buf.last() != Some(&b'\n') {
-        return Err(format!(
-            "the server sent a reply line longer than {MAX_LINE} bytes: not a Redis reply"
-        ));
-    }
-    Ok(String::from_utf8_lossy(&buf)
-        .trim_end()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect())
-}
-
 /// Streams a snapshot into `out`; `progress` gets the bytes received so far.
 pub fn snapshot(
     target: &Target,
     tls: Option<&Tls>,
     out: &mut impl Write,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<u64, String> {
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .map_err(|e| format!("cannot connect to {}:{}: {e}", target.host, target.port))?;
@@ -190,7 +165,7 @@ pub fn snapshot(
             None => command(reader.get_mut(), &["AUTH", password]),
         }
         .map_err(|e| e.to_string())?;
-        let reply = line(&mut reader)?;
+        let reply = reply_line(&mut reader)?;
         if !reply.starts_with("+OK") {
             return Err(format!(
                 "authentication failed: {}",
@@ -204,67 +179,10 @@ pub fn snapshot(
         &["REPLCONF", "rdb-only", "1"],
     ] {
         command(reader.get_mut(), args).map_err(|e| e.to_string())?;
-        let _ = line(&mut reader)?;
+        let _ = reply_line(&mut reader)?;
     }
     command(reader.get_mut(), &["SYNC"]).map_err(|e| e.to_string())?;
-    let header = loop {
-        let l = line(&mut reader)?;
-        if !l.is_empty() {
-            break l;
-        }
-    };
-    if let Some(err) = header.strip_prefix('-') {
-        return Err(format!("the server refused SYNC: {err}"));
-    }
-    let spec = header
-        .strip_prefix('$')
-        .ok_or_else(|| format!("unexpected reply to SYNC: {header}"))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    if let Some(mark) = spec.strip_prefix("EOF:") {
-        // Diskless: the RDB ends with the 40-byte mark; hold back 40 bytes until it shows.
-        let mark = mark.as_bytes().to_vec();
-        let mut held: Vec<u8> = Vec::new();
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| format!("reading the snapshot: {e}"))?;
-            if n == 0 {
-                return Err("the server closed the connection before the snapshot ended".into());
-            }
-            held.extend_from_slice(&buf[..n]);
-            if held.len() >= mark.len() && held[held.len() - mark.len()..] == mark[..] {
-                let body = held.len() - mark.len();
-                out.write_all(&held[..body]).map_err(|e| e.to_string())?;
-                total += body as u64;
-                progress(total);
-                return Ok(total);
-            }
-            if held.len() > mark.len() {
-                let release = held.len() - mark.len();
-                out.write_all(&held[..release]).map_err(|e| e.to_string())?;
-                total += release as u64;
-                held.drain(..release);
-                progress(total);
-            }
-        }
-    }
-    let len: u64 = spec
-        .parse()
-        .map_err(|_| format!("unexpected reply to SYNC: {header}"))?;
-    while total < len {
-        let want = ((len - total) as usize).min(buf.len());
-        let n = reader
-            .read(&mut buf[..want])
-            .map_err(|e| format!("reading the snapshot: {e}"))?;
-        if n == 0 {
-            return Err("the server closed the connection before the snapshot ended".into());
-        }
-        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
-        total += n as u64;
-        progress(total);
-    }
-    Ok(total)
+    read_sync_reply(&mut reader, out, progress)
 }
 
 #[cfg(test)]

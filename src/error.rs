@@ -44,6 +44,8 @@ pub enum CmdError {
     AclCommand(String),
     /// The user may not access a key of the command: the server's own wording.
     AclKey,
+    /// A KMS-backed server whose KMS has not made `default`'s first key yet: why not.
+    NoKeyringYet(String),
 }
 
 impl From<CoreError> for CmdError {
@@ -126,6 +128,7 @@ impl CmdError {
                                      the keyring first, or add FORCE to shred them"
                     .into()
             }
+            CmdError::NoKeyringYet(why) => no_keyring_yet(why),
             CmdError::Core(e) => core_reply_text(e),
         }
     }
@@ -162,7 +165,8 @@ impl CmdError {
             CmdError::PhiOutsidePatterns => "phi_placement",
             CmdError::AuditUnavailable => "audit_unavailable",
             CmdError::Server(_) | CmdError::NotReady | CmdError::NeedsForce => "server",
-            CmdError::Core(CoreError::Kms(_) | CoreError::KmsUnavailable(_)) => "kms",
+            CmdError::Core(CoreError::Kms(_) | CoreError::KmsUnavailable(_))
+            | CmdError::NoKeyringYet(_) => "kms",
             CmdError::Core(e) => match e {
                 CoreError::NotAnEnvelope => "not_envelope",
                 CoreError::DecryptFailed => "decrypt_failed",
@@ -231,11 +235,7 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
             "ERR invalid keyring name: use 1 to 64 printable characters without spaces".into()
         }
         CoreError::UnknownKeyring => match crate::state::why_no_keys() {
-            Some(why) => format!(
-                "ERR no keyring yet: the key management service could not make keyring 'default''s first key ({why}); \
-                 it is asked again every few seconds"
-            )
-            .into(),
+            Some(why) => no_keyring_yet(&why),
             None => "ERR no such keyring".into(),
         },
         CoreError::KeyringExists => "ERR a keyring with that name exists".into(),
@@ -263,6 +263,14 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
         CoreError::MasterKey(_) => "ERR master key unavailable".into(),
         _ => "ERR redis-enc internal error".into(),
     }
+}
+
+fn no_keyring_yet(why: &str) -> Cow<'static, str> {
+    format!(
+        "ERR no keyring yet: the key management service could not make keyring 'default''s first key ({why}); \
+         it is asked again every few seconds"
+    )
+    .into()
 }
 
 #[cfg(test)]

@@ -24,7 +24,13 @@ pub fn start() {
         .name("enc-kms-retry".into())
         .spawn(|| loop {
             std::thread::sleep(PERIOD);
-            let _ = std::panic::catch_unwind(try_again);
+            if std::panic::catch_unwind(try_again).is_err() {
+                crate::info::count_internal_error();
+                rm::log_without_context(
+                    Level::Warning,
+                    "redis-enc: internal error while asking the key management service for locked keys",
+                );
+            }
             scrub_stack();
         });
     if spawned.is_err() {
@@ -63,7 +69,6 @@ fn try_again() {
                         Level::Notice,
                         "redis-enc: the key management service answered: keyring 'default' has its first key",
                     );
-                    audit::record_server("default-key-made", None);
                 }
             }
             Err(e) => state::set_no_default(Some(e.to_string())),
@@ -74,11 +79,12 @@ fn try_again() {
     }
     // One key first: a KMS that is still down gets one request every few seconds, not one
     // per locked key.
-    let (probed, _) = unlock(&jobs.first(), &held);
+    let (probe, others) = jobs.split_first();
+    let (probed, _) = unlock(&probe, &held);
     if probed == 0 {
         return;
     }
-    let (rest, still) = unlock(&jobs, &held);
+    let (rest, still) = unlock(&others, &held);
     let unlocked = probed + rest;
     rm::log_without_context(
         Level::Notice,

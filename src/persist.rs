@@ -102,6 +102,11 @@ fn replace_store(blob: &[u8]) -> Result<(usize, Option<String>), CmdError> {
         };
         let held = s.held();
         let report = fresh.import(blob, &held.masters(), &held.unwrappers(), Locking::Allow)?;
+        // A record of no keyring (saved by a server whose KMS could not make `default` yet)
+        // says nothing: the store this server made, if any, stays.
+        if fresh.is_empty() {
+            return Ok((0, None));
+        }
         s.keys = fresh;
         state::mark_unpropagated(false);
         if report.unwrap_ms > 100 {

@@ -661,6 +661,23 @@ fn a_kms_outage_is_not_reported_as_a_wrong_key() {
         e.contains("key management service") && e.contains("503"),
         "{e}"
     );
+    let e = cmd(&mut con, "ENC.KEYRING CREATE other").unwrap_err();
+    assert!(
+        e.contains("no keyring yet"),
+        "no keyring before default: {e}"
+    );
+    // A record of no keyring, saved now, replaces nothing at the next start.
+    cmd(&mut con, "SAVE").unwrap();
+    let dir = fresh.stop();
+    vault.down.store(false, Ordering::SeqCst);
+    let fresh = vault.server_on(dir, &[]);
+    let mut con = fresh.client();
+    cmd(&mut con, "ENC.SET k v").unwrap();
+    cmd(&mut con, "FLUSHALL").unwrap();
+    let dir = fresh.stop();
+    vault.down.store(true, Ordering::SeqCst);
+    let fresh = vault.server_on(dir, &[]);
+    let mut con = fresh.client();
     vault.down.store(false, Ordering::SeqCst);
     wait_until("the KMS to make the first key", || {
         cmd(&mut con, "ENC.SET k v").is_ok()
@@ -785,5 +802,52 @@ fn a_destroyed_key_leaves_no_copy_in_memory() {
         copies.is_empty(),
         "copies of destroyed keys left in memory:\n{}",
         copies.join("\n")
+    );
+}
+
+/// The promise: a TLS failure reaching the KMS (a certificate no trusted CA signed) is a
+/// configuration to fix, not an outage to wait out: the module refuses to load.
+#[test]
+fn a_kms_certificate_nobody_trusts_refuses_the_load() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut https = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-cert",
+            "server.crt",
+            "-key",
+            "server.key",
+        ])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .current_dir(certs.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("openssl s_server to listen", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let log = start_fails(Options {
+        module_args: Some(vec![
+            "master-key".into(),
+            format!("vault-transit:https://127.0.0.1:{port}/transit/k"),
+        ]),
+        env: vec![("VAULT_TOKEN".into(), "t".into())],
+        ..Options::default()
+    });
+    let _ = https.kill();
+    let _ = https.wait();
+    assert!(
+        log.contains("refusing to load") && log.contains("cannot reach"),
+        "{log}"
     );
 }

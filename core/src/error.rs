@@ -272,7 +272,7 @@ pub enum Locked {
     /// What was unwrapped does not match the key's stored check value: a wrong answer from a
     /// key management service (or from whoever answered for it).
     BadCheck,
-    /// Not tried: the start's unwrap deadline had passed.
+    /// Not tried: the unwrap deadline of the start or import had passed.
     GivenUp,
 }
 
@@ -289,13 +289,13 @@ impl std::fmt::Display for Locked {
             Locked::WrongKey => f.write_str("the loaded master key is not the one that protects it"),
             Locked::Kms(why) => write!(
                 f,
-                "the key management service did not unwrap it ({why}); it is tried again at the next keyring import or restart"
+                "the key management service did not unwrap it ({why}); it is asked for again every few seconds"
             ),
             Locked::BadCheck => f.write_str(
                 "the key the key management service returned fails its stored check value (a wrong answer, not the key)",
             ),
             Locked::GivenUp => f.write_str(
-                "unwrapping did not finish within the start's deadline; it is tried again at the next keyring import or restart",
+                "unwrapping did not finish within the deadline; it is asked for again every few seconds",
             ),
         }
     }

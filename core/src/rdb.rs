@@ -1,5 +1,5 @@
 //! Checking that bytes are a whole RDB file, as they stream: the magic and version at the
-//! start (`REDIS` and four digits), and at the end the end-of-file opcode (0xFF) followed by
+//! start (`REDIS` and four digits; Valkey 9 and later write `VALKEY` and three), and at the end the end-of-file opcode (0xFF) followed by
 //! the CRC-64 (Jones, as Redis computes it) of everything before the checksum. A checksum of 0
 //! means the server was set not to compute one (`rdbchecksum no`); the opcode is still checked.
 //! A backup of a truncated or foreign stream would otherwise be reported intact, and restored.
@@ -69,8 +69,11 @@ impl RdbCheck {
 
     /// Whether what was fed is a whole RDB file; the error says what is wrong.
     pub fn finish(self) -> Result<(), &'static str> {
-        let version_ok = self.head.len() == 9 && self.head[5..].iter().all(u8::is_ascii_digit);
-        if !self.head.starts_with(b"REDIS") || !version_ok {
+        let digits = |from: usize| self.head[from..].iter().all(u8::is_ascii_digit);
+        let magic_ok = self.head.len() == 9
+            && ((self.head.starts_with(b"REDIS") && digits(5))
+                || (self.head.starts_with(b"VALKEY") && digits(6)));
+        if !magic_ok {
             return Err("it does not start like an RDB file");
         }
         if self.held.len() != CHECKSUM || self.last != Some(0xff) {
@@ -89,7 +92,11 @@ mod tests {
     use super::*;
 
     fn rdb(body: &[u8], checksum: bool) -> Vec<u8> {
-        let mut file = b"REDIS0010".to_vec();
+        rdb_with(b"REDIS0010", body, checksum)
+    }
+
+    fn rdb_with(magic: &[u8], body: &[u8], checksum: bool) -> Vec<u8> {
+        let mut file = magic.to_vec();
         file.extend_from_slice(body);
         file.push(0xff);
         let sum = if checksum { CRC64.checksum(&file) } else { 0 };
@@ -116,6 +123,12 @@ mod tests {
             Ok(()),
             "rdbchecksum no"
         );
+        let valkey9 = rdb_with(b"VALKEY080", b"\xfe\x00", true);
+        assert_eq!(check_in_pieces(&valkey9, 4), Ok(()), "Valkey 9's magic");
+        for foreign in [&b"VALKEYX80"[..], b"REDIS001x", b"KEYDB0010"] {
+            let file = rdb_with(foreign, b"\xfe\x00", true);
+            assert!(check_in_pieces(&file, 4).is_err(), "{foreign:?}");
+        }
         let mut flipped = good.clone();
         flipped[12] ^= 1;
         assert!(check_in_pieces(&flipped, 7)

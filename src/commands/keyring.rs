@@ -107,6 +107,11 @@ pub fn info(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 pub fn create(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 3, 3, "enc.keyring|create")?;
     let name = keyring_name(args.get(2))?;
+    // `default` comes first, as keyring 0: a server whose KMS could not make it yet makes it
+    // when the KMS answers, and until then makes no other keyring.
+    if let Some(why) = state::why_no_keys() {
+        return Err(CmdError::NoKeyringYet(why));
+    }
     let id = state::with(|s| Ok(s.keys.next_keyring(&name)?))?;
     add_key(ctx, name, id, "CREATE", |_| Outcome::Ok)
 }
@@ -253,7 +258,8 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                 let (masters, unwrappers) = (held.masters(), held.unwrappers());
                 if state::is_unpropagated() {
                     // A fresh KMS-backed server has sealed nothing with the `default` key it
-                    // made at load: the imported keyrings replace it.
+                    // made at load: the imported keyrings replace it (an export of no keyring,
+                    // from a server whose KMS could not make one, replaces nothing).
                     let mut fresh = KeyStore::empty();
                     let report = fresh.import_prefetched(
                         &blob,
@@ -262,8 +268,10 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                         locking,
                         prefetched,
                     )?;
-                    s.keys = fresh;
-                    state::mark_unpropagated(false);
+                    if !fresh.is_empty() {
+                        s.keys = fresh;
+                        state::mark_unpropagated(false);
+                    }
                     return Ok(report);
                 }
                 Ok(s.keys
@@ -326,6 +334,12 @@ fn change<T: Send + 'static>(
                 return;
             };
             let done = catch_unwind(AssertUnwindSafe(|| work(&held))).unwrap_or_else(|_| {
+                crate::info::count_internal_error();
+                crate::rm::log_without_context(
+                    crate::rm::Level::Warning,
+                    "redis-enc: internal error in a keyring change waiting on the key management service; \
+                     the change was not made",
+                );
                 Err(CmdError::Server(
                     "ERR redis-enc internal error; see the server log".into(),
                 ))

@@ -82,6 +82,10 @@ impl Blocked {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(Ctx(ctx))))
                     .unwrap_or_else(|_| {
                         info::count_internal_error();
+                        super::log_without_context(
+                            super::Level::Warning,
+                            "redis-enc: internal error applying a keyring change; it was stopped",
+                        );
                         Outcome::Error(CmdError::Server(
                             "ERR redis-enc internal error; see the server log".into(),
                         ))

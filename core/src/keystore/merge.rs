@@ -382,9 +382,11 @@ impl UnwrapJobs {
         self.0.is_empty()
     }
 
-    /// The first job alone: a probe of whether a KMS answers, before asking for every key.
-    pub fn first(&self) -> UnwrapJobs {
-        UnwrapJobs(self.0.iter().take(1).cloned().collect())
+    /// The first job alone (a probe of whether a KMS answers, before asking for every key),
+    /// and the others.
+    pub fn split_first(&self) -> (UnwrapJobs, UnwrapJobs) {
+        let (first, rest) = self.0.split_at(self.0.len().min(1));
+        (UnwrapJobs(first.to_vec()), UnwrapJobs(rest.to_vec()))
     }
 }
 
@@ -542,8 +544,10 @@ impl KeyStore {
                     version: KeyVersion(ev.version),
                 };
                 let held = local.and_then(|r| r.versions.get(&ev.version));
+                let mut held_queued = false;
                 if let Some(slot) = held {
                     if slot.key.is_none() && matches!(slot.material, Material::Wrapped { .. }) {
+                        held_queued = slot.material == ev.material;
                         jobs.push(UnwrapJob {
                             id,
                             keyring: keyring.clone(),
@@ -551,7 +555,8 @@ impl KeyStore {
                         });
                     }
                 }
-                let wanted = ev.state != VersionState::Destroyed
+                let wanted = !held_queued
+                    && ev.state != VersionState::Destroyed
                     && matches!(ev.material, Material::Wrapped { .. })
                     && held.is_none_or(|slot| slot.material != ev.material || slot.key.is_none());
                 if wanted {

@@ -151,7 +151,9 @@ impl AwsKms {
     }
 
     fn key_from(reply: &Value, context: &WrapContext<'_>) -> Result<DataKey, Error> {
-        let encoded = reply["Plaintext"].as_str().ok_or(Error::DecryptFailed)?;
+        let encoded = reply["Plaintext"]
+            .as_str()
+            .ok_or_else(|| Error::Kms("KMS reply has no Plaintext".into()))?;
         http::data_key_from_base64(encoded, context.id)
     }
 

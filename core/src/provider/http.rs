@@ -61,14 +61,21 @@ pub fn post_json(
     url: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Result<Answer, String> {
+) -> Result<Answer, crate::error::Error> {
     let mut request = agent.post(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let mut response = request
-        .send(body)
-        .map_err(|e| format!("cannot reach {url}: {}", printable(&e.to_string())))?;
+    let mut response = request.send(body).map_err(|e| {
+        let why = format!("cannot reach {url}: {}", printable(&e.to_string()));
+        // A TLS failure (a certificate the CA does not sign, a name that does not match) is
+        // a configuration to fix, not an outage to wait out.
+        if is_tls_failure(&e) {
+            crate::error::Error::Kms(why)
+        } else {
+            crate::error::Error::KmsUnavailable(why)
+        }
+    })?;
     let status = response.status().as_u16();
     let location = response
         .headers()
@@ -97,6 +104,16 @@ pub fn is_plain_http(address: &str) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }
 
+/// Whether a request failed in the TLS handshake (ureq reports rustls's errors directly, or
+/// inside an I/O error).
+fn is_tls_failure(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
+        ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
+    }
+}
+
 /// The longest KMS reply read.
 const MAX_REPLY: u64 = 1024 * 1024;
 
@@ -118,8 +135,7 @@ pub fn call_kms(
     service: &str,
     operation: &str,
 ) -> Result<Value, crate::error::Error> {
-    let answer =
-        post_json(agent, url, headers, body).map_err(crate::error::Error::KmsUnavailable)?;
+    let answer = post_json(agent, url, headers, body)?;
     if (300..400).contains(&answer.status) {
         return Err(crate::error::Error::Kms(format!(
             "{service} {operation} answered {} redirecting to {}: not followed (a KMS request carries credentials)",
@@ -133,12 +149,21 @@ pub fn call_kms(
             answer.status,
             error_message(&answer.reply)
         );
-        // A server error or a request to slow down passes; anything else is an answer.
-        return Err(if answer.status >= 500 || answer.status == 429 {
-            crate::error::Error::KmsUnavailable(why)
-        } else {
-            crate::error::Error::Kms(why)
-        });
+        // A server error or a request to slow down passes (AWS throttles with a 400 whose
+        // type says so); anything else is an answer.
+        let throttled = error_message(&answer.reply).contains("Throttling")
+            || answer
+                .reply
+                .get("__type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.contains("Throttling"));
+        return Err(
+            if answer.status >= 500 || answer.status == 429 || throttled {
+                crate::error::Error::KmsUnavailable(why)
+            } else {
+                crate::error::Error::Kms(why)
+            },
+        );
     }
     Ok(answer.reply)
 }
@@ -149,13 +174,11 @@ pub fn data_key_from_base64(
     id: crate::key::KeyId,
 ) -> Result<crate::key::DataKey, crate::error::Error> {
     use base64::{engine::general_purpose::STANDARD, Engine as _};
-    let decoded = zeroize::Zeroizing::new(
-        STANDARD
-            .decode(encoded)
-            .map_err(|_| crate::error::Error::DecryptFailed)?,
-    );
+    let not_a_key =
+        || crate::error::Error::Kms("the key returned is not 32 bytes of base64".into());
+    let decoded = zeroize::Zeroizing::new(STANDARD.decode(encoded).map_err(|_| not_a_key())?);
     if decoded.len() != crate::key::KEY_LEN {
-        return Err(crate::error::Error::DecryptFailed);
+        return Err(not_a_key());
     }
     let mut bytes = zeroize::Zeroizing::new([0u8; crate::key::KEY_LEN]);
     bytes.copy_from_slice(&decoded);

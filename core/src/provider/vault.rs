@@ -185,7 +185,7 @@ impl Wrapper for VaultTransit {
         )?;
         let encoded = reply["data"]["plaintext"]
             .as_str()
-            .ok_or(Error::DecryptFailed)?;
+            .ok_or_else(|| Error::Kms("Vault decrypt reply has no plaintext".into()))?;
         http::data_key_from_base64(encoded, context.id)
     }
 }

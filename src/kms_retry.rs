@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use redis_enc_core::key::scrub_stack;
-use redis_enc_core::keystore::{prefetch, UnwrapJobs};
+use redis_enc_core::keystore::{forget_outage, prefetch, UnwrapJobs};
 use redis_enc_core::KeyStore;
 
 use crate::audit;
@@ -18,20 +18,24 @@ use crate::state::{self, Held};
 /// How long the thread waits between tries.
 const PERIOD: Duration = Duration::from_secs(5);
 
-/// Starts the thread (at load).
+/// Starts the thread (at load), where a master key is held by a KMS: only a KMS leaves keys
+/// locked for a reason that may pass.
 pub fn start() {
     let spawned = std::thread::Builder::new()
         .name("enc-kms-retry".into())
         .spawn(|| loop {
             std::thread::sleep(PERIOD);
-            if std::panic::catch_unwind(try_again).is_err() {
+            let worked = std::panic::catch_unwind(try_again);
+            if worked.is_err() {
                 crate::info::count_internal_error();
                 rm::log_without_context(
                     Level::Warning,
                     "redis-enc: internal error while asking the key management service for locked keys",
                 );
             }
-            scrub_stack();
+            if worked.unwrap_or(true) {
+                scrub_stack();
+            }
         });
     if spawned.is_err() {
         rm::log_without_context(
@@ -42,7 +46,8 @@ pub fn start() {
     }
 }
 
-fn try_again() {
+/// Asks the KMS again for what it could not give; whether it asked for anything.
+fn try_again() -> bool {
     let Ok((held, jobs, make_default)) = state::with(|s| {
         Ok((
             s.held(),
@@ -50,7 +55,7 @@ fn try_again() {
             s.keys.is_empty() && state::no_default().is_some(),
         ))
     }) else {
-        return;
+        return false;
     };
     if make_default {
         match KeyStore::new_wrapped(held.master.wrapper(), state::now_secs()) {
@@ -75,14 +80,15 @@ fn try_again() {
         }
     }
     if jobs.is_empty() {
-        return;
+        return make_default;
     }
     // One key first: a KMS that is still down gets one request every few seconds, not one
     // per locked key.
     let (probe, others) = jobs.split_first();
+    forget_outage();
     let (probed, _) = unlock(&probe, &held);
     if probed == 0 {
-        return;
+        return true;
     }
     let (rest, still) = unlock(&others, &held);
     let unlocked = probed + rest;
@@ -97,6 +103,7 @@ fn try_again() {
         "keys-unlocked",
         Some(format!("{unlocked} unlocked, {still} still locked")),
     );
+    true
 }
 
 /// Unwraps `jobs` and holds what was unwrapped: how many were unlocked, how many stay locked.

@@ -141,7 +141,9 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         return Err("cannot register the INFO section".into());
     }
     crate::acl_log::start(ctx);
-    crate::kms_retry::start();
+    if state::with(|s| Ok(s.held().any_remote())).unwrap_or(false) {
+        crate::kms_retry::start();
+    }
     Ok(format!(
         "redis-enc {} loaded: master key {master_key_id} from the {} provider",
         env!("CARGO_PKG_VERSION"),

@@ -133,7 +133,11 @@ pub fn propagate_if_new(ctx: Ctx) -> Result<(), CmdError> {
 
 /// Propagates the key store to replicas and the AOF after a change.
 pub fn propagate(ctx: Ctx) -> Result<(), CmdError> {
-    let blob = state::with(|s| Ok(s.keys.export()))?;
+    // A store of no keyring (a KMS that could not make `default` yet) says nothing; the
+    // `default` made later is propagated before the first sealed write.
+    let Some(blob) = state::with(|s| Ok((!s.keys.is_empty()).then(|| s.keys.export())))? else {
+        return Ok(());
+    };
     let sub = ctx.string(b"IMPORT");
     let blob = ctx.string(&blob);
     ctx.replicate(c"ENC.KEYRING", &[sub.as_ptr(), blob.as_ptr()]);

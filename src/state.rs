@@ -45,6 +45,13 @@ impl Held {
             .collect()
     }
 
+    /// Whether the master key or the previous one is held by a KMS.
+    pub fn any_remote(&self) -> bool {
+        std::iter::once(&self.master)
+            .chain(self.old_master.as_ref())
+            .any(|m| matches!(**m, Master::Remote(_)))
+    }
+
     /// Whether the master key is held by a KMS (changes then wait on it).
     pub fn remote(&self) -> bool {
         matches!(*self.master, Master::Remote(_))

@@ -303,7 +303,12 @@ fn tampered_backups_fail_clearly_and_leave_no_output() {
         b
     };
     let damaged = |n: u64| {
-        format!("chunk {n} failed authentication: the backup was modified, its chunks reordered or duplicated, or its header altered")
+        let kms = if n == 0 {
+            " (or, if a key management service unwrapped the file key, it returned a wrong one)"
+        } else {
+            ""
+        };
+        format!("chunk {n} failed authentication: the backup was modified, its chunks reordered or duplicated, or its header altered{kms}")
     };
     // The header: its JSON no longer parses, or names another key, or fails every chunk.
     let p = write("header.renc", flip(header_len - 3));

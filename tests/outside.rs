@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -172,6 +172,14 @@ fn plain_http_needs_asking_and_kms_text_cannot_forge_log_lines() {
         log.contains("plain http (allow-http=yes)") || log.contains("refusing"),
         "{log}"
     );
+    // A 200 that carries no key is a KMS failure, not a key.
+    let empty = fake_http("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    let log = start_fails(Options {
+        module_args: Some(vec!["master-key".into(), vault_uri(empty.port)]),
+        env: vec![("VAULT_TOKEN".into(), "t".into())],
+        ..Options::default()
+    });
+    assert!(log.contains("reply has no ciphertext"), "{log}");
 }
 
 /// The promise: `file:` naming a FIFO or a device does not hang or exhaust the start.
@@ -318,6 +326,25 @@ fn endless_lines_and_passwords_do_not_reach_memory_or_output() {
             "{url}: {err}"
         );
     }
+    // A server that quotes the password back in its refusal.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 256];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"-WRONGPASS 'hunter2-secret' is not the password\r\n");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let url = format!("redis://ops:hunter2-secret@127.0.0.1:{port}");
+    let (code, out, err) = backup_from(&url, &key, &dir.path().join("y.renc"));
+    assert_ne!(code, 0);
+    assert!(err.contains("authentication failed"), "{err}");
+    assert!(
+        !err.contains("hunter2") && !out.contains("hunter2"),
+        "{err}"
+    );
 }
 
 /// The promise: an output file that appears while a backup runs is never replaced.
@@ -602,6 +629,27 @@ fn a_slow_kms_blocks_only_the_client_that_asked() {
     vault.set_delay(0);
     cmd(&mut con, "ENC.SET after two").unwrap();
     assert_eq!(key_version(&mut con, "after", None), 2);
+
+    // A transaction or a script cannot wait for the KMS: the change is refused, nothing moves.
+    let refused: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("ENC.KEYRING")
+        .arg("ROTATE")
+        .query(&mut con)
+        .unwrap_or_else(|e| redis::Value::SimpleString(e.to_string()));
+    assert!(
+        format!("{refused:?}").contains("cannot do: run it on its own"),
+        "{refused:?}"
+    );
+    let scripted = redis::cmd("EVAL")
+        .arg("return redis.call('ENC.KEYRING','ROTATE')")
+        .arg(0)
+        .query::<redis::Value>(&mut con)
+        .map_err(|e| error_text(&e))
+        .unwrap_err();
+    assert!(scripted.contains("run it on its own"), "{scripted}");
+    cmd(&mut con, "ENC.SET after two").unwrap();
+    assert_eq!(key_version(&mut con, "after", None), 2);
     let dir = server.stop();
     let restarted = vault.server_on(dir, &["--appendonly", "yes"]);
     let mut con = restarted.client();
@@ -762,46 +810,80 @@ fn raw_keys_of(export: &[u8], name: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The XAES-256-GCM key that `key` derives for the nonce prefix of `envelope` (FORMAT.md §1.3).
+fn derived_key(key: &[u8], envelope: &[u8]) -> Vec<u8> {
+    use cmac::{KeyInit, Mac};
+    let mut kx = Vec::new();
+    for counter in [1u8, 2] {
+        let mut mac = <cmac::Cmac<aes::Aes256> as KeyInit>::new_from_slice(key).unwrap();
+        mac.update(&[0x00, counter, b'X', 0x00]);
+        mac.update(&envelope[8..20]);
+        kx.extend_from_slice(&mac.finalize().into_bytes());
+    }
+    kx
+}
+
+/// Where the server's memory holds any of `secrets`.
+fn copies_in_memory(server: &Server, secrets: &[(&str, Vec<u8>)]) -> Vec<String> {
+    let memory = server.memory();
+    let mut copies = Vec::new();
+    for (what, secret) in secrets {
+        for (region, bytes) in &memory {
+            for (at, _) in bytes
+                .windows(secret.len())
+                .enumerate()
+                .filter(|(_, w)| w == secret)
+            {
+                copies.push(format!("{what} at +{at:#x} of {region}"));
+            }
+        }
+    }
+    copies
+}
+
 /// The promise: once a keyring is destroyed, the server's memory holds no copy of its keys:
-/// not the key, not the AES round keys that begin with it, wherever the module moved them.
+/// not the raw keys (nor the AES round keys that begin with them), wherever the module moved
+/// them (the store, the KMS thread, a re-wrapping), and not the keys derived from them for the
+/// values sealed and opened.
 #[test]
 fn a_destroyed_key_leaves_no_copy_in_memory() {
     let vault = FakeVault::start();
     let server = Server::with(vault.server_options());
     let mut con = server.client();
     cmd(&mut con, "ENC.KEYRING CREATE shred").unwrap();
+    cmd(&mut con, "ENC.SET first v KEYRING shred").unwrap();
     cmd(&mut con, "ENC.KEYRING ROTATE shred").unwrap();
-    cmd(&mut con, "ENC.SET k v KEYRING shred").unwrap();
-    cmd(&mut con, "ENC.GET k").unwrap();
+    cmd(&mut con, "ENC.KEYRING REWRAP").unwrap();
     let redis::Value::BulkString(export) = cmd(&mut con, "ENC.KEYRING EXPORT").unwrap() else {
         panic!()
     };
+    // Sealing and opening last: little that overwrites the stack runs after them.
+    cmd(&mut con, "ENC.SET k v KEYRING shred").unwrap();
+    cmd(&mut con, "ENC.GET first").unwrap();
+    cmd(&mut con, "ENC.GET k").unwrap();
     let keys = raw_keys_of(&export, "shred");
     assert_eq!(keys.len(), 2);
-    let memory = server.memory();
-    assert!(
-        keys.iter()
-            .all(|k| memory.iter().any(|(_, m)| contains(m, k))),
-        "the scan sees the keys while they are in use"
-    );
-    cmd(&mut con, "ENC.KEYRING DESTROY shred FORCE").unwrap();
-    let memory = server.memory();
-    let mut copies = Vec::new();
-    for (n, key) in keys.iter().enumerate() {
-        for (region, bytes) in &memory {
-            for (at, _) in bytes
-                .windows(key.len())
-                .enumerate()
-                .filter(|(_, w)| w == key)
-            {
-                copies.push(format!("key {n} at +{at:#x} of {region}"));
-            }
-        }
+    let mut envelope = |key: &str| bulk(&cmd(&mut con, &format!("GET {key}")).unwrap()).unwrap();
+    let (first, second) = (envelope("first"), envelope("k"));
+    let secrets = [
+        ("version 1", keys[0].clone()),
+        ("version 2", keys[1].clone()),
+        ("version 1's derived key", derived_key(&keys[0], &first)),
+        ("version 2's derived key", derived_key(&keys[1], &second)),
+    ];
+    let in_use = copies_in_memory(&server, &secrets);
+    for (what, _) in &secrets {
+        assert!(
+            in_use.iter().any(|c| c.starts_with(what)),
+            "the scan sees {what} while it is in use"
+        );
     }
+    cmd(&mut con, "ENC.KEYRING DESTROY shred FORCE").unwrap();
+    let left = copies_in_memory(&server, &secrets);
     assert!(
-        copies.is_empty(),
+        left.is_empty(),
         "copies of destroyed keys left in memory:\n{}",
-        copies.join("\n")
+        left.join("\n")
     );
 }
 

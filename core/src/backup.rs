@@ -106,6 +106,10 @@ impl std::fmt::Display for BackupError {
                 "the key management service did not unwrap this backup's file key: {why} \
                  (the backup itself was not checked)"
             ),
+            BackupError::Damaged(0) => f.write_str(
+                "chunk 0 failed authentication: the backup was modified, its chunks reordered or duplicated, \
+                 or its header altered (or, if a key management service unwrapped the file key, it returned a wrong one)",
+            ),
             BackupError::Damaged(n) => write!(
                 f,
                 "chunk {n} failed authentication: the backup was modified, its chunks reordered or duplicated, \

@@ -243,16 +243,18 @@ impl fmt::Debug for DataKey {
     }
 }
 
-/// How much of the stack [`scrub_stack`] overwrites.
-const SCRUB_BYTES: usize = 64 * 1024;
-
 /// Overwrites the stack just below the caller's frame, where the functions it called left
 /// transient copies of keys (values built there before moving to the heap, cipher states).
 /// Called after work on raw keys (keyring changes, unwrapping), by the frame that did it, on
 /// the thread that did it.
-#[inline(never)]
 pub fn scrub_stack() {
-    let mut area = [0u8; SCRUB_BYTES];
+    scrub::<{ 64 * 1024 / 8 }>();
+}
+
+/// Overwrites `WORDS` eight-byte words of the stack below the caller's frame.
+#[inline(never)]
+pub(crate) fn scrub<const WORDS: usize>() {
+    let mut area = [0u64; WORDS];
     area.zeroize();
     std::hint::black_box(&area);
 }

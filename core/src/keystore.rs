@@ -500,7 +500,7 @@ impl KeyStore {
 
 pub mod changes;
 mod merge;
-pub use merge::{prefetch, Locking, Prefetched, UnwrapJobs, UNWRAP_DEADLINE};
+pub use merge::{forget_outage, prefetch, Locking, Prefetched, UnwrapJobs, UNWRAP_DEADLINE};
 
 impl Slot {
     fn wrapped(by: String, key: Vec<u8>, data_key: DataKey, now: u64) -> Slot {
@@ -595,6 +595,18 @@ struct ExportVersion {
 
 impl ExportDoc {
     fn validate(&self) -> Result<(), Error> {
+        // Each keyring id and name once, each version of a keyring once.
+        let mut ids = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for r in &self.keyrings {
+            let mut versions = std::collections::HashSet::new();
+            if !ids.insert(r.id)
+                || !names.insert(r.name.as_str())
+                || !r.versions.iter().all(|v| versions.insert(v.version))
+            {
+                return Err(Error::InvalidExport);
+            }
+        }
         for r in &self.keyrings {
             let has_primary = r.versions.iter().any(|v| v.version == r.primary);
             let derived_ok = r.versions.iter().all(|v| {

@@ -27,6 +27,7 @@ mod plaintext;
 pub mod provider;
 pub mod rdb;
 pub mod setopts;
+pub mod text;
 pub mod transfer;
 pub mod wrap;
 mod xaes;

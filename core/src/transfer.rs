@@ -29,12 +29,9 @@ pub fn reply_line(reader: &mut impl BufRead) -> Result<String, String> {
             "the server sent a reply line longer than {MAX_LINE} bytes: not a Redis reply"
         ));
     }
-    Ok(String::from_utf8_lossy(&buf)
-        .trim_end()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect())
+    Ok(crate::text::printable(
+        String::from_utf8_lossy(&buf).trim_end(),
+    ))
 }
 
 /// Reads the reply to `SYNC` and copies the RDB it carries into `out`, calling `progress`

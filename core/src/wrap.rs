@@ -45,6 +45,10 @@ pub trait Wrapper: Sync {
     fn wrap(&self, key: &DataKey, context: &WrapContext<'_>) -> Result<Vec<u8>, Error>;
     /// Unwraps a data key; [`Error::DecryptFailed`] if it was not wrapped by this wrapper.
     fn unwrap(&self, wrapped: &[u8], context: &WrapContext<'_>) -> Result<DataKey, Error>;
+    /// Whether this wrapper works in the process (a local master key), not through a KMS.
+    fn is_local(&self) -> bool {
+        false
+    }
     /// Makes a new data key and its wrapped form. A KMS may generate the key itself.
     fn generate(&self, context: &WrapContext<'_>) -> Result<(DataKey, Vec<u8>), Error> {
         let key = DataKey::generate(context.id);
@@ -69,6 +73,10 @@ pub const LOCAL_WRAPPED_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
 impl Wrapper for MasterKey {
     fn wrapper_id(&self) -> String {
         format!("local:{}", self.id())
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 
     fn wrap(&self, key: &DataKey, context: &WrapContext<'_>) -> Result<Vec<u8>, Error> {

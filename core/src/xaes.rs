@@ -99,8 +99,19 @@ impl Xaes {
         }
     }
 
+    /// Kx for one nonce prefix, expanded, on the heap; the stack its derivation used (CMAC
+    /// blocks, the key schedule built before it moved) is overwritten. It runs once per
+    /// prefix a key seals or opens under, not per value.
+    #[inline(never)]
+    fn derive(&self, prefix: &Prefix) -> Arc<Aes256GcmKey> {
+        let key = self.derive_now(prefix);
+        crate::key::scrub::<{ 16 * 1024 / 8 }>();
+        key
+    }
+
     /// Kx for one nonce prefix (C2SP XAES-256-GCM, steps 2 to 4).
-    fn derive(&self, prefix: &Prefix) -> Aes256GcmKey {
+    #[inline(never)]
+    fn derive_now(&self, prefix: &Prefix) -> Arc<Aes256GcmKey> {
         let mut kx = zeroize::Zeroizing::new([0u8; 32]);
         for (counter, half) in [1u8, 2].into_iter().zip(kx.chunks_exact_mut(16)) {
             let mut mac = self.kdf.clone();
@@ -108,7 +119,7 @@ impl Xaes {
             mac.update(prefix);
             half.copy_from_slice(&mac.finalize().into_bytes());
         }
-        Aes256GcmKey::new(&kx)
+        Arc::new(Aes256GcmKey::new(&kx))
     }
 
     fn lock(&self) -> MutexGuard<'_, Cache> {
@@ -130,7 +141,7 @@ impl Xaes {
         if fresh {
             let mut prefix = [0u8; PREFIX_LEN];
             rand::thread_rng().fill_bytes(&mut prefix);
-            let key = Arc::new(self.derive(&prefix));
+            let key = self.derive(&prefix);
             cache.derived += 1;
             cache.sealing = Some(Sealing {
                 prefix,
@@ -156,7 +167,7 @@ impl Xaes {
     pub(crate) fn prepare_with_nonce(&self, nonce: &[u8; NONCE_LEN]) -> Prepared {
         Prepared {
             nonce: *nonce,
-            key: Arc::new(self.derive(prefix_of(nonce))),
+            key: self.derive(prefix_of(nonce)),
         }
     }
 
@@ -196,7 +207,7 @@ impl Xaes {
                 .open_in_place(gcm_nonce(nonce), aad, in_out, tag)
                 .map_err(|_| Failed);
         }
-        let key = Arc::new(self.derive(prefix));
+        let key = self.derive(prefix);
         let opened = key
             .open_in_place(gcm_nonce(nonce), aad, in_out, tag)
             .map_err(|_| Failed);

@@ -12,6 +12,7 @@ use redis_enc_core::keystore::{changes, prefetch, KeyringInfo, Locking};
 use redis_enc_core::{Error as CoreError, KeyId, KeyStore, KeyVersion, KeyringName};
 
 use crate::audit::{self, Access};
+use crate::entry::Handler;
 use crate::error::CmdError;
 use crate::persist;
 use crate::rm::{Arg, Blocked, Caller, Ctx, Outcome};
@@ -105,6 +106,10 @@ pub fn info(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 
 /// `ENC.KEYRING CREATE name`
 pub fn create(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    scrubbed(ctx, args, create_now)
+}
+
+fn create_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 3, 3, "enc.keyring|create")?;
     let name = keyring_name(args.get(2))?;
     // `default` comes first, as keyring 0: a server whose KMS could not make it yet makes it
@@ -118,6 +123,10 @@ pub fn create(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 
 /// `ENC.KEYRING ROTATE [name]`: replies with the new primary version.
 pub fn rotate(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    scrubbed(ctx, args, rotate_now)
+}
+
+fn rotate_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 3, "enc.keyring|rotate")?;
     let name = match args.get(2) {
         Some(_) => keyring_name(args.get(2))?,
@@ -200,6 +209,10 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 /// `ENC.KEYRING REWRAP`: wraps every data key under the current master key; no stored value
 /// changes. Replies with the number of keys wrapped.
 pub fn rewrap(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    scrubbed(ctx, args, rewrap_now)
+}
+
+fn rewrap_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 2, "enc.keyring|rewrap")?;
     let keys = state::with(|s| Ok(s.keys.to_rewrap()?))?;
     let caller = ctx.caller();
@@ -229,6 +242,10 @@ pub fn export(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 /// another master key) needs `FORCE`; what the primary propagates, and the AOF replays, is
 /// applied as it is.
 pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    scrubbed(ctx, args, import_now)
+}
+
+fn import_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 3, 4, "enc.keyring|import")?;
     let force = match args.get(3) {
         None => false,
@@ -298,6 +315,15 @@ pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     )
 }
 
+/// Runs a keyring handler, then overwrites the stack it used: the copies of raw keys that
+/// building, wrapping or copying keys left there.
+#[inline(never)]
+fn scrubbed(ctx: Ctx, args: &[Arg], handler: Handler) -> Result<(), CmdError> {
+    let result = handler(ctx, args);
+    scrub_stack();
+    result
+}
+
 /// Only one keyring change waits on the key management service at a time.
 static WAITING: AtomicBool = AtomicBool::new(false);
 
@@ -306,17 +332,24 @@ static WAITING: AtomicBool = AtomicBool::new(false);
 /// store with its propagation and audit record. With a KMS master key and a client that may
 /// block, `work` runs on a thread of its own while the server goes on serving everyone else,
 /// and `apply` runs once it is done (refused if the store changed meanwhile in a way that
-/// conflicts). Otherwise (a local master key, or in a transaction or a script) both run now.
+/// conflicts). With a local master key, or when the server itself runs the change (the
+/// replication stream, the AOF), both run now; a client in a transaction or a script is refused.
 fn change<T: Send + 'static>(
     ctx: Ctx,
     work: impl FnOnce(&Held) -> Result<T, CmdError> + Send + 'static,
     apply: impl FnOnce(Ctx, T) -> Result<Outcome, CmdError> + Send + 'static,
 ) -> Result<(), CmdError> {
     let held = state::with(|s| Ok(s.held()))?;
-    if !held.remote() || !ctx.may_block() {
-        let outcome = work(&held).and_then(|done| apply(ctx, done));
-        scrub_stack();
-        outcome?.reply(ctx);
+    if held.remote() && !ctx.may_block() && !ctx.is_server_itself() {
+        // Waiting for the KMS there would stop the whole server.
+        return Err(CmdError::Server(
+            "ERR with a KMS-held master key this keyring change waits for the key management \
+             service, which a transaction or a script cannot do: run it on its own"
+                .into(),
+        ));
+    }
+    if !held.remote() || ctx.is_server_itself() {
+        work(&held).and_then(|done| apply(ctx, done))?.reply(ctx);
         return Ok(());
     }
     if WAITING.swap(true, Ordering::SeqCst) {

@@ -279,10 +279,9 @@ fn merged_version(
         changed: ev.state > slot.state,
     };
     if state == VersionState::Destroyed || ev.material == slot.material {
-        if slot.key.is_none() && state != VersionState::Destroyed {
-            // Perhaps a master key that opens it is held now.
-            plan.key = KeyChoice::Set(unlocker.unlock(&slot.material, context));
-        }
+        // A key locked with the same material stays locked here: the master keys do not
+        // change while the server runs, and a KMS that failed is asked again by the module's
+        // own thread, not by every import the replication stream or the AOF carries.
         return Ok(plan);
     }
     let derived_here = matches!(slot.material, Material::Derived { .. });
@@ -314,8 +313,6 @@ fn merged_version(
             if adopt && (candidate.is_ok() || slot.key.is_none()) {
                 plan.material = ev.material;
                 plan.key = KeyChoice::Set(candidate);
-            } else if slot.key.is_none() {
-                plan.key = KeyChoice::Set(unlocker.unlock(&slot.material, context));
             }
         }
         Material::Derived { .. } => {
@@ -544,21 +541,9 @@ impl KeyStore {
                     version: KeyVersion(ev.version),
                 };
                 let held = local.and_then(|r| r.versions.get(&ev.version));
-                let mut held_queued = false;
-                if let Some(slot) = held {
-                    if slot.key.is_none() && matches!(slot.material, Material::Wrapped { .. }) {
-                        held_queued = slot.material == ev.material;
-                        jobs.push(UnwrapJob {
-                            id,
-                            keyring: keyring.clone(),
-                            material: slot.material.clone(),
-                        });
-                    }
-                }
-                let wanted = !held_queued
-                    && ev.state != VersionState::Destroyed
+                let wanted = ev.state != VersionState::Destroyed
                     && matches!(ev.material, Material::Wrapped { .. })
-                    && held.is_none_or(|slot| slot.material != ev.material || slot.key.is_none());
+                    && held.is_none_or(|slot| slot.material != ev.material);
                 if wanted {
                     jobs.push(UnwrapJob {
                         id,
@@ -570,6 +555,32 @@ impl KeyStore {
         }
         jobs
     }
+}
+
+/// After a KMS request failed as unavailable (unreachable, timed out, 5xx), unwraps through a
+/// KMS fail at once, with that failure, for this long: an outage costs one timeout, not one
+/// per key and per import the replication stream or the AOF carries. The module's own thread
+/// asks again ([`forget_outage`] first).
+const OUTAGE_HOLD: Duration = Duration::from_secs(30);
+
+/// The last KMS outage seen, and when.
+static OUTAGE: Mutex<Option<(Instant, String)>> = Mutex::new(None);
+
+fn note_outage(why: &str) {
+    *OUTAGE.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), why.to_owned()));
+}
+
+/// The KMS failure unwraps fail with now, if one was seen within [`OUTAGE_HOLD`].
+fn outage() -> Option<String> {
+    let seen = OUTAGE.lock().unwrap_or_else(|p| p.into_inner());
+    seen.as_ref()
+        .filter(|(at, _)| at.elapsed() < OUTAGE_HOLD)
+        .map(|(_, why)| format!("{why}; not asked again for a while"))
+}
+
+/// Lets the next unwrap ask the KMS whatever it did last.
+pub fn forget_outage() {
+    *OUTAGE.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
 /// Recovers a key from its material with the first wrapper that can.
@@ -593,6 +604,14 @@ fn unlock(
             // wrapper that does not hold the key.
             let mut failure = Locked::WrongKey;
             for wrapper in preferred.chain(others) {
+                if !wrapper.is_local() {
+                    if let Some(why) = outage() {
+                        if failure == Locked::WrongKey {
+                            failure = Locked::Kms(why);
+                        }
+                        continue;
+                    }
+                }
                 match wrapper.unwrap(key, context) {
                     // A key that does not match its check value is not the key: a wrong answer
                     // from a KMS (or from whoever answered for it) leaves the version locked.
@@ -600,9 +619,13 @@ fn unlock(
                         return Ok(found)
                     }
                     Ok(_) => failure = Locked::BadCheck,
-                    Err(Error::Kms(why) | Error::KmsUnavailable(why))
-                        if failure == Locked::WrongKey =>
-                    {
+                    Err(Error::KmsUnavailable(why)) => {
+                        note_outage(&why);
+                        if failure == Locked::WrongKey {
+                            failure = Locked::Kms(why);
+                        }
+                    }
+                    Err(Error::Kms(why)) if failure == Locked::WrongKey => {
                         failure = Locked::Kms(why);
                     }
                     Err(_) => {}

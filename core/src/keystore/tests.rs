@@ -512,3 +512,43 @@ fn a_key_that_does_not_match_its_check_value_is_not_believed() {
         .unwrap();
     assert_eq!(c.open(&sealed, &LOC).unwrap().plaintext.as_slice(), b"v");
 }
+
+#[test]
+fn exports_naming_a_keyring_or_a_version_twice_are_refused() {
+    let master = MasterKey::generate();
+    let mut a = KeyStore::new(&master, 0);
+    a.create(&name("x"), &master, 0).unwrap();
+    let export = a.export();
+    let magic = export.iter().position(|&b| b == b'{').unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&export[magic..]).unwrap();
+    let twice = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut d = doc.clone();
+        edit(&mut d);
+        let mut target = KeyStore::new(&master, 0);
+        target
+            .import(
+                &[&export[..magic], &serde_json::to_vec(&d).unwrap()[..]].concat(),
+                &[&master],
+                &[&master],
+                Locking::Allow,
+            )
+            .unwrap_err()
+    };
+    let version_twice = twice(&|d| {
+        let versions = d["keyrings"][0]["versions"].as_array_mut().unwrap();
+        versions.push(versions[0].clone());
+    });
+    assert_eq!(version_twice, Error::InvalidExport);
+    let ring_twice = twice(&|d| {
+        let rings = d["keyrings"].as_array_mut().unwrap();
+        rings.push(rings[1].clone());
+    });
+    assert_eq!(ring_twice, Error::InvalidExport);
+    let name_twice = twice(&|d| {
+        let rings = d["keyrings"].as_array_mut().unwrap();
+        let mut copy = rings[1].clone();
+        copy["id"] = serde_json::json!(77);
+        rings.push(copy);
+    });
+    assert_eq!(name_twice, Error::InvalidExport);
+}

@@ -59,6 +59,18 @@ impl AwsConfig {
                 }
             }
         }
+        if let Some(url) = endpoint.as_deref() {
+            let lower = url.to_ascii_lowercase();
+            let host = lower
+                .strip_prefix("https://")
+                .or_else(|| lower.strip_prefix("http://"));
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+                return Err(bad(format!(
+                    "the endpoint '{}' is not an http:// or https:// address with a host",
+                    http::printable(url)
+                )));
+            }
+        }
         if endpoint.as_deref().is_some_and(http::is_plain_http) && !allow_http {
             return Err(bad(
                 "the endpoint is plain http: signed requests and data keys would travel in clear; \
@@ -221,6 +233,16 @@ mod tests {
         assert!(AwsConfig::parse("k?bogus=1&region=x").is_err());
         for plain in ["http://127.0.0.1:5000", "HTTP://127.0.0.1:5000", "hTTp://h"] {
             let uri = format!("k?region=x&endpoint={plain}");
+            assert!(AwsConfig::parse(&uri).is_err(), "{uri}");
+        }
+        for odd in [
+            "//127.0.0.1:5000",
+            "127.0.0.1:5000",
+            "https://",
+            "https:///x",
+            "ftp://h",
+        ] {
+            let uri = format!("k?region=x&endpoint={odd}&allow-http=yes");
             assert!(AwsConfig::parse(&uri).is_err(), "{uri}");
         }
     }

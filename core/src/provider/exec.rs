@@ -14,7 +14,7 @@
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -39,9 +39,12 @@ pub(super) fn fetch(
     timeout: Duration,
 ) -> Result<MasterKey, MasterKeyError> {
     let shown = program.display().to_string();
-    check_program(program).map_err(|why| MasterKeyError::Exec(format!("{shown}: {why}")))?;
+    // What runs is the file that was checked, named without links: a link swapped in between
+    // cannot choose the program.
+    let checked =
+        check_program(program).map_err(|why| MasterKeyError::Exec(format!("{shown}: {why}")))?;
     let deadline = Instant::now() + timeout;
-    let mut child = Command::new(program)
+    let mut child = Command::new(&checked)
         .args(args)
         .env_clear()
         .env("PATH", PATH)
@@ -109,16 +112,27 @@ pub(super) fn fetch(
     MasterKey::from_base64(text, &source)
 }
 
-/// The rules a program that chooses the master key must meet (as `file:` has for a key file).
-fn check_program(program: &Path) -> Result<(), String> {
+/// The rules a program that chooses the master key must meet (as `file:` has for a key file),
+/// along the path as given (the directories that hold a link to it) and along the path it
+/// resolves to. Returns the resolved path, which is what runs.
+fn check_program(program: &Path) -> Result<PathBuf, String> {
     let meta = std::fs::metadata(program).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
+    let resolved = program.canonicalize().map_err(|e| e.to_string())?;
+    let given = std::path::absolute(program).map_err(|e| e.to_string())?;
+    check_owners(given.parent())?;
+    check_owners(Some(&resolved))?;
+    Ok(resolved)
+}
+
+/// Refuses a path of which `from` or a directory above it could be replaced by another user.
+fn check_owners(from: Option<&Path>) -> Result<(), String> {
     let me = std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(0);
-    let mut path = Some(program.canonicalize().map_err(|e| e.to_string())?);
+    let mut path = from.map(Path::to_path_buf);
     while let Some(p) = path {
         let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.uid() != 0 && meta.uid() != me {
@@ -244,5 +258,16 @@ mod tests {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let err = fetch(&program, &[], Duration::from_secs(5)).unwrap_err();
         assert!(!err.to_string().contains("can be written"), "{err}");
+        // A link to it from a directory anyone can write to: whoever swaps the link chooses.
+        let open_dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(open_dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let link = open_dir.path().join("link");
+        std::os::unix::fs::symlink(&program, &link).unwrap();
+        let err = fetch(&link, &[], Duration::from_secs(5)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("can be written by group or others"),
+            "{err}"
+        );
     }
 }

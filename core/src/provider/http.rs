@@ -109,7 +109,9 @@ pub fn is_plain_http(address: &str) -> bool {
 fn is_tls_failure(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
-        ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>()),
         _ => false,
     }
 }
@@ -117,14 +119,7 @@ fn is_tls_failure(e: &ureq::Error) -> bool {
 /// The longest KMS reply read.
 const MAX_REPLY: u64 = 1024 * 1024;
 
-/// Text from outside (a KMS's error, an address) made safe for a log line or an error reply:
-/// control characters (newlines that would forge log lines) become spaces, and it is bounded.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect()
-}
+pub use crate::text::printable;
 
 /// POSTs to a KMS and returns its JSON reply, or an error naming `service` and `operation`.
 pub fn call_kms(

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use redis_enc_core::backup::{self, BackupWriter};
 use redis_enc_core::provider::read::small_file;
 use redis_enc_core::provider::{Master, Provider};
+use redis_enc_core::text::printable;
 use redis_enc_core::wrap::Wrapper;
 use serde_json::json;
 
@@ -328,7 +329,7 @@ pub fn run_verify(input: &Path, master_key: &str, json: bool) -> Result<(), Stri
         say!(
             "{}: intact and complete ({bytes} RDB bytes from {})",
             input.display(),
-            header.source
+            printable(&header.source)
         );
     }
     Ok(())
@@ -362,7 +363,7 @@ pub fn run_restore(input: &Path, master_key: &str, out: &Path, json: bool) -> Re
     } else {
         say!(
             "restored {bytes} RDB bytes from {} into {}",
-            header.source,
+            printable(&header.source),
             out.display()
         );
     }
@@ -387,8 +388,9 @@ pub fn run_inspect(input: &Path, json: bool) -> Result<(), String> {
     } else {
         say!("format       {}", header.format);
         say!("created      {} (Unix seconds)", header.created);
-        say!("source       {}", header.source);
-        say!("key id       {}", header.wrapped_by);
+        // The header of a file not yet verified is anyone's text.
+        say!("source       {}", printable(&header.source));
+        say!("key id       {}", printable(&header.wrapped_by));
         say!("file bytes   {file_len}");
         say!("rdb bytes    {rdb_bytes}");
         say!("chunks       {chunks} of {} bytes", header.chunk_size);

@@ -167,10 +167,12 @@ pub fn snapshot(
         .map_err(|e| e.to_string())?;
         let reply = reply_line(&mut reader)?;
         if !reply.starts_with("+OK") {
-            return Err(format!(
-                "authentication failed: {}",
-                reply.trim_start_matches('-')
-            ));
+            // Some servers quote what they were sent; the password never reaches a log.
+            let mut said = reply.trim_start_matches('-').to_owned();
+            if !password.is_empty() {
+                said = said.replace(password.as_str(), "***");
+            }
+            return Err(format!("authentication failed: {said}"));
         }
     }
     // Ask for a diskless transfer and only the RDB (Redis 7.0+); older servers may refuse either.

@@ -78,8 +78,8 @@ impl KeyStore {
         self.import_prefetched(blob, masters, wrappers, locking, prefetched)
     }
 
-    /// The keys an import of `blob` would unwrap (versions not held here, held with another
-    /// material, or held locked), to unwrap with [`prefetch`] away from the store.
+    /// The keys an import of `blob` would unwrap (versions not held here, or held with another
+    /// material), to unwrap with [`prefetch`] away from the store.
     pub fn unwraps_for(&self, blob: &[u8]) -> Result<UnwrapJobs, Error> {
         Ok(UnwrapJobs(self.unwraps_needed(&parse(blob)?)))
     }
@@ -330,7 +330,7 @@ fn merged_version(
 }
 
 /// How long unwrapping for one import may take in all; keys not unwrapped by then stay locked
-/// (their values fail closed until a later import or restart unwraps them).
+/// (their values fail closed until the retry thread, a restart or an RDB load unwraps them).
 pub const UNWRAP_DEADLINE: Duration = Duration::from_secs(60);
 /// How many unwraps run at once (each a KMS request with a KMS master key).
 const UNWRAP_WORKERS: usize = 16;
@@ -526,8 +526,8 @@ fn parse(blob: &[u8]) -> Result<ExportDoc, Error> {
 }
 
 impl KeyStore {
-    /// The wrapped keys an import of `doc` would unwrap: versions not held here, held with
-    /// another material, or held locked.
+    /// The wrapped keys an import of `doc` would unwrap: versions not held here, or held with
+    /// another material.
     fn unwraps_needed(&self, doc: &ExportDoc) -> Vec<UnwrapJob> {
         let mut jobs = Vec::new();
         for er in &doc.keyrings {

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 
 use crate::audit::{self, Access};
 use crate::config;
-use crate::entry::run_callback;
-use crate::rm::{Caller, Ctx, Reply};
+use crate::ffi::entry::run_callback;
+use crate::ffi::{Caller, Ctx, Reply};
 
 /// How often `ACL LOG` is read, in milliseconds.
 const PERIOD_MS: i64 = 1000;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use redis_enc_core::audit::{AuditKey, Chain, Event, INCOMPLETE_LINE};
 
 use crate::error::CmdError;
-use crate::rm::{Caller, Ctx, Level};
+use crate::ffi::{Caller, Ctx, Level};
 use crate::{config, state};
 
 /// The longest key name a record carries as it is; longer ones are recorded as their HMAC.
@@ -506,7 +506,7 @@ fn config_event(name: &str, value: &str) -> Event {
 
 /// `ENC.AUDIT REOPEN`: closes and reopens the log file (after logrotate moved it); the chain
 /// continues in the new file.
-pub fn reopen(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
+pub fn reopen(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
     if args.len() != 2 {
         return Err(CmdError::WrongArity("enc.audit|reopen"));
     }

@@ -6,16 +6,16 @@
 //! reach and the server configuration file may set. No config carries key material: Redis 7.0
 //! to 7.4 show module config values in SLOWLOG even when marked sensitive.
 
-use std::ffi::{c_char, c_int, c_longlong, c_void, CStr};
+use std::ffi::{c_char, c_int, c_longlong, c_void};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock};
 
 use redis_enc_core::KeyringName;
 use redis_module::raw;
 
-use crate::entry::run_callback;
+use crate::ffi::entry::run_callback;
+use crate::ffi::{self, Ctx, HeldString};
 use crate::pattern::KeyPattern;
-use crate::rm::{self, Ctx, HeldString};
 
 static ALLOW_PLAINTEXT_READ: AtomicBool = AtomicBool::new(false);
 static PHI_GUARD: AtomicBool = AtomicBool::new(true);
@@ -341,13 +341,14 @@ fn check_value(config: &Config, value: &str) -> Result<(), String> {
 /// Registers every config with its initial value from the module arguments, then applies the
 /// server configuration file's `enc.*` lines.
 pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
-    for config in &CONFIGS {
+    for (index, config) in CONFIGS.iter().enumerate() {
         let given = args
             .configs
             .iter()
             .find(|(name, _)| name == config.name)
             .map(|(_, v)| v.as_str());
-        let privdata = (config as *const Config).cast_mut().cast::<c_void>();
+        // The callbacks get the config's index in CONFIGS, never a pointer to follow.
+        let privdata = std::ptr::without_provenance_mut::<c_void>(index);
         let flags = if config.policy {
             raw::REDISMODULE_CONFIG_PROTECTED
         } else {
@@ -409,11 +410,10 @@ fn remember_text(name: &'static str, text: &str) {
     values.push((name, HeldString::new(text.as_bytes())));
 }
 
-/// # Safety
-/// `privdata` must be the `&'static Config` registered with the callback.
-unsafe fn config_of(privdata: *mut c_void) -> &'static Config {
-    // SAFETY: the caller guarantees `privdata` is a pointer into the static CONFIGS table.
-    unsafe { &*privdata.cast::<Config>() }
+/// The config a callback is for: `privdata` carries its index in CONFIGS. An index Redis
+/// could not have been given falls back to the first config's type check, which refuses it.
+fn config_of(privdata: *mut c_void) -> &'static Config {
+    CONFIGS.get(privdata.addr()).unwrap_or(&CONFIGS[0])
 }
 
 fn changed(name: &str, value: &str) {
@@ -506,12 +506,9 @@ fn set_text_value(config: &Config, text: &str) -> Result<(), String> {
 }
 
 extern "C" fn get_bool(_name: *const c_char, privdata: *mut c_void) -> c_int {
-    run_callback("CONFIG GET", 0, || {
-        // SAFETY: registered with a pointer into CONFIGS.
-        match unsafe { config_of(privdata) }.kind {
-            Kind::Bool { value, .. } => c_int::from(value.load(Relaxed)),
-            _ => 0,
-        }
+    run_callback("CONFIG GET", 0, || match config_of(privdata).kind {
+        Kind::Bool { value, .. } => c_int::from(value.load(Relaxed)),
+        _ => 0,
     })
 }
 
@@ -522,19 +519,15 @@ extern "C" fn set_bool(
     _err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
     run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
-        // SAFETY: registered with a pointer into CONFIGS.
-        set_bool_value(unsafe { config_of(privdata) }, new != 0);
+        set_bool_value(config_of(privdata), new != 0);
         raw::REDISMODULE_OK as c_int
     })
 }
 
 extern "C" fn get_number(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
-    run_callback("CONFIG GET", 0, || {
-        // SAFETY: registered with a pointer into CONFIGS.
-        match unsafe { config_of(privdata) }.kind {
-            Kind::Number { value, .. } => value.load(Relaxed),
-            _ => 0,
-        }
+    run_callback("CONFIG GET", 0, || match config_of(privdata).kind {
+        Kind::Number { value, .. } => value.load(Relaxed),
+        _ => 0,
     })
 }
 
@@ -545,17 +538,14 @@ extern "C" fn set_number(
     _err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
     run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
-        // SAFETY: registered with a pointer into CONFIGS.
-        set_number_value(unsafe { config_of(privdata) }, new);
+        set_number_value(config_of(privdata), new);
         raw::REDISMODULE_OK as c_int
     })
 }
 
-extern "C" fn get_text(name: *const c_char, _privdata: *mut c_void) -> *mut raw::RedisModuleString {
+extern "C" fn get_text(_name: *const c_char, privdata: *mut c_void) -> *mut raw::RedisModuleString {
     run_callback("CONFIG GET", std::ptr::null_mut(), || {
-        // SAFETY: Redis passes the config's name as a C string.
-        let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
-        let short = name.strip_prefix("enc.").unwrap_or(&name);
+        let short = config_of(privdata).name;
         let values = TEXT_VALUES.lock().unwrap_or_else(|p| p.into_inner());
         values
             .iter()
@@ -571,15 +561,14 @@ extern "C" fn set_text(
     err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
     run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
-        // SAFETY: registered with a pointer into CONFIGS.
-        let config = unsafe { config_of(privdata) };
-        let result = std::str::from_utf8(rm::bytes_of(new))
+        let config = config_of(privdata);
+        let result = std::str::from_utf8(ffi::bytes_of(new))
             .map_err(|_| "not UTF-8".to_owned())
             .and_then(|text| set_text_value(config, text));
         match result {
             Ok(()) => raw::REDISMODULE_OK as c_int,
             Err(msg) => {
-                rm::set_config_error(err, &msg);
+                ffi::set_config_error(err, &msg);
                 raw::REDISMODULE_ERR as c_int
             }
         }

@@ -25,10 +25,10 @@ use redis_enc_core::Location;
 
 use crate::audit::{self, Access};
 use crate::config;
-use crate::entry::run_callback;
 use crate::error::CmdError;
+use crate::ffi::entry::run_callback;
+use crate::ffi::{self, Arg, Ctx, Denial, FilterCtx};
 use crate::phi;
-use crate::rm::{self, Arg, Ctx, Denial, FilterCtx};
 use crate::setopts::{parse_getex, parse_i64, Expiry, SetOptions};
 use crate::state;
 
@@ -211,7 +211,7 @@ pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterC
         let name = f.arg(0);
         if runs_scripts(name) {
             if let Some(id) = f.client_id() {
-                rm::note_script_caller(id);
+                ffi::note_script_caller(id);
             }
         }
         if sets_policy(&f, name) {
@@ -231,7 +231,7 @@ pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterC
         if !arity_ok(f.argc(), arity) {
             return;
         }
-        match check(&f, shape, rm::now_ms()) {
+        match check(&f, shape, ffi::now_ms()) {
             Verdict::Pass => {}
             Verdict::AppendPx(ms) => {
                 let at = f.argc();

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use redis_module::raw;
 
 use crate::config;
-use crate::entry::run_callback;
 use crate::error::CmdError;
-use crate::rm::InfoCtx;
+use crate::ffi::entry::run_callback;
+use crate::ffi::InfoCtx;
 use crate::{reencrypt, state};
 
 static SEALED: AtomicU64 = AtomicU64::new(0);

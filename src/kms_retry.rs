@@ -12,7 +12,7 @@ use redis_enc_core::keystore::{forget_outage, prefetch, UnwrapJobs};
 use redis_enc_core::KeyStore;
 
 use crate::audit;
-use crate::rm::{self, Level};
+use crate::ffi::{self, Level};
 use crate::state::{self, Held};
 
 /// How long the thread waits between tries.
@@ -28,7 +28,7 @@ pub fn start() {
             let worked = std::panic::catch_unwind(try_again);
             if worked.is_err() {
                 crate::info::count_internal_error();
-                rm::log_without_context(
+                ffi::log_without_context(
                     Level::Warning,
                     "redis-enc: internal error while asking the key management service for locked keys",
                 );
@@ -38,10 +38,10 @@ pub fn start() {
             }
         });
     if spawned.is_err() {
-        rm::log_without_context(
+        ffi::log_without_context(
             Level::Warning,
             "redis-enc: cannot start the thread that retries locked keys; they stay locked until \
-             the next keyring import or restart",
+             the next restart or RDB load",
         );
     }
 }
@@ -70,7 +70,7 @@ fn try_again() -> bool {
                 });
                 state::set_no_default(None);
                 if installed.unwrap_or(false) {
-                    rm::log_without_context(
+                    ffi::log_without_context(
                         Level::Notice,
                         "redis-enc: the key management service answered: keyring 'default' has its first key",
                     );
@@ -92,7 +92,7 @@ fn try_again() -> bool {
     }
     let (rest, still) = unlock(&others, &held);
     let unlocked = probed + rest;
-    rm::log_without_context(
+    ffi::log_without_context(
         Level::Notice,
         &format!(
             "redis-enc: {unlocked} locked data key(s) unwrapped now that the key management service answers; \

@@ -9,54 +9,33 @@ use redis_enc_core::provider::Master;
 use redis_enc_core::provider::Provider;
 use redis_module::raw;
 
-use crate::rm::{self, Ctx, Level};
+use crate::ffi::{self, Ctx, Level};
 use crate::state::{self, State};
 use crate::{commands, config, guard, info, persist};
 
 /// The module's version as Redis shows it in `MODULE LIST` (major × 10000 + minor × 100 + patch).
-const MODULE_VERSION: c_int = 100;
+pub const MODULE_VERSION: c_int = 100;
 
-pub fn on_load(
-    ctx: *mut raw::RedisModuleCtx,
-    argv: *mut *mut raw::RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    // SAFETY: `ctx` is the load context Redis passed; the name is a C string; this fills in the
-    // module API function pointers and must run before any other API call.
-    let init = unsafe {
-        raw::Export_RedisModule_Init(
-            ctx,
-            c"enc".as_ptr(),
-            MODULE_VERSION,
-            raw::REDISMODULE_APIVER_1 as c_int,
-        )
-    };
-    if init == raw::REDISMODULE_ERR as c_int {
-        return raw::REDISMODULE_ERR as c_int;
-    }
-    let ctx = Ctx::new(ctx);
-    // SAFETY: Redis passes `argc` live argument strings to OnLoad.
-    let args: Vec<&[u8]> = unsafe { rm::args(argv, argc) }
-        .iter()
-        .map(rm::Arg::bytes)
-        .collect();
-    match load(ctx, &args) {
+/// Loads the module with its `loadmodule` arguments; false refuses the load, after one log
+/// line that says why.
+pub fn on_load(ctx: Ctx, args: &[&[u8]]) -> bool {
+    match load(ctx, args) {
         Ok(message) => {
             ctx.log(Level::Notice, &message);
-            raw::REDISMODULE_OK as c_int
+            true
         }
         Err(reason) => {
             ctx.log(
                 Level::Warning,
                 &format!("redis-enc: refusing to load: {reason}"),
             );
-            raw::REDISMODULE_ERR as c_int
+            false
         }
     }
 }
 
 fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
-    let missing = rm::missing_apis();
+    let missing = ffi::missing_apis();
     if !missing.is_empty() {
         return Err(format!(
             "this server lacks module API functions {} (Redis 7.0 or later is needed)",
@@ -117,7 +96,7 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     persist::register(ctx)?;
     // Where modules may add ACL categories (Redis 7.4+, Valkey 8+), @phi grants both PHI
     // permissions; everywhere, the subcommands of ENC.PHI grant them one by one.
-    let phi_category = rm::add_acl_category(ctx, c"phi");
+    let phi_category = ffi::add_acl_category(ctx, c"phi");
     commands::register(ctx, phi_category)?;
     if !ctx.register_filter(Some(guard::filter)) {
         return Err("cannot register the PHI guard".into());

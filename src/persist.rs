@@ -14,9 +14,9 @@ use redis_module::raw;
 
 use redis_enc_core::keystore::Locking;
 
-use crate::entry::run_callback;
 use crate::error::CmdError;
-use crate::rm::{self, Ctx, Level};
+use crate::ffi::entry::run_callback;
+use crate::ffi::{self, Ctx, Level};
 use crate::state;
 use redis_module::raw::REDISMODULE_SUBEVENT_FORK_CHILD_BORN;
 
@@ -25,7 +25,7 @@ const AUX_ENCVER: c_int = 1;
 
 /// Registers the data type that carries the auxiliary record.
 pub fn register(ctx: Ctx) -> Result<(), String> {
-    if !rm::create_aux_data_type(
+    if !ffi::create_aux_data_type(
         ctx,
         c"redis-enc",
         AUX_ENCVER,
@@ -43,24 +43,24 @@ extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
             return;
         }
         let blob = state::with(|s| Ok(s.keys.export())).unwrap_or_default();
-        rm::save_bytes(rdb, &blob);
+        ffi::save_bytes(rdb, &blob);
     })
 }
 
 extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int) -> c_int {
     run_callback("RDB load", raw::REDISMODULE_ERR as c_int, || {
         if encver != AUX_ENCVER || when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
-            rm::log_without_context(
+            ffi::log_without_context(
                 Level::Warning,
                 "redis-enc: the RDB holds a keyring record of an unknown version",
             );
             return raw::REDISMODULE_ERR as c_int;
         }
-        let blob = rm::load_bytes(rdb);
+        let blob = ffi::load_bytes(rdb);
         match replace_from(&blob) {
             Ok((locked, first)) => {
                 if locked > 0 {
-                    rm::log_without_context(
+                    ffi::log_without_context(
                         Level::Warning,
                         &format!(
                             "redis-enc: {locked} data key(s) in the RDB could not be unwrapped; values under them \
@@ -72,7 +72,7 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
                 raw::REDISMODULE_OK as c_int
             }
             Err(e) => {
-                rm::log_without_context(
+                ffi::log_without_context(
                     Level::Warning,
                     &format!(
                         "redis-enc: cannot load the keyring record: {}",
@@ -110,7 +110,7 @@ fn replace_store(blob: &[u8]) -> Result<(usize, Option<String>), CmdError> {
         s.keys = fresh;
         state::mark_unpropagated(false);
         if report.unwrap_ms > 100 {
-            rm::log_without_context(
+            ffi::log_without_context(
                 Level::Notice,
                 &format!(
                     "redis-enc: unwrapping the keyring record's data keys took {} ms",

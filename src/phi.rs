@@ -11,7 +11,7 @@ use redis_enc_core::Envelope;
 use crate::audit::{self, Access};
 use crate::config::{self, TtlBounds};
 use crate::error::CmdError;
-use crate::rm::{AclCheck, Arg, Ctx, Key, KeyType, Transport};
+use crate::ffi::{AclCheck, Arg, Ctx, Key, KeyType, Transport};
 use crate::setopts::Expiry;
 
 /// What is being done to PHI.

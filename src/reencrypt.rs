@@ -11,10 +11,10 @@ use redis_enc_core::{Envelope, Flags, KeyringId, KeyringName, Location};
 use wildmatch::WildMatch;
 
 use crate::audit::{self, Access};
-use crate::entry::run_callback;
 use crate::error::CmdError;
+use crate::ffi::entry::run_callback;
+use crate::ffi::{Ctx, KeyType, ScanCursor};
 use crate::info;
-use crate::rm::{Ctx, KeyType, ScanCursor};
 use crate::setopts::parse_i64;
 use crate::{config, state};
 
@@ -90,7 +90,7 @@ pub fn progress() -> Option<Progress> {
 }
 
 /// `ENC.REENCRYPT START [ENCRYPT-PLAINTEXT] [KEYRING name] [MATCH pattern] [RATE n]`
-pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
+pub fn start(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
     let mut mode = Mode::Reseal;
     let mut keyring = None;
     let mut pattern = None;
@@ -202,7 +202,7 @@ pub fn start(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
 }
 
 /// `ENC.REENCRYPT STATUS`
-pub fn status(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
+pub fn status(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
     if args.len() != 2 {
         return Err(CmdError::WrongArity("enc.reencrypt|status"));
     }
@@ -238,7 +238,7 @@ pub fn phase_name(p: Phase) -> &'static str {
 }
 
 /// `ENC.REENCRYPT STOP`
-pub fn stop(ctx: Ctx, args: &[crate::rm::Arg]) -> Result<(), CmdError> {
+pub fn stop(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
     if args.len() != 2 {
         return Err(CmdError::WrongArity("enc.reencrypt|stop"));
     }
@@ -403,7 +403,7 @@ fn process_key(
     name: &[u8],
 ) -> (u64, u64) {
     let name_str = ctx.string(name);
-    let arg = crate::rm::Arg::from_owned(&name_str);
+    let arg = crate::ffi::Arg::from_owned(&name_str);
     let mut key = ctx.open_write(arg);
     match key.key_type() {
         KeyType::String => {
@@ -456,7 +456,7 @@ fn process_key(
                     Ok(Some(sealed)) => {
                         let f = ctx.string(&field);
                         let v = ctx.string(&sealed);
-                        key.hash_set(crate::rm::Arg::from_owned(&f), &v);
+                        key.hash_set(crate::ffi::Arg::from_owned(&f), &v);
                         replicated.push(f.as_ptr());
                         replicated.push(v.as_ptr());
                         keep.push((f, v));

@@ -11,10 +11,7 @@ use common::*;
 use redis::Value;
 
 fn tool(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(tool_exe()).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -425,7 +422,7 @@ fn drill(server: &Server, tmp: &Path) -> std::process::Child {
     Command::new("bash")
         .arg(format!("{root}/scripts/restore-drill.sh"))
         .args(["--url", &server.url(), "--master-key", &key_uri(server)])
-        .env("REDIS_ENC", env!("CARGO_BIN_EXE_redis-enc"))
+        .env("REDIS_ENC", tool_exe())
         .env("REDIS_ENC_MODULE", module_path())
         .env("TMPDIR", tmp)
         .stdout(std::process::Stdio::piped())

@@ -3,11 +3,11 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
+mod common;
+use common::tool_exe;
+
 fn redis_enc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(tool_exe()).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -94,7 +94,7 @@ fn a_closed_or_full_standard_output_is_handled() {
     let (code, _, err) = redis_enc(&["keygen", "--out", key.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let uri = format!("file:{}", key.display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+    let mut child = Command::new(tool_exe())
         .args(["key-id", "--master-key", &uri])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -110,7 +110,7 @@ fn a_closed_or_full_standard_output_is_handled() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+    let out = Command::new(tool_exe())
         .args(["key-id", "--master-key", &uri])
         .stdout(full)
         .output()

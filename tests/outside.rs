@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn tool(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(tool_exe()).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -28,7 +25,7 @@ fn tool(args: &[&str]) -> (i32, String, String) {
 
 /// The tool with a Vault token in its environment.
 fn tool_env(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+    let out = Command::new(tool_exe())
         .args(args)
         .env("VAULT_TOKEN", "t")
         .output()
@@ -358,7 +355,7 @@ fn an_output_created_during_the_run_is_left_alone() {
     first.extend_from_slice(&rdb[..10]);
     let port = fake_primary(vec![first, rdb[10..].to_vec()], Duration::from_millis(1500));
     let out = dir.path().join("race.renc");
-    let child = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+    let child = Command::new(tool_exe())
         .args([
             "backup",
             "--url",
@@ -419,7 +416,7 @@ fn a_stopped_restore_leaves_no_plaintext() {
         .success());
     let out_dir = dir.path().join("restore");
     std::fs::create_dir(&out_dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+    let mut child = Command::new(tool_exe())
         .args([
             "restore",
             "--in",

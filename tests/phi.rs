@@ -447,7 +447,7 @@ fn replicas_and_aof_loading_pass_the_guard() {
 }
 
 fn verify(log: &std::path::Path, key: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+    let out = Command::new(tool_exe())
         .args([
             "audit",
             "verify",
@@ -557,7 +557,7 @@ fn the_audit_log_is_a_verifiable_chain() {
     // could have been removed (it verifies after the file before it, or with --after).
     let (ok, out) = verify(&log, &key);
     assert!(!ok, "a continued file does not verify on its own: {out}");
-    let out = Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+    let out = Command::new(tool_exe())
         .args([
             "audit",
             "verify",

@@ -276,3 +276,24 @@ fn env_and_exec_providers_load_the_key() {
         "same key through exec:"
     );
 }
+
+/// The promise: on a server without a module API function the module calls, the load is
+/// refused with a line naming it. (Debug builds can hide functions to show this.)
+#[test]
+fn a_server_without_a_required_api_function_refuses_the_load_naming_it() {
+    let log = start_fails(Options {
+        env: vec![(
+            "REDIS_ENC_HIDE_API".into(),
+            "RedisModule_Scan,RedisModule_HashSet".into(),
+        )],
+        ..Options::default()
+    });
+    let line = log
+        .lines()
+        .find(|l| l.contains("redis-enc: refusing to load"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("lacks module API functions RedisModule_HashSet, RedisModule_Scan"),
+        "{log}"
+    );
+}

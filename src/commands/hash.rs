@@ -6,11 +6,11 @@ use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 use super::string::pairs_and_phi;
 use super::{open_for_reader, reply_values, PhiReads, Reader};
 use crate::config;
-use crate::entry::arity;
 use crate::error::CmdError;
+use crate::ffi::entry::arity;
+use crate::ffi::{Arg, Ctx, KeyType, OwnedString};
 use crate::info;
 use crate::phi::{self, Op};
-use crate::rm::{Arg, Ctx, KeyType, OwnedString};
 use crate::setopts::Expiry;
 use crate::state;
 

@@ -4,7 +4,7 @@ use redis_enc_core::envelope::FORMAT_V1;
 use redis_enc_core::Envelope;
 
 use crate::error::CmdError;
-use crate::rm::{Arg, Ctx, KeyType};
+use crate::ffi::{Arg, Ctx, KeyType};
 use crate::state;
 
 pub fn inspect(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {

@@ -12,10 +12,10 @@ use redis_enc_core::keystore::{changes, prefetch, KeyringInfo, Locking};
 use redis_enc_core::{Error as CoreError, KeyId, KeyStore, KeyVersion, KeyringName};
 
 use crate::audit::{self, Access};
-use crate::entry::Handler;
 use crate::error::CmdError;
+use crate::ffi::entry::Handler;
+use crate::ffi::{Arg, Blocked, Caller, Ctx, Outcome};
 use crate::persist;
-use crate::rm::{Arg, Blocked, Caller, Ctx, Outcome};
 use crate::setopts::parse_i64;
 use crate::state::{self, Held};
 
@@ -368,8 +368,8 @@ fn change<T: Send + 'static>(
             };
             let done = catch_unwind(AssertUnwindSafe(|| work(&held))).unwrap_or_else(|_| {
                 crate::info::count_internal_error();
-                crate::rm::log_without_context(
-                    crate::rm::Level::Warning,
+                crate::ffi::log_without_context(
+                    crate::ffi::Level::Warning,
                     "redis-enc: internal error in a keyring change waiting on the key management service; \
                      the change was not made",
                 );

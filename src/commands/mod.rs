@@ -21,10 +21,10 @@ use crate::command_entry;
 use crate::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
 use crate::config;
 use crate::error::CmdError;
+use crate::ffi::Arg;
+use crate::ffi::Ctx;
 use crate::info;
 use crate::phi::{self, Op};
-use crate::rm::Arg;
-use crate::rm::Ctx;
 use crate::state::State;
 
 /// Who reads a value, for the PHI policy and the audit log.

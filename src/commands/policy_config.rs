@@ -10,7 +10,7 @@
 use crate::audit;
 use crate::config;
 use crate::error::CmdError;
-use crate::rm::{AclCheck, Arg, Ctx};
+use crate::ffi::{AclCheck, Arg, Ctx};
 
 pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     if args.len() < 4

@@ -16,9 +16,9 @@ use redis_enc_core::{Error as CoreError, Flags, KeyringName, Location};
 use super::hash::{all_fields, FieldValue};
 use crate::config;
 use crate::error::CmdError;
+use crate::ffi::{Arg, Ctx, KeyType};
 use crate::info;
 use crate::phi::{self, Op};
-use crate::rm::{Arg, Ctx, KeyType};
 use crate::setopts::Expiry;
 use crate::state::{self, State};
 

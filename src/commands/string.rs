@@ -5,11 +5,11 @@ use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
 use super::{open_for_reader, reply_values, PhiReads, Reader};
 use crate::config;
-use crate::entry::arity;
 use crate::error::CmdError;
+use crate::ffi::entry::arity;
+use crate::ffi::{Arg, Ctx, Key, KeyType, OwnedString};
 use crate::info;
 use crate::phi::{self, Op};
-use crate::rm::{Arg, Ctx, Key, KeyType, OwnedString};
 use crate::setopts::{Condition, Expiry, SetOptions};
 use crate::state;
 

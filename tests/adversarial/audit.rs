@@ -12,7 +12,7 @@ use crate::common::*;
 use crate::{acl_servers, phi_server};
 
 fn verify(files: &[&Path], key: &Path, after: Option<&str>) -> (bool, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_redis-enc"));
+    let mut command = Command::new(tool_exe());
     command.args(["audit", "verify"]).args(files);
     command
         .arg("--master-key")

@@ -147,7 +147,7 @@ fn every_policy_change_names_who_made_it() {
     // The new file continues the old file's chain: they verify together, the new one alone
     // only from the old one's head.
     let verify = |files: &[&std::path::Path]| {
-        Command::new(env!("CARGO_BIN_EXE_redis-enc"))
+        Command::new(tool_exe())
             .args(["audit", "verify"])
             .args(files)
             .arg("--master-key")

@@ -15,6 +15,22 @@ use std::time::{Duration, Instant};
 use redis::{Connection, Value};
 use redis_enc_core::MasterKey;
 
+/// The command-line tool under test: `REDIS_ENC_TOOL`, or `redis-enc` next to the test
+/// binary (`cargo build --workspace`, which `make test` runs first, builds it).
+pub fn tool_exe() -> PathBuf {
+    if let Ok(p) = std::env::var("REDIS_ENC_TOOL") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("redis-enc");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` (or `make test`) first",
+        path.display()
+    );
+    path
+}
+
 /// The module under test: `REDIS_ENC_MODULE`, or the library next to the test binary.
 pub fn module_path() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_ENC_MODULE") {

@@ -5,12 +5,15 @@
 //! URI names a place, never the key; key material never travels through a command or a config
 //! value.
 
+#[cfg(feature = "aws-kms")]
 pub mod aws;
 mod env;
 mod exec;
 pub mod file;
+#[cfg(feature = "http")]
 mod http;
 pub mod read;
+#[cfg(feature = "vault-transit")]
 pub mod vault;
 
 use std::path::PathBuf;
@@ -38,8 +41,10 @@ pub enum Provider {
         args: Vec<String>,
     },
     /// `vault-transit:...`: HashiCorp Vault / OpenBao Transit holds the master key.
+    #[cfg(feature = "vault-transit")]
     VaultTransit(vault::VaultConfig),
     /// `aws-kms:...`: AWS KMS holds the master key.
+    #[cfg(feature = "aws-kms")]
     AwsKms(aws::AwsConfig),
 }
 
@@ -74,6 +79,14 @@ impl Master {
     }
 }
 
+/// The error for a KMS URI given to a build without its provider.
+#[cfg(not(all(feature = "vault-transit", feature = "aws-kms")))]
+fn without_feature(scheme: &str) -> MasterKeyError {
+    MasterKeyError::Kms(format!(
+        "{scheme}: this build was made without the {scheme} feature"
+    ))
+}
+
 impl Provider {
     /// Parses a URI.
     pub fn parse(uri: &str) -> Result<Provider, MasterKeyError> {
@@ -82,8 +95,14 @@ impl Provider {
             "file" if !rest.is_empty() => Ok(Provider::File(PathBuf::from(rest))),
             "env" if !rest.is_empty() => Ok(Provider::Env(rest.to_owned())),
             "file" | "env" => Err(MasterKeyError::Incomplete(scheme.to_owned())),
+            #[cfg(feature = "vault-transit")]
             "vault-transit" => Ok(Provider::VaultTransit(vault::VaultConfig::parse(rest)?)),
+            #[cfg(feature = "aws-kms")]
             "aws-kms" => Ok(Provider::AwsKms(aws::AwsConfig::parse(rest)?)),
+            #[cfg(not(feature = "vault-transit"))]
+            "vault-transit" => Err(without_feature(scheme)),
+            #[cfg(not(feature = "aws-kms"))]
+            "aws-kms" => Err(without_feature(scheme)),
             "exec" => {
                 let mut words = rest.split_whitespace();
                 let program = words.next().map(PathBuf::from);
@@ -108,7 +127,9 @@ impl Provider {
             Provider::File(_) => "file",
             Provider::Env(_) => "env",
             Provider::Exec { .. } => "exec",
+            #[cfg(feature = "vault-transit")]
             Provider::VaultTransit(_) => "vault-transit",
+            #[cfg(feature = "aws-kms")]
             Provider::AwsKms(_) => "aws-kms",
         }
     }
@@ -116,9 +137,11 @@ impl Provider {
     /// Opens the master key: fetches a local key, or connects to the KMS (without a request).
     pub fn open(&self) -> Result<Master, MasterKeyError> {
         match self {
+            #[cfg(feature = "vault-transit")]
             Provider::VaultTransit(config) => Ok(Master::Remote(Box::new(
                 vault::VaultTransit::connect(config.clone())?,
             ))),
+            #[cfg(feature = "aws-kms")]
             Provider::AwsKms(config) => Ok(Master::Remote(Box::new(aws::AwsKms::connect(
                 config.clone(),
             )?))),
@@ -132,7 +155,8 @@ impl Provider {
             Provider::File(path) => file::fetch(path),
             Provider::Env(name) => env::fetch(name),
             Provider::Exec { program, args } => exec::fetch(program, args, EXEC_TIMEOUT),
-            Provider::VaultTransit(_) | Provider::AwsKms(_) => Err(MasterKeyError::Kms(
+            #[cfg(any(feature = "vault-transit", feature = "aws-kms"))]
+            _ => Err(MasterKeyError::Kms(
                 "a KMS keeps its master key; this command needs a local key (file:, env:, exec:)"
                     .into(),
             )),

@@ -1,5 +1,6 @@
 //! Every entry point from Redis into the module goes through here, so that a panic never
 //! crosses into the server (DESIGN.md invariant 7): it becomes an error reply and a log line.
+//! The two symbols Redis looks up, `RedisModule_OnLoad` and `RedisModule_OnUnload`, are here.
 
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -7,12 +8,60 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::raw;
 
 use crate::error::CmdError;
+use crate::ffi::{self, Arg, Ctx, Level};
 use crate::info;
-use crate::rm::{self, Arg, Ctx, Level};
 
 /// A command handler: validates everything before it writes or starts a reply, so that an
 /// error leaves stored data untouched and the reply well-formed.
 pub type Handler = fn(Ctx, &[Arg]) -> Result<(), CmdError>;
+
+/// Called by Redis on `loadmodule` / `MODULE LOAD`.
+///
+/// # Safety
+/// Called by Redis with a valid context and `argc` argument strings.
+#[no_mangle]
+pub unsafe extern "C" fn RedisModule_OnLoad(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    let refused = raw::REDISMODULE_ERR as c_int;
+    run_callback("module load", refused, || {
+        // SAFETY: `ctx` is the load context Redis passed; the name is a C string; this fills in
+        // the module API function pointers and runs before any other API call.
+        let init = unsafe {
+            raw::Export_RedisModule_Init(
+                ctx,
+                c"enc".as_ptr(),
+                crate::load::MODULE_VERSION,
+                raw::REDISMODULE_APIVER_1 as c_int,
+            )
+        };
+        if init == refused {
+            return refused;
+        }
+        // SAFETY: Redis passes `argc` live argument strings to OnLoad.
+        let args: Vec<&[u8]> = unsafe { ffi::args(argv, argc) }
+            .iter()
+            .map(Arg::bytes)
+            .collect();
+        if crate::load::on_load(Ctx::new(ctx), &args) {
+            raw::REDISMODULE_OK as c_int
+        } else {
+            refused
+        }
+    })
+}
+
+/// Called by Redis on `MODULE UNLOAD`.
+#[no_mangle]
+pub extern "C" fn RedisModule_OnUnload(_ctx: *mut raw::RedisModuleCtx) -> c_int {
+    run_callback(
+        "module unload",
+        raw::REDISMODULE_ERR as c_int,
+        crate::load::on_unload,
+    )
+}
 
 /// Runs a command handler under `catch_unwind` and turns its error into the reply.
 pub fn run_command(
@@ -25,7 +74,7 @@ pub fn run_command(
     let ctx = Ctx::new(ctx);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: Redis passes `argc` live argument strings for the duration of the call.
-        let args = unsafe { rm::args(argv, argc) };
+        let args = unsafe { ffi::args(argv, argc) };
         handler(ctx, args)
     }));
     match outcome {
@@ -50,7 +99,7 @@ pub fn run_command(
 pub fn run_callback<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         info::count_internal_error();
-        rm::log_without_context(
+        ffi::log_without_context(
             Level::Warning,
             &format!("redis-enc: internal error in {what}"),
         );
@@ -67,7 +116,7 @@ macro_rules! command_entry {
             argv: *mut *mut redis_module::raw::RedisModuleString,
             argc: std::ffi::c_int,
         ) -> std::ffi::c_int {
-            $crate::entry::run_command(ctx, argv, argc, $name, $handler)
+            $crate::ffi::entry::run_command(ctx, argv, argc, $name, $handler)
         }
         let entry: redis_module::raw::RedisModuleCmdFunc = Some(entry);
         entry

@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # Installs what building and testing redis-enc needs and the machine lacks:
 # redis-server (the server the tests run against) and libclang-dev (bindgen, at build time).
-# Uses apt-get; runs it through sudo when not root.
+# Uses apt-get (Debian or Ubuntu); runs it through sudo when not root. It never stops a process it
+# did not install.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # bindgen loads libclang at build time.
 # (libclang-cpp, which other packages bring, is not it: bindgen needs libclang.so itself.)
-if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
-        /usr/lib/*-linux-gnu/libclang.so* /usr/lib/*-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; then
-    missing+=(libclang-dev)
-fi
+have_libclang=0
+for pattern in '/usr/lib/llvm-*/lib/libclang.so*' '/usr/lib/llvm-*/lib/libclang-[0-9]*.so*' \
+        '/usr/lib/*-linux-gnu/libclang.so*' '/usr/lib/*-linux-gnu/libclang-[0-9]*.so*'; do
+    compgen -G "$pattern" >/dev/null && have_libclang=1
+done
+[ "$have_libclang" -eq 1 ] || missing+=(libclang-dev)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# The fuzz targets link libFuzzer, which is C++.
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+# make test checks formatting and lints.
+if command -v rustup >/dev/null 2>&1; then
+    { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 \
+        || rustup component add rustfmt clippy >/dev/null
+fi
 # The tests make certificates, and look at processes and listening ports.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
@@ -41,22 +51,39 @@ install_python_tools() {
     fi
 }
 
+# Debian starts a packaged server as a service on install; the tests start their own. Stops only
+# that service (by systemd, or by the pid file its init script wrote), never another process.
+stop_packaged_service() {
+    local name="$1"
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --now "$name" >/dev/null 2>&1 || true
+        return 0
+    fi
+    local pidfile="/run/${name%-server}/$name.pid"
+    if [ -f "$pidfile" ] && command -v start-stop-daemon >/dev/null 2>&1; then
+        $sudo start-stop-daemon --stop --quiet --retry 5 --pidfile "$pidfile" --exec "/usr/bin/$name" \
+            >/dev/null 2>&1 || true
+    fi
+}
+
 install_valkey() {
     [ "$need_valkey" -eq 1 ] || return 0
     . /etc/os-release
-    if [ "${VERSION_CODENAME:-}" != "bookworm" ]; then
-        echo "install-deps: valkey-server 8 comes from bookworm-backports; install it by hand on ${VERSION_CODENAME:-this system}" >&2
-        return 1
-    fi
-    echo "install-deps: installing valkey-server from bookworm-backports"
     local list=/etc/apt/sources.list.d/redis-enc-bookworm-backports.list
-    [ -f "$list" ] || echo "deb http://deb.debian.org/debian bookworm-backports main" | $sudo tee "$list" >/dev/null
-    $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports valkey-server >/dev/null
-    if command -v systemctl >/dev/null 2>&1; then
-        $sudo systemctl disable --now valkey-server >/dev/null 2>&1 || true
+    if [ "${VERSION_CODENAME:-}" = "bookworm" ]; then
+        echo "install-deps: installing valkey-server from bookworm-backports"
+        [ -f "$list" ] || echo "deb http://deb.debian.org/debian bookworm-backports main" | $sudo tee "$list" >/dev/null
+        $sudo apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports valkey-server >/dev/null
+    elif apt-cache show valkey-server >/dev/null 2>&1; then
+        echo "install-deps: installing valkey-server"
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valkey-server >/dev/null
+    else
+        echo "install-deps: no valkey-server package on ${PRETTY_NAME:-this system}; the Valkey tests will" \
+            "say they skipped (install Valkey 8 as /usr/bin/valkey-server to run them)" >&2
+        return 0
     fi
-    $sudo pkill -x valkey-server >/dev/null 2>&1 || true
+    stop_packaged_service valkey-server
 }
 
 sudo=""
@@ -79,9 +106,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts the packaged server as a service; the tests start their own servers.
-if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null 2>&1; then
-    $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+    stop_packaged_service redis-server
 fi
 install_valkey
 install_python_tools

@@ -518,9 +518,9 @@ extern "C" fn set_bool(
     privdata: *mut c_void,
     _err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
-    run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
+    run_callback("CONFIG SET", ffi::ERR, || {
         set_bool_value(config_of(privdata), new != 0);
-        raw::REDISMODULE_OK as c_int
+        ffi::OK
     })
 }
 
@@ -537,9 +537,9 @@ extern "C" fn set_number(
     privdata: *mut c_void,
     _err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
-    run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
+    run_callback("CONFIG SET", ffi::ERR, || {
         set_number_value(config_of(privdata), new);
-        raw::REDISMODULE_OK as c_int
+        ffi::OK
     })
 }
 
@@ -560,16 +560,16 @@ extern "C" fn set_text(
     privdata: *mut c_void,
     err: *mut *mut raw::RedisModuleString,
 ) -> c_int {
-    run_callback("CONFIG SET", raw::REDISMODULE_ERR as c_int, || {
+    run_callback("CONFIG SET", ffi::ERR, || {
         let config = config_of(privdata);
         let result = std::str::from_utf8(ffi::bytes_of(new))
             .map_err(|_| "not UTF-8".to_owned())
             .and_then(|text| set_text_value(config, text));
         match result {
-            Ok(()) => raw::REDISMODULE_OK as c_int,
+            Ok(()) => ffi::OK,
             Err(msg) => {
                 ffi::set_config_error(err, &msg);
-                raw::REDISMODULE_ERR as c_int
+                ffi::ERR
             }
         }
     })

@@ -231,7 +231,7 @@ pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterC
         if !arity_ok(f.argc(), arity) {
             return;
         }
-        match check(&f, shape, ffi::now_ms()) {
+        match check(&f, shape, crate::clock::now_ms()) {
             Verdict::Pass => {}
             Verdict::AppendPx(ms) => {
                 let at = f.argc();
@@ -644,7 +644,7 @@ mod tests {
     fn dump_payloads_are_read() {
         let mut envelope = vec![0xe5, 0x01];
         envelope.extend([7u8; 60]);
-        let mut payload = vec![0, envelope.len() as u8];
+        let mut payload = vec![0, u8::try_from(envelope.len()).unwrap()];
         payload.extend(&envelope);
         payload.extend([10, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(dump_string(&payload), Some(&envelope[..]));

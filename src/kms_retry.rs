@@ -58,7 +58,7 @@ fn try_again() -> bool {
         return false;
     };
     if make_default {
-        match KeyStore::new_wrapped(held.master.wrapper(), state::now_secs()) {
+        match KeyStore::new_wrapped(held.master.wrapper(), crate::clock::now_secs()) {
             Ok(fresh) => {
                 let installed = state::with_mut(|s| {
                     let empty = s.keys.is_empty();

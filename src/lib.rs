@@ -19,6 +19,7 @@
 
 mod acl_log;
 mod audit;
+mod clock;
 mod command_info;
 mod commands;
 mod config;

@@ -133,5 +133,5 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
 pub fn on_unload() -> c_int {
     crate::audit::shutdown();
     state::clear();
-    raw::REDISMODULE_OK as c_int
+    ffi::OK
 }

@@ -39,7 +39,7 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
 
 extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     run_callback("RDB save", (), || {
-        if when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
+        if when != ffi::AUX_BEFORE_RDB {
             return;
         }
         let blob = state::with(|s| Ok(s.keys.export())).unwrap_or_default();
@@ -48,13 +48,13 @@ extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
 }
 
 extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int) -> c_int {
-    run_callback("RDB load", raw::REDISMODULE_ERR as c_int, || {
-        if encver != AUX_ENCVER || when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
+    run_callback("RDB load", ffi::ERR, || {
+        if encver != AUX_ENCVER || when != ffi::AUX_BEFORE_RDB {
             ffi::log_without_context(
                 Level::Warning,
                 "redis-enc: the RDB holds a keyring record of an unknown version",
             );
-            return raw::REDISMODULE_ERR as c_int;
+            return ffi::ERR;
         }
         let blob = ffi::load_bytes(rdb);
         match replace_from(&blob) {
@@ -69,7 +69,7 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
                         ),
                     );
                 }
-                raw::REDISMODULE_OK as c_int
+                ffi::OK
             }
             Err(e) => {
                 ffi::log_without_context(
@@ -79,7 +79,7 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
                         e.reply_text()
                     ),
                 );
-                raw::REDISMODULE_ERR as c_int
+                ffi::ERR
             }
         }
     })
@@ -96,7 +96,7 @@ fn replace_from(blob: &[u8]) -> Result<(usize, Option<String>), CmdError> {
 fn replace_store(blob: &[u8]) -> Result<(usize, Option<String>), CmdError> {
     state::with_mut(|s| {
         let mut fresh = match s.master.local() {
-            Some(key) => redis_enc_core::KeyStore::new(key, state::now_secs()),
+            Some(key) => redis_enc_core::KeyStore::new(key, crate::clock::now_secs()),
             // No local key to derive from; the record brings the whole store.
             None => redis_enc_core::KeyStore::empty(),
         };

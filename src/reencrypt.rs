@@ -80,11 +80,8 @@ fn job() -> std::sync::MutexGuard<'static, Option<Job>> {
 pub fn progress() -> Option<Progress> {
     job().as_ref().map(|j| {
         let mut p = j.progress.clone();
-        p.elapsed_ms = j
-            .finished
-            .unwrap_or_else(Instant::now)
-            .duration_since(j.started)
-            .as_millis() as u64;
+        let elapsed = j.finished.unwrap_or_else(Instant::now) - j.started;
+        p.elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         p
     })
 }

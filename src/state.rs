@@ -71,8 +71,8 @@ impl State {
     /// KMS-generated one (which must then be propagated, see [`mark_unpropagated`]) otherwise.
     pub fn fresh_keys(master: &Master) -> Result<KeyStore, redis_enc_core::Error> {
         match master {
-            Master::Local(key) => Ok(KeyStore::new(key, now_secs())),
-            Master::Remote(kms) => KeyStore::new_wrapped(kms.as_ref(), now_secs()),
+            Master::Local(key) => Ok(KeyStore::new(key, crate::clock::now_secs())),
+            Master::Remote(kms) => KeyStore::new_wrapped(kms.as_ref(), crate::clock::now_secs()),
         }
     }
 }
@@ -153,11 +153,4 @@ pub fn with_mut<R>(f: impl FnOnce(&mut State) -> Result<R, CmdError>) -> Result<
         Some(state) => f(state),
         None => Err(CmdError::NotReady),
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -1,5 +1,7 @@
 //! The `redis-enc` command line: output pinned by golden texts.
 
+#![allow(clippy::unwrap_used)] // a test: a failed step fails it
+
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 

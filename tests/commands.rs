@@ -1,6 +1,8 @@
 //! Round trips through every command, against a real redis-server, and `ENC.SET` options
 //! compared with plain `SET` on the same server.
 
+#![allow(clippy::unwrap_used)] // a test: a failed step fails it
+
 mod common;
 
 use common::*;

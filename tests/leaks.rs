@@ -1,6 +1,8 @@
 //! Nothing of a sealed value's plaintext reaches the AOF, the RDB, SLOWLOG, MONITOR, the
 //! server log or a replica; the replica holds byte-identical ciphertext (DESIGN.md invariant 1).
 
+#![allow(clippy::unwrap_used)] // a test: a failed step fails it
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! fakes stand in for a hostile KMS and a hostile replication primary; each test states the
 //! promise it tries to break.
 
+#![allow(clippy::unwrap_used)] // a test: a failed step fails it
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

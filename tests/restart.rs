@@ -2,6 +2,8 @@
 //! nothing; a bad master key stops the server from starting, with the reason in its log
 //! (DESIGN.md invariant 4).
 
+#![allow(clippy::unwrap_used)] // a test: a failed step fails it
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

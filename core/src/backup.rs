@@ -34,7 +34,9 @@ use crate::wrap::{WrapContext, Wrapper};
 /// Magic and format version.
 pub const MAGIC: &[u8; 8] = b"RENCBAK1";
 /// Plaintext bytes per chunk.
-pub const CHUNK: usize = 64 * 1024;
+pub const CHUNK: usize = CHUNK_SIZE as usize;
+/// [`CHUNK`] as the header states it.
+const CHUNK_SIZE: u32 = 64 * 1024;
 const TAG: usize = 16;
 const DIGEST: usize = 32;
 /// STREAM nonce prefix: the XAES-256-GCM nonce less the 4-byte counter and 1-byte flag.
@@ -181,11 +183,12 @@ impl<W: Write> BackupWriter<W> {
             wrapped_by: wrapper.wrapper_id(),
             file_key: STANDARD.encode(wrapped),
             nonce_prefix: hex::encode(prefix),
-            chunk_size: CHUNK as u32,
+            chunk_size: CHUNK_SIZE,
         };
         let json = serde_json::to_vec(&header).map_err(|_| Error::InvalidExport)?;
         let mut head = MAGIC.to_vec();
-        head.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        let json_len = u32::try_from(json.len()).map_err(|_| Error::InvalidExport)?;
+        head.extend_from_slice(&json_len.to_be_bytes());
         head.extend_from_slice(&json);
         out.write_all(&head)
             .map_err(|e| Error::Kms(format!("cannot write the backup: {e}")))?;
@@ -467,7 +470,7 @@ mod tests {
     fn rdb_of(len: usize) -> Vec<u8> {
         assert!(len >= 18);
         let mut data = b"REDIS0010".to_vec();
-        data.extend((9..len - 9).map(|i| (i % 251) as u8));
+        data.extend((9..len - 9).map(|i| u8::try_from(i % 251).unwrap()));
         data.push(0xff);
         data.extend([0u8; 8]);
         data

@@ -27,7 +27,9 @@ impl WrapContext<'_> {
         let name = self.keyring.as_str().as_bytes();
         let mut aad = Vec::with_capacity(32 + name.len());
         aad.extend_from_slice(b"redis-enc wrapped key v1");
-        aad.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        // A keyring name is at most MAX_NAME_LEN (64) bytes.
+        let name_len = u32::try_from(name.len()).unwrap_or(u32::MAX);
+        aad.extend_from_slice(&name_len.to_be_bytes());
         aad.extend_from_slice(name);
         aad.extend_from_slice(&self.id.keyring.0.to_be_bytes());
         aad.extend_from_slice(&self.id.version.0.to_be_bytes());

@@ -321,7 +321,7 @@ mod tests {
         let x = Xaes::new(&[5u8; 32]);
         let theirs = reference(&[5u8; 32]);
         let mut sealed = Vec::new();
-        for i in 0..(CACHED_PREFIXES as u8 + 4) {
+        for i in 0..(u8::try_from(CACHED_PREFIXES).unwrap() + 4) {
             let nonce = [i; 24];
             let mut buf = vec![i; 8];
             let tag = theirs
@@ -355,7 +355,7 @@ mod tests {
         let x = Xaes::new(&[8u8; 32]);
         let (nonce, tag) = x.seal(b"", &mut [1u8; 8]).unwrap();
         let sealing_prefix = nonce[..12].to_vec();
-        for i in 0..(CACHED_PREFIXES as u8 * 2) {
+        for i in 0..(u8::try_from(CACHED_PREFIXES).unwrap() * 2) {
             let forged = [i; 24];
             assert_eq!(x.open(&forged, b"", &mut [0u8; 8], &[0u8; 16]), Err(Failed));
         }

@@ -43,7 +43,7 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Some(phi::bounded_expiry(
             Expiry::Keep,
             key.expire_at(),
-            ctx.now_ms(),
+            crate::clock::now_ms(),
         )?)
     } else {
         None

@@ -150,7 +150,7 @@ fn add_key(
         ctx,
         move |held| Ok(changes::make_key(held.master.wrapper(), &for_kms, id)?),
         move |ctx, made| {
-            let v = state::with_mut(|s| Ok(s.keys.add_made(made, state::now_secs())?))?;
+            let v = state::with_mut(|s| Ok(s.keys.add_made(made, crate::clock::now_secs())?))?;
             persist::propagate(ctx)?;
             audited(caller, operation, Some(&name), Some(v), None);
             Ok(reply(v))

@@ -104,7 +104,11 @@ fn authorize_move(
                 .into(),
         ));
     }
-    phi::bounded_expiry(Expiry::Keep, ctx.open_read(src).expire_at(), ctx.now_ms())
+    phi::bounded_expiry(
+        Expiry::Keep,
+        ctx.open_read(src).expire_at(),
+        crate::clock::now_ms(),
+    )
 }
 
 /// Reads `src` and re-seals its content for `dst`.
@@ -191,7 +195,7 @@ fn write(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Result<(), CmdError> {
 fn store(ctx: Ctx, src: Arg, dst: &[u8], moved: Moved, expiry: Expiry) -> Result<(), CmdError> {
     let at = match expiry {
         Expiry::At(at) => Some(at),
-        Expiry::In(ms) => Some(ctx.now_ms() + ms),
+        Expiry::In(ms) => Some(crate::clock::now_ms() + ms),
         Expiry::Keep => ctx.open_read(src).expire_at(),
         Expiry::Clear => None,
     };

@@ -4,6 +4,7 @@ use redis_enc_core::envelope::OVERHEAD;
 use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
 use super::{open_for_reader, reply_values, PhiReads, Reader};
+use crate::clock;
 use crate::config;
 use crate::error::CmdError;
 use crate::ffi::entry::arity;
@@ -24,7 +25,7 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     ctx.redact(2);
     crate::persist::propagate_if_new(ctx)?;
     let words: Vec<&[u8]> = args[3..].iter().map(Arg::bytes).collect();
-    let opts = SetOptions::parse(&words, now_ms())?;
+    let opts = SetOptions::parse(&words, clock::now_ms())?;
     let name = args[1];
     phi::check_placement(opts.phi, name)?;
     let mut key = ctx.open_write(name);
@@ -65,7 +66,7 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             Condition::IfPresent => existing != KeyType::Empty,
         };
         let expiry = if write && phi_write {
-            phi::bounded_expiry(opts.expiry, key.expire_at(), ctx.now_ms())?
+            phi::bounded_expiry(opts.expiry, key.expire_at(), crate::clock::now_ms())?
         } else {
             opts.expiry
         };
@@ -254,7 +255,7 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     crate::persist::propagate_if_new(ctx)?;
     // PHI keys (by pattern, or holding PHI now) need write permission and get the default time
     // to live; their values are sealed as PHI.
-    let now = ctx.now_ms();
+    let now = crate::clock::now_ms();
     let mut phi_expiry = Vec::with_capacity(pairs.len() / 2);
     for kv in pairs.chunks(2) {
         if phi::is_phi(false, kv[0].bytes())
@@ -357,11 +358,4 @@ pub fn mget(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     reads.record(ctx, "ENC.MGET");
     reply_values(ctx, values);
     Ok(())
-}
-
-/// The server's clock in Unix milliseconds.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -111,7 +111,7 @@ impl Ctx {
                 && api!(RedisModule_GetClientInfoById)(
                     (&mut info as *mut raw::RedisModuleClientInfo).cast::<c_void>(),
                     id,
-                ) == raw::REDISMODULE_OK as c_int)
+                ) == super::OK)
                 .then_some(info)
         }
     }
@@ -186,7 +186,7 @@ impl Ctx {
                 && api!(RedisModule_GetClientInfoById)(
                     (&mut info as *mut raw::RedisModuleClientInfo).cast::<c_void>(),
                     caller.client_id,
-                ) == raw::REDISMODULE_OK as c_int
+                ) == super::OK
             {
                 let addr = std::ffi::CStr::from_ptr(info.addr.as_ptr()).to_string_lossy();
                 caller.addr = format!("{addr}:{}", info.port);
@@ -210,7 +210,7 @@ impl Ctx {
                 user.0,
                 argv.as_mut_ptr(),
                 argv.len() as c_int,
-            ) == raw::REDISMODULE_OK as c_int
+            ) == super::OK
         };
         if allowed {
             return AclCheck::Allowed;
@@ -274,15 +274,13 @@ impl Ctx {
                 list
             };
             if api!(RedisModule_ACLCheckCommandPermissions)(user.0, argv.as_mut_ptr(), argc)
-                == raw::REDISMODULE_OK as c_int
+                == super::OK
             {
                 return Ok(None);
             }
             for (pos, key_flags) in keys {
                 let Some(key) = args.get(pos) else { continue };
-                if api!(RedisModule_ACLCheckKeyPermissions)(user.0, key.0, key_flags)
-                    != raw::REDISMODULE_OK as c_int
-                {
+                if api!(RedisModule_ACLCheckKeyPermissions)(user.0, key.0, key_flags) != super::OK {
                     return Ok(Some(Denial::Key(key.bytes().to_vec())));
                 }
             }
@@ -316,7 +314,7 @@ impl Ctx {
                 user.0,
                 key.0,
                 raw::REDISMODULE_CMD_KEY_ACCESS as c_int,
-            ) == raw::REDISMODULE_OK as c_int;
+            ) == super::OK;
             if !allowed {
                 api!(RedisModule_ACLAddLogEntry)(
                     self.0,
@@ -327,12 +325,6 @@ impl Ctx {
             }
             allowed
         }
-    }
-
-    /// Milliseconds since the Unix epoch, by the server's clock.
-    pub fn now_ms(self) -> i64 {
-        // SAFETY: no arguments.
-        unsafe { api!(RedisModule_Milliseconds)() }
     }
 }
 
@@ -366,7 +358,7 @@ pub fn add_acl_category(ctx: Ctx, name: &std::ffi::CStr) -> bool {
     // SAFETY: reading a function pointer static; calling it with a valid load context.
     unsafe {
         match std::ptr::addr_of!(raw::RedisModule_AddACLCategory).read() {
-            Some(add) => add(ctx.0, name.as_ptr()) == raw::REDISMODULE_OK as c_int,
+            Some(add) => add(ctx.0, name.as_ptr()) == super::OK,
             None => false,
         }
     }

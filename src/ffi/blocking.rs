@@ -103,7 +103,7 @@ extern "C" fn reply(
     _argv: *mut *mut raw::RedisModuleString,
     _argc: c_int,
 ) -> c_int {
-    crate::ffi::entry::run_callback("blocked reply", raw::REDISMODULE_OK as c_int, || {
+    crate::ffi::entry::run_callback("blocked reply", super::OK, || {
         let ctx = Ctx(ctx);
         // SAFETY: the private data is the outcome box `finish` handed over; it stays alive
         // until `free` runs after this callback.
@@ -115,7 +115,7 @@ extern "C" fn reply(
             Some(outcome) => outcome.reply(ctx),
             None => ctx.reply_error("ERR redis-enc internal error; see the server log"),
         }
-        raw::REDISMODULE_OK as c_int
+        super::OK
     })
 }
 

@@ -25,7 +25,7 @@ pub unsafe extern "C" fn RedisModule_OnLoad(
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    let refused = raw::REDISMODULE_ERR as c_int;
+    let refused = super::ERR;
     run_callback("module load", refused, || {
         // SAFETY: `ctx` is the load context Redis passed; the name is a C string; this fills in
         // the module API function pointers and runs before any other API call.
@@ -46,7 +46,7 @@ pub unsafe extern "C" fn RedisModule_OnLoad(
             .map(Arg::bytes)
             .collect();
         if crate::load::on_load(Ctx::new(ctx), &args) {
-            raw::REDISMODULE_OK as c_int
+            super::OK
         } else {
             refused
         }
@@ -56,11 +56,7 @@ pub unsafe extern "C" fn RedisModule_OnLoad(
 /// Called by Redis on `MODULE UNLOAD`.
 #[no_mangle]
 pub extern "C" fn RedisModule_OnUnload(_ctx: *mut raw::RedisModuleCtx) -> c_int {
-    run_callback(
-        "module unload",
-        raw::REDISMODULE_ERR as c_int,
-        crate::load::on_unload,
-    )
+    run_callback("module unload", super::ERR, crate::load::on_unload)
 }
 
 /// Runs a command handler under `catch_unwind` and turns its error into the reply.
@@ -92,7 +88,7 @@ pub fn run_command(
             ctx.reply_error("ERR redis-enc internal error; see the server log");
         }
     }
-    raw::REDISMODULE_OK as c_int
+    super::OK
 }
 
 /// Runs any other callback under `catch_unwind`; `fallback` is returned if it panics.

@@ -101,7 +101,7 @@ impl FilterCtx {
                 user,
                 argv.as_mut_ptr(),
                 argv.len() as c_int,
-            ) == raw::REDISMODULE_OK as c_int;
+            ) == super::OK;
             api!(RedisModule_FreeModuleUser)(user);
             Some(allowed)
         }
@@ -161,14 +161,13 @@ impl Ctx {
         // data version 1, and the callback is 'static.
         unsafe {
             let event = raw::RedisModuleEvent { id, dataver: 1 };
-            api!(RedisModule_SubscribeToServerEvent)(self.0, event, callback)
-                == raw::REDISMODULE_OK as c_int
+            api!(RedisModule_SubscribeToServerEvent)(self.0, event, callback) == super::OK
         }
     }
 
     /// Selects database `db` for the rest of this context; false if it does not exist.
     pub fn select_db(self, db: i32) -> bool {
         // SAFETY: valid context; the server checks the range.
-        unsafe { api!(RedisModule_SelectDb)(self.0, db) == raw::REDISMODULE_OK as c_int }
+        unsafe { api!(RedisModule_SelectDb)(self.0, db) == super::OK }
     }
 }

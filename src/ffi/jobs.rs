@@ -1,6 +1,6 @@
 //! Container commands, timers and keyspace scans (the re-encryption job).
 
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_void, CString};
 use std::ptr;
 
 use redis_module::raw;
@@ -15,7 +15,7 @@ impl Ctx {
         // SAFETY: valid context during OnLoad; a null handler makes a container command.
         unsafe {
             if api!(RedisModule_CreateCommand)(self.0, cname.as_ptr(), None, c"".as_ptr(), 0, 0, 0)
-                != raw::REDISMODULE_OK as c_int
+                != super::OK
             {
                 return Err(format!("cannot create command {name}"));
             }
@@ -60,14 +60,12 @@ impl Ctx {
                     0,
                     0,
                     0,
-                ) != raw::REDISMODULE_OK as c_int
+                ) != super::OK
             {
                 return Err(format!("cannot create {parent} {sub}"));
             }
             let command = api!(RedisModule_GetCommand)(self.0, cfull.as_ptr());
-            if command.is_null()
-                || api!(RedisModule_SetCommandInfo)(command, info) != raw::REDISMODULE_OK as c_int
-            {
+            if command.is_null() || api!(RedisModule_SetCommandInfo)(command, info) != super::OK {
                 return Err(format!("cannot document {parent} {sub}"));
             }
             super::register::set_acl_categories(

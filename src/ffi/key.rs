@@ -56,7 +56,7 @@ impl Key {
         // types first); after a successful truncate, DMA write access returns a pointer valid
         // for `len` bytes until the key is modified or closed, which the borrow of `self` ensures.
         unsafe {
-            if api!(RedisModule_StringTruncate)(self.ptr, len) != raw::REDISMODULE_OK as c_int {
+            if api!(RedisModule_StringTruncate)(self.ptr, len) != super::OK {
                 return None;
             }
             let mut got = 0usize;

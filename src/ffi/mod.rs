@@ -5,9 +5,20 @@
 //! module needs that the running server lacks; `RedisModule_OnLoad` refuses to load if the list
 //! is not empty, so the `api!` lookups below cannot fail afterwards.
 
+// bindgen gives the module API's C constants as `isize` or `u32`; each fits the `c_int` the API
+// takes, and argument positions and counts are bounded by what Redis itself passed in.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::ffi::{c_char, c_int, c_long, c_longlong, CString};
 
 use redis_module::raw;
+
+/// What a callback returns when it succeeded.
+pub const OK: c_int = raw::REDISMODULE_OK as c_int;
+/// What a callback returns when it failed (or refuses the load).
+pub const ERR: c_int = raw::REDISMODULE_ERR as c_int;
+/// The one moment the keyring record is saved: before the keys, in every RDB.
+pub const AUX_BEFORE_RDB: c_int = raw::REDISMODULE_AUX_BEFORE_RDB as c_int;
 
 /// Resolves a module API function pointer. Sound to `expect`: the name must be in
 /// [`required_api!`]'s list (`required::NAME` does not compile otherwise), and

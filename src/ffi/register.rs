@@ -41,7 +41,7 @@ impl Ctx {
     /// Registers the INFO callback.
     pub fn register_info(self, cb: raw::RedisModuleInfoFunc) -> bool {
         // SAFETY: valid context at load time; `cb` is a 'static function.
-        unsafe { api!(RedisModule_RegisterInfoFunc)(self.0, cb) == raw::REDISMODULE_OK as c_int }
+        unsafe { api!(RedisModule_RegisterInfoFunc)(self.0, cb) == super::OK }
     }
 
     /// Creates a command and sets its documentation and key specs.
@@ -68,7 +68,7 @@ impl Ctx {
                 first,
                 last,
                 step,
-            ) != raw::REDISMODULE_OK as c_int
+            ) != super::OK
             {
                 return Err(format!("cannot create command {name}"));
             }
@@ -76,7 +76,7 @@ impl Ctx {
             if command.is_null() {
                 return Err(format!("cannot find command {name} after creating it"));
             }
-            if api!(RedisModule_SetCommandInfo)(command, info) != raw::REDISMODULE_OK as c_int {
+            if api!(RedisModule_SetCommandInfo)(command, info) != super::OK {
                 return Err(format!("the server refused the documentation of {name}"));
             }
             set_acl_categories(command, acl_categories, name)?;
@@ -109,7 +109,7 @@ impl Ctx {
                 privdata,
             )
         };
-        if status != raw::REDISMODULE_OK as c_int {
+        if status != super::OK {
             return Err(format!("cannot register config enc.{name}"));
         }
         Ok(())
@@ -118,7 +118,7 @@ impl Ctx {
     /// Applies `enc.*` lines from the server's configuration file.
     pub fn load_configs(self) -> bool {
         // SAFETY: valid context during OnLoad, after every config was registered.
-        unsafe { api!(RedisModule_LoadConfigs)(self.0) == raw::REDISMODULE_OK as c_int }
+        unsafe { api!(RedisModule_LoadConfigs)(self.0) == super::OK }
     }
 }
 
@@ -184,7 +184,7 @@ pub(super) unsafe fn set_acl_categories(
         {
             let categories =
                 CString::new(acl_categories).map_err(|_| format!("bad categories for {what}"))?;
-            if set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
+            if set_categories(command, categories.as_ptr()) != super::OK {
                 return Err(format!("the server refused the ACL categories of {what}"));
             }
         }
@@ -218,7 +218,7 @@ impl Ctx {
                 privdata,
             )
         };
-        if status != raw::REDISMODULE_OK as c_int {
+        if status != super::OK {
             return Err(format!("cannot register config enc.{name}"));
         }
         Ok(())
@@ -252,7 +252,7 @@ impl Ctx {
                 privdata,
             )
         };
-        if status != raw::REDISMODULE_OK as c_int {
+        if status != super::OK {
             return Err(format!("cannot register config enc.{name}"));
         }
         Ok(())
@@ -297,7 +297,7 @@ pub fn create_aux_data_type(
         free: Some(no_free),
         aux_load,
         aux_save,
-        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as c_int,
+        aux_save_triggers: super::AUX_BEFORE_RDB,
         free_effort: None,
         unlink: None,
         copy: None,

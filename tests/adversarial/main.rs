@@ -2,6 +2,8 @@
 //! operator or an outage tries, against a real server. Each test states the promise it tries
 //! to break. Extend a family by adding a case to its table.
 
+#![allow(clippy::unwrap_used)] // a test: a failed step fails it
+
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -15,6 +15,35 @@ use std::time::{Duration, Instant};
 use redis::{Connection, Value};
 use redis_enc_core::MasterKey;
 
+/// Whether the server answering on `port` serves (`PING` answers `PONG`, so it is not loading)
+/// and is the process `pid`, not another one that took the port: `INFO server` names its id.
+fn answers_as(port: u16, pid: u32) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"PING\r\nINFO server\r\n").is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let wanted = format!("process_id:{pid}\r\n");
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if text.contains(&wanted) {
+            return text.starts_with("+PONG");
+        }
+        if text.contains("process_id:") && text.contains("\r\n\r\n") || reply.len() > 65536 {
+            break;
+        }
+    }
+    false
+}
+
 /// The command-line tool under test: `REDIS_ENC_TOOL`, or `redis-enc` next to the test
 /// binary (`cargo build --workspace`, which `make test` runs first, builds it).
 pub fn tool_exe() -> PathBuf {
@@ -31,6 +60,22 @@ pub fn tool_exe() -> PathBuf {
     path
 }
 
+/// The modification time of the newest file under `dir`.
+fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            if meta.is_dir() {
+                newest_file(&entry.path())
+            } else {
+                meta.modified().ok()
+            }
+        })
+        .max()
+}
+
 /// The module under test: `REDIS_ENC_MODULE`, or the library next to the test binary.
 pub fn module_path() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_ENC_MODULE") {
@@ -42,6 +87,17 @@ pub fn module_path() -> PathBuf {
     assert!(
         path.exists(),
         "{} is missing: run `cargo build` (or `make test`) first",
+        path.display()
+    );
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = ["src", "core/src", "gcm/src"]
+        .iter()
+        .filter_map(|d| newest_file(&root.join(d)))
+        .max();
+    assert!(
+        newest.is_none_or(|t| t <= built),
+        "{} is older than the source: run `cargo build` (or `make test`) first",
         path.display()
     );
     path
@@ -157,21 +213,13 @@ impl Server {
             if let Some(_status) = child.try_wait().unwrap() {
                 return Err(std::fs::read_to_string(&log_path).unwrap_or_default());
             }
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut buf = [0u8; 64];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && s.read(&mut buf)
-                        .map(|n| buf[..n].starts_with(b"+PONG"))
-                        .unwrap_or(false)
-                {
-                    return Ok(Server {
-                        port,
-                        dir,
-                        binary,
-                        child,
-                    });
-                }
+            if answers_as(port, child.id()) {
+                return Ok(Server {
+                    port,
+                    dir,
+                    binary,
+                    child,
+                });
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -238,7 +286,7 @@ impl Server {
             if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
                 continue;
             }
-            let mut region = vec![0u8; (end - start) as usize];
+            let mut region = vec![0u8; usize::try_from(end - start).unwrap()];
             if mem.seek(SeekFrom::Start(start)).is_ok() && mem.read_exact(&mut region).is_ok() {
                 regions.push((line.to_owned(), region));
             }
@@ -467,9 +515,19 @@ pub fn have(binary: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        eprintln!("skipped: {binary} is not installed (scripts/install-deps.sh installs it)");
+        skipped(binary);
     }
     found
+}
+
+/// Says that a test skipped because `what` is not installed, or fails the test where every
+/// server is required (`REDIS_ENC_REQUIRE_ALL=1`, as CI sets it).
+pub fn skipped(what: &str) {
+    assert!(
+        std::env::var_os("REDIS_ENC_REQUIRE_ALL").is_none(),
+        "{what} is not installed: run scripts/install-deps.sh (make test does)"
+    );
+    eprintln!("skipped: {what} is not installed (scripts/install-deps.sh installs it)");
 }
 
 /// The key version an envelope names (`ENC.INSPECT`).

@@ -342,7 +342,7 @@ fn write_known_answer_vectors() {
     let mut vectors = Vec::new();
     let mut sealed_values = Vec::new();
     for (i, (name, k, field, phi, plaintext)) in cases.into_iter().enumerate() {
-        let nonce = [i as u8 + 1; NONCE_LEN];
+        let nonce = [u8::try_from(i).unwrap() + 1; NONCE_LEN];
         let field_vec = field.map(<[u8]>::to_vec);
         let loc = location(k, &field_vec);
         let sealed =

@@ -552,3 +552,32 @@ fn exports_naming_a_keyring_or_a_version_twice_are_refused() {
     });
     assert_eq!(name_twice, Error::InvalidExport);
 }
+
+/// The keyring export written by release 0.1 (`tests/data/keyring-export-v1.txt`, docs/FORMAT.md
+/// §2.1): it imports under its master key, its wrapped keys unwrap and pass their check
+/// values, and exporting again gives the same bytes.
+#[test]
+fn the_release_0_1_keyring_export_reads_and_writes_back_byte_for_byte() {
+    let blob = include_bytes!("../../../tests/data/keyring-export-v1.txt");
+    let master =
+        MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "v").unwrap();
+    let mut store = KeyStore::new(&master, u64::MAX);
+    let report = store
+        .import(blob, &[&master], &[&master], Locking::Refuse)
+        .unwrap();
+    assert_eq!(report.keyrings_added, 1);
+    assert_eq!(report.versions_locked, 0);
+    assert_eq!(store.export().as_slice(), blob.as_slice());
+    let tenant = name("tenant-7");
+    let sealed = store.seal(&tenant, Flags::default(), &LOC, b"t").unwrap();
+    assert_eq!(
+        store.open(&sealed, &LOC).unwrap().plaintext.as_slice(),
+        b"t"
+    );
+    // Another master key cannot unwrap them: the wrapped keys are bound to it.
+    let other = MasterKey::generate();
+    let mut elsewhere = KeyStore::new(&other, u64::MAX);
+    assert!(elsewhere
+        .import(blob, &[&other], &[&other], Locking::Refuse)
+        .is_err());
+}

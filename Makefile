@@ -3,10 +3,11 @@
 #   make test   install what is missing, build, run every unit and integration test
 #   make bench  the benchmark suite against plain Redis; writes bench/RESULTS.md
 #   make lint   rustfmt and clippy, as CI would want them
+#   make deb    the Debian package, in target/debian/
 
 CARGO ?= cargo
 
-.PHONY: all deps build release run test bench lint clean
+.PHONY: all deps build release run test bench lint deb clean
 
 all: build
 
@@ -30,6 +31,10 @@ test: deps
 # Side by side with plain Redis in one run; writes bench/RESULTS.md (several minutes).
 bench: release
 	@bash scripts/bench.sh
+
+# The Debian package: the module, the tool, the example config and the docs; no key.
+deb: deps
+	@bash scripts/deb.sh
 
 lint:
 	$(CARGO) fmt --all --check

@@ -39,6 +39,9 @@ if cargo build --release --lib 2>&1 | tail -1; then
 else
     status=1
 fi
+# The Debian package installs, loads into redis-server and is removed again (needs root).
+bash scripts/test-deb.sh 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 echo

@@ -274,178 +274,6 @@ impl KeyStore {
             .sum()
     }
 
-    /// The key that opens envelopes naming `id`.
-    pub fn get(&self, id: KeyId) -> Result<&DataKey, Error> {
-        let unknown = || Error::UnknownKey {
-            keyring: id.keyring,
-            name: self.name_of(id.keyring).cloned(),
-            version: id.version,
-        };
-        let ring = self
-            .rings
-            .iter()
-            .find(|r| r.id == id.keyring)
-            .ok_or_else(unknown)?;
-        if ring.destroyed {
-            return Err(Error::KeyringDestroyed(ring.name.clone()));
-        }
-        let slot = ring.versions.get(&id.version.0).ok_or_else(unknown)?;
-        match slot.state {
-            VersionState::Destroyed => Err(Error::KeyDestroyed {
-                keyring: ring.name.clone(),
-                version: id.version,
-            }),
-            VersionState::Retired => Err(Error::KeyRetired {
-                keyring: ring.name.clone(),
-                version: id.version,
-            }),
-            VersionState::Active => slot.available(&ring.name, id.version),
-        }
-    }
-
-    /// Seals under the primary key of keyring `name`.
-    pub fn seal(
-        &self,
-        name: &KeyringName,
-        flags: Flags,
-        location: &Location<'_>,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, Error> {
-        envelope::seal(self.primary(name)?, flags, location, plaintext)
-    }
-
-    /// Opens a parsed envelope.
-    pub fn open_envelope(
-        &self,
-        envelope: &Envelope<'_>,
-        location: &Location<'_>,
-    ) -> Result<crate::Plaintext, Error> {
-        envelope.open(self.get(envelope.header().key_id)?, location)
-    }
-
-    /// Parses and opens stored bytes.
-    pub fn open(&self, stored: &[u8], location: &Location<'_>) -> Result<Opened, Error> {
-        let envelope = Envelope::parse(stored)?;
-        let key = self.get(envelope.header().key_id)?;
-        let plaintext = envelope.open(key, location)?;
-        Ok(Opened {
-            header: *envelope.header(),
-            plaintext,
-        })
-    }
-
-    /// Creates keyring `name` with a random version 1.
-    pub fn create(
-        &mut self,
-        name: &KeyringName,
-        wrapper: &dyn Wrapper,
-        now: u64,
-    ) -> Result<KeyringId, Error> {
-        let id = self.next_keyring(name)?;
-        self.add_made(changes::make_key(wrapper, name, id)?, now)?;
-        Ok(id.keyring)
-    }
-
-    /// Adds a new random version to keyring `name` and makes it primary.
-    pub fn rotate(
-        &mut self,
-        name: &KeyringName,
-        wrapper: &dyn Wrapper,
-        now: u64,
-    ) -> Result<KeyVersion, Error> {
-        let id = self.next_version(name)?;
-        self.add_made(changes::make_key(wrapper, name, id)?, now)
-    }
-
-    /// Retires a version that is not the primary: it stops opening values.
-    pub fn retire(&mut self, name: &KeyringName, version: KeyVersion) -> Result<(), Error> {
-        let ring = self.ring_mut(name)?;
-        if ring.primary == version {
-            return Err(Error::Refused(
-                "the primary version cannot be retired; rotate first",
-            ));
-        }
-        let slot = ring
-            .versions
-            .get_mut(&version.0)
-            .ok_or(Error::UnknownVersion)?;
-        if slot.state == VersionState::Destroyed {
-            return Err(Error::Refused("that version is already destroyed"));
-        }
-        slot.state = VersionState::Retired;
-        Ok(())
-    }
-
-    /// Whether destroying `version` (or the whole keyring, with `None`) could shred values a
-    /// re-encryption has not moved away. Destroying then needs `FORCE`.
-    pub fn destroy_would_shred(
-        &self,
-        name: &KeyringName,
-        version: Option<KeyVersion>,
-    ) -> Result<bool, Error> {
-        let ring = self.ring(name)?;
-        match version {
-            None => Ok(true),
-            Some(v) => {
-                let slot = ring.versions.get(&v.0).ok_or(Error::UnknownVersion)?;
-                Ok(slot.state != VersionState::Destroyed && !slot.scanned_clear)
-            }
-        }
-    }
-
-    /// Destroys a version (not the primary) or, with `None`, the whole keyring (not `default`).
-    pub fn destroy(
-        &mut self,
-        name: &KeyringName,
-        version: Option<KeyVersion>,
-    ) -> Result<(), Error> {
-        let ring = self.ring_mut(name)?;
-        match version {
-            Some(v) => {
-                if ring.primary == v {
-                    return Err(Error::Refused(
-                        "the primary version cannot be destroyed; rotate first",
-                    ));
-                }
-                let slot = ring.versions.get_mut(&v.0).ok_or(Error::UnknownVersion)?;
-                slot.destroy();
-            }
-            None => {
-                if ring.id == KeyringId(0) {
-                    return Err(Error::Refused(
-                        "the default keyring cannot be destroyed; destroy its versions instead",
-                    ));
-                }
-                ring.destroyed = true;
-                for slot in ring.versions.values_mut() {
-                    slot.destroy();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Records that a full re-encryption of keyring `id`, started while `primary_at_start` was
-    /// primary, finished: no value is left under the versions before it (as far as this
-    /// server's data goes). A version rotated away during the job is not cleared.
-    pub fn mark_scanned(&mut self, id: KeyringId, primary_at_start: KeyVersion) {
-        if let Some(ring) = self.rings.iter_mut().find(|r| r.id == id) {
-            for (v, slot) in ring.versions.iter_mut() {
-                if *v < primary_at_start.0 {
-                    slot.scanned_clear = true;
-                }
-            }
-        }
-    }
-
-    /// Wraps every held data key under `wrapper` (and turns derived keys into wrapped ones).
-    /// Touches no stored value. Returns how many keys were wrapped.
-    pub fn rewrap(&mut self, wrapper: &dyn Wrapper) -> Result<usize, Error> {
-        let keys = self.to_rewrap()?;
-        let rewrapped = changes::rewrap_keys(wrapper, &keys)?;
-        Ok(self.set_wrappings(rewrapped))
-    }
-
     /// Every keyring, destroyed ones excluded.
     pub fn list(&self) -> Vec<KeyringInfo> {
         self.rings
@@ -464,43 +292,17 @@ impl KeyStore {
     pub fn id_of(&self, name: &KeyringName) -> Option<KeyringId> {
         self.ring(name).ok().map(|r| r.id)
     }
-
-    /// The whole store, keys wrapped, as one blob (§2.1): for the RDB, replication, and
-    /// `ENC.KEYRING EXPORT`. The buffer, which holds the wrapped keys, is wiped when dropped.
-    pub fn export(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        let doc = ExportDoc {
-            keyrings: self
-                .rings
-                .iter()
-                .map(|r| ExportRing {
-                    id: r.id.0,
-                    name: r.name.as_str().to_owned(),
-                    primary: r.primary.0,
-                    destroyed: r.destroyed,
-                    versions: r
-                        .versions
-                        .iter()
-                        .map(|(v, s)| ExportVersion {
-                            version: *v,
-                            state: s.state,
-                            created: s.created,
-                            material: s.material.clone(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        };
-        let mut out = zeroize::Zeroizing::new(EXPORT_MAGIC.to_vec());
-        // Serializing plain data to JSON cannot fail.
-        let json = zeroize::Zeroizing::new(serde_json::to_vec(&doc).unwrap_or_default());
-        out.extend_from_slice(&json);
-        out
-    }
 }
 
 pub mod changes;
+mod export;
+mod seal;
+use export::{ExportDoc, ExportRing, ExportVersion};
+mod lifecycle;
 mod merge;
-pub use merge::{forget_outage, prefetch, Locking, Prefetched, UnwrapJobs, UNWRAP_DEADLINE};
+mod unwrap;
+pub use merge::Locking;
+pub use unwrap::{forget_outage, prefetch, Prefetched, UnwrapJobs, UNWRAP_DEADLINE};
 
 impl Slot {
     fn wrapped(by: String, key: Vec<u8>, data_key: DataKey, now: u64) -> Slot {
@@ -565,76 +367,6 @@ impl Ring {
                 })
                 .collect(),
         }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportDoc {
-    keyrings: Vec<ExportRing>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportRing {
-    id: u16,
-    name: String,
-    primary: u16,
-    destroyed: bool,
-    versions: Vec<ExportVersion>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportVersion {
-    version: u16,
-    state: VersionState,
-    created: u64,
-    material: Material,
-}
-
-impl ExportDoc {
-    fn validate(&self) -> Result<(), Error> {
-        // Each keyring id and name once, each version of a keyring once.
-        let mut ids = std::collections::HashSet::new();
-        let mut names = std::collections::HashSet::new();
-        for r in &self.keyrings {
-            let mut versions = std::collections::HashSet::new();
-            if !ids.insert(r.id)
-                || !names.insert(r.name.as_str())
-                || !r.versions.iter().all(|v| versions.insert(v.version))
-            {
-                return Err(Error::InvalidExport);
-            }
-        }
-        for r in &self.keyrings {
-            let has_primary = r.versions.iter().any(|v| v.version == r.primary);
-            let derived_ok = r.versions.iter().all(|v| {
-                !matches!(v.material, Material::Derived { .. }) || (r.id == 0 && v.version == 1)
-            });
-            let destroyed_ok = r
-                .versions
-                .iter()
-                .all(|v| (v.state == VersionState::Destroyed) == (v.material == Material::None));
-            let primary_active = r
-                .versions
-                .iter()
-                .any(|v| v.version == r.primary && v.state == VersionState::Active);
-            // A live keyring seals with its primary; `default` always exists.
-            let live = r.destroyed || primary_active;
-            let default_kept = r.id != 0 || (!r.destroyed && r.name == "default");
-            if r.versions.is_empty()
-                || !has_primary
-                || !derived_ok
-                || !destroyed_ok
-                || !live
-                || !default_kept
-                || r.versions.iter().any(|v| v.version == 0)
-            {
-                return Err(Error::InvalidExport);
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,0 +1,66 @@
+//! Sealing and opening with the store's keys: the primary key of a keyring seals; the key an
+//! envelope names opens, if the store holds it and can use it.
+
+use super::*;
+
+impl KeyStore {
+    /// The key that opens envelopes naming `id`.
+    pub fn get(&self, id: KeyId) -> Result<&DataKey, Error> {
+        let unknown = || Error::UnknownKey {
+            keyring: id.keyring,
+            name: self.name_of(id.keyring).cloned(),
+            version: id.version,
+        };
+        let ring = self
+            .rings
+            .iter()
+            .find(|r| r.id == id.keyring)
+            .ok_or_else(unknown)?;
+        if ring.destroyed {
+            return Err(Error::KeyringDestroyed(ring.name.clone()));
+        }
+        let slot = ring.versions.get(&id.version.0).ok_or_else(unknown)?;
+        match slot.state {
+            VersionState::Destroyed => Err(Error::KeyDestroyed {
+                keyring: ring.name.clone(),
+                version: id.version,
+            }),
+            VersionState::Retired => Err(Error::KeyRetired {
+                keyring: ring.name.clone(),
+                version: id.version,
+            }),
+            VersionState::Active => slot.available(&ring.name, id.version),
+        }
+    }
+
+    /// Seals under the primary key of keyring `name`.
+    pub fn seal(
+        &self,
+        name: &KeyringName,
+        flags: Flags,
+        location: &Location<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        envelope::seal(self.primary(name)?, flags, location, plaintext)
+    }
+
+    /// Opens a parsed envelope.
+    pub fn open_envelope(
+        &self,
+        envelope: &Envelope<'_>,
+        location: &Location<'_>,
+    ) -> Result<crate::Plaintext, Error> {
+        envelope.open(self.get(envelope.header().key_id)?, location)
+    }
+
+    /// Parses and opens stored bytes.
+    pub fn open(&self, stored: &[u8], location: &Location<'_>) -> Result<Opened, Error> {
+        let envelope = Envelope::parse(stored)?;
+        let key = self.get(envelope.header().key_id)?;
+        let plaintext = envelope.open(key, location)?;
+        Ok(Opened {
+            header: *envelope.header(),
+            plaintext,
+        })
+    }
+}

@@ -11,6 +11,7 @@
 //! - [`reencrypt`]: the background re-encryption job.
 //! - [`phi`], [`audit`]: the PHI policy and the audit log.
 //! - [`persist`]: the key store in the RDB and the replication stream.
+//! - [`store`]: the one way a sealed string or hash fields reach a key and the replicas.
 //! - [`error`]: the one mapping from errors to replies.
 //! - [`ffi`], [`command_info`]: the typed layer over the raw module API, the only place with
 //!   `unsafe` code; every entry point from Redis runs under `catch_unwind` there.
@@ -36,3 +37,4 @@ mod phi;
 mod reencrypt;
 mod setopts;
 mod state;
+mod store;

@@ -14,8 +14,8 @@ use crate::audit::{self, Access};
 use crate::error::CmdError;
 use crate::ffi::entry::run_callback;
 use crate::ffi::{Ctx, KeyType, ScanCursor};
-use crate::info;
-use crate::setopts::parse_i64;
+use crate::setopts::{parse_i64, Expiry};
+use crate::store::{self, Content};
 use crate::{config, state};
 
 /// How long one step may run.
@@ -415,21 +415,21 @@ fn process_key(
             match sealed {
                 Ok(Some(sealed)) => {
                     // Rewritten in place: the key, its TTL and its place in the keyspace stay.
-                    let Some(buffer) = key.string_buffer(sealed.len()) else {
-                        return (0, 1);
-                    };
-                    buffer.copy_from_slice(&sealed);
-                    let value = ctx.string(&sealed);
-                    ctx.replicate(
-                        c"SET",
-                        &[
-                            name_str.as_ptr(),
-                            value.as_ptr(),
-                            ctx.string(b"KEEPTTL").as_ptr(),
-                        ],
-                    );
-                    info::count_sealed(1);
-                    (1, 0)
+                    let content = Content::Resealed(&sealed);
+                    match store::write_string(
+                        ctx,
+                        &mut key,
+                        KeyType::String,
+                        arg,
+                        content,
+                        Expiry::Keep,
+                    ) {
+                        Ok(value) => {
+                            store::replicate_string(ctx, &key, arg, &value, Expiry::Keep);
+                            (1, 0)
+                        }
+                        Err(_) => (0, 1),
+                    }
                 }
                 Ok(None) => (0, 0),
                 Err(_) => (0, 1),
@@ -441,33 +441,25 @@ fn process_key(
                 return (0, 1);
             };
             let mut key = ctx.open_write(arg);
-            let (mut done, mut failed) = (0, 0);
-            let mut replicated = vec![name_str.as_ptr()];
-            let mut keep = Vec::new();
+            let mut failed = 0;
+            let mut resealed = Vec::new();
             for (field, stored) in fields {
                 let from = Location::HashField {
                     key: name,
                     field: &field,
                 };
                 match transform(mode, only, chosen, &stored, &from, name) {
-                    Ok(Some(sealed)) => {
-                        let f = ctx.string(&field);
-                        let v = ctx.string(&sealed);
-                        key.hash_set(crate::ffi::Arg::from_owned(&f), &v);
-                        replicated.push(f.as_ptr());
-                        replicated.push(v.as_ptr());
-                        keep.push((f, v));
-                        done += 1;
-                    }
+                    Ok(Some(sealed)) => resealed.push((ctx.string(&field), ctx.string(&sealed))),
                     Ok(None) => {}
                     Err(_) => failed += 1,
                 }
             }
-            if done > 0 {
-                ctx.replicate(c"HSET", &replicated);
-                info::count_sealed(done);
-            }
-            (done, failed)
+            let fields: Vec<_> = resealed
+                .iter()
+                .map(|(f, v)| (crate::ffi::Arg::from_owned(f), v))
+                .collect();
+            store::write_fields(ctx, &mut key, arg, &fields, false);
+            (fields.len() as u64, failed)
         }
         _ => (0, 0),
     }

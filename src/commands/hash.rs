@@ -9,10 +9,10 @@ use crate::config;
 use crate::error::CmdError;
 use crate::ffi::entry::arity;
 use crate::ffi::{Arg, Ctx, KeyType, OwnedString};
-use crate::info;
 use crate::phi::{self, Op};
 use crate::setopts::Expiry;
 use crate::state;
+use crate::store;
 
 /// `ENC.HSETFIELD key field value [field value ...] [PHI]`: replies with the number of fields
 /// added, as HSET does.
@@ -66,22 +66,11 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             })
             .collect()
     })?;
-    let mut added = 0;
-    let mut replicated = Vec::with_capacity(pairs.len() + 1);
-    replicated.push(name.as_ptr());
-    for (fv, value) in pairs.chunks(2).zip(&sealed) {
-        if !key.hash_set(fv[0], value) {
-            added += 1;
-        }
-        replicated.push(fv[0].as_ptr());
-        replicated.push(value.as_ptr());
-    }
-    info::count_sealed(sealed.len() as u64);
-    ctx.notify(redis_module::raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
-    ctx.replicate(c"HSET", &replicated);
+    let fields: Vec<(Arg, &OwnedString)> = pairs.chunks(2).map(|fv| fv[0]).zip(&sealed).collect();
+    let added = store::write_fields(ctx, &mut key, name, &fields, true);
     drop(key);
     if let Some(expiry) = expiry {
-        super::string::apply_phi_expiry(ctx, name, expiry);
+        store::apply_expiry(ctx, name, expiry);
         phi::record(
             ctx,
             Op::Write,

@@ -1,0 +1,195 @@
+//! The one way a sealed value reaches a key and the replicas. `ENC.SET`, `ENC.MSET`,
+//! `ENC.HSETFIELD` and the re-encryption job write strings and hash fields here: everything
+//! that can fail is checked before the stored value is touched, and whatever is written is
+//! replicated, as the plain command that has the same effect (`SET … [PXAT]`, `MSET`, `HSET`,
+//! `PEXPIREAT`). (`ENC.RENAME` and `ENC.COPY` write through the server's own `SET` and `HSET`,
+//! replicated as those.)
+
+use redis_enc_core::envelope::OVERHEAD;
+use redis_enc_core::{Flags, KeyStore, KeyringName, Location};
+
+use crate::error::CmdError;
+use crate::ffi::{Arg, Ctx, Key, KeyType, OwnedString};
+use crate::info;
+use crate::setopts::Expiry;
+
+/// The largest string value Redis stores (its `proto-max-bulk-len` ceiling for module writes).
+const MAX_STRING: usize = 512 * 1024 * 1024;
+const NOTIFY_STRING: i32 = redis_module::raw::REDISMODULE_NOTIFY_STRING;
+const NOTIFY_GENERIC: i32 = redis_module::raw::REDISMODULE_NOTIFY_GENERIC;
+const NOTIFY_HASH: i32 = redis_module::raw::REDISMODULE_NOTIFY_HASH;
+
+/// What to put into a string key.
+pub enum Content<'a> {
+    /// A command's value, sealed straight into the key (no intermediate copy).
+    Seal {
+        keys: &'a KeyStore,
+        keyring: &'a KeyringName,
+        flags: Flags,
+        plaintext: &'a [u8],
+    },
+    /// An envelope already sealed for this key (the re-encryption job's), written in place.
+    /// Not a write a client made: no keyspace notification.
+    Resealed(&'a [u8]),
+}
+
+/// The stored length of an envelope for `plaintext`, or `TooLarge` if Redis cannot hold it.
+pub fn sealed_len(plaintext: &[u8]) -> Result<usize, CmdError> {
+    let len = plaintext.len() + OVERHEAD;
+    if len > MAX_STRING {
+        return Err(redis_enc_core::Error::TooLarge.into());
+    }
+    Ok(len)
+}
+
+/// Writes `content` into string key `name` (open for writing, holding `existing`), replacing a
+/// value of another type as `SET` does, and applies `expiry` as `SET` does; counts the value
+/// sealed and notifies `set` for a command's write. Returns the stored envelope, for the caller
+/// to replicate with [`replicate_string`] or [`replicate_strings`].
+pub fn write_string(
+    ctx: Ctx,
+    key: &mut Key,
+    existing: KeyType,
+    name: Arg,
+    content: Content<'_>,
+    expiry: Expiry,
+) -> Result<OwnedString, CmdError> {
+    // Everything that can fail is checked before the stored value is touched: the keyring
+    // must have a usable primary key, and the envelope must fit in a Redis string.
+    let len = match &content {
+        Content::Seal {
+            keys,
+            keyring,
+            plaintext,
+            ..
+        } => {
+            keys.primary(keyring)?;
+            sealed_len(plaintext)?
+        }
+        Content::Resealed(sealed) => sealed.len(),
+    };
+    let previous_expiry = key.expire_at();
+    let replaces_other_type = !matches!(existing, KeyType::Empty | KeyType::String);
+    if replaces_other_type {
+        key.delete();
+    }
+    let Some(buffer) = key.string_buffer(len) else {
+        if replaces_other_type {
+            // The old value is gone: the replicas must lose it too.
+            ctx.replicate(c"DEL", &[name.as_ptr()]);
+        }
+        return Err(CmdError::Server("ERR the server refused the write".into()));
+    };
+    let by_command = matches!(content, Content::Seal { .. });
+    match content {
+        Content::Seal {
+            keys,
+            keyring,
+            flags,
+            plaintext,
+        } => redis_enc_core::envelope::seal_into(
+            keys.primary(keyring)?,
+            flags,
+            &Location::Value { key: name.bytes() },
+            plaintext,
+            buffer,
+        )?,
+        Content::Resealed(sealed) => buffer.copy_from_slice(sealed),
+    }
+    let sealed = ctx.string(key.string_value());
+    match expiry {
+        // SET replaces a value of another type and, with KEEPTTL, keeps its time to live.
+        Expiry::Keep => {
+            if let (true, Some(at)) = (replaces_other_type, previous_expiry) {
+                key.set_expire_at(at);
+            }
+        }
+        Expiry::Clear => {
+            if previous_expiry.is_some() {
+                key.persist();
+            }
+        }
+        Expiry::In(ms) => key.set_expire_in(ms),
+        Expiry::At(unix_ms) => key.set_expire_at(unix_ms),
+    }
+    info::count_sealed(1);
+    if by_command {
+        ctx.notify(NOTIFY_STRING, c"set", name);
+    }
+    Ok(sealed)
+}
+
+/// Replicates a string write as `SET key <envelope> [PXAT t]`, with the key's expiry as the
+/// write left it; notifies `expire` when the write set one.
+pub fn replicate_string(ctx: Ctx, key: &Key, name: Arg, sealed: &OwnedString, expiry: Expiry) {
+    match key.expire_at() {
+        Some(at) => {
+            let pxat = ctx.string(b"PXAT");
+            let at = ctx.string(at.to_string().as_bytes());
+            ctx.replicate(
+                c"SET",
+                &[name.as_ptr(), sealed.as_ptr(), pxat.as_ptr(), at.as_ptr()],
+            );
+            if expiry != Expiry::Keep {
+                ctx.notify(NOTIFY_GENERIC, c"expire", name);
+            }
+        }
+        None => ctx.replicate(c"SET", &[name.as_ptr(), sealed.as_ptr()]),
+    }
+}
+
+/// Replicates string writes that cleared any expiry as one `MSET`.
+pub fn replicate_strings(ctx: Ctx, written: &[(Arg, OwnedString)]) {
+    if written.is_empty() {
+        return;
+    }
+    let args: Vec<_> = written
+        .iter()
+        .flat_map(|(name, value)| [name.as_ptr(), value.as_ptr()])
+        .collect();
+    ctx.replicate(c"MSET", &args);
+}
+
+/// Sets sealed hash fields of `name` (open for writing, empty or a hash) and replicates them as
+/// one `HSET`; counts them, notifies `hset` for a command's write (`notify`). Returns how many
+/// fields were added, as `HSET` counts.
+pub fn write_fields(
+    ctx: Ctx,
+    key: &mut Key,
+    name: Arg,
+    fields: &[(Arg, &OwnedString)],
+    notify: bool,
+) -> i64 {
+    if fields.is_empty() {
+        return 0;
+    }
+    let mut added = 0;
+    let mut replicated = Vec::with_capacity(fields.len() * 2 + 1);
+    replicated.push(name.as_ptr());
+    for (field, value) in fields {
+        if !key.hash_set(*field, value) {
+            added += 1;
+        }
+        replicated.push(field.as_ptr());
+        replicated.push(value.as_ptr());
+    }
+    info::count_sealed(fields.len() as u64);
+    if notify {
+        ctx.notify(NOTIFY_HASH, c"hset", name);
+    }
+    ctx.replicate(c"HSET", &replicated);
+    added
+}
+
+/// Gives a key written without a time to live the PHI default one (`expiry`, when it is
+/// `In`), replicated as `PEXPIREAT`.
+pub fn apply_expiry(ctx: Ctx, name: Arg, expiry: Expiry) {
+    let Expiry::In(ms) = expiry else { return };
+    let mut key = ctx.open_write(name);
+    key.set_expire_in(ms);
+    if let Some(at) = key.expire_at() {
+        let at = ctx.string(at.to_string().as_bytes());
+        ctx.replicate(c"PEXPIREAT", &[name.as_ptr(), at.as_ptr()]);
+        ctx.notify(NOTIFY_GENERIC, c"expire", name);
+    }
+}

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::audit::{self, Access};
-use crate::config;
 use crate::ffi::entry::run_callback;
 use crate::ffi::{Caller, Ctx, Reply};
+use crate::settings;
 
 /// How often `ACL LOG` is read, in milliseconds.
 const PERIOD_MS: i64 = 1000;
@@ -139,7 +139,7 @@ fn note_overflow(entries: &[Reply], all_new: bool, recording: bool) {
 fn record(entry: &Reply, times: i64) {
     let text = |name: &[u8]| entry.field(name).map_or(&[][..], Reply::bytes);
     let (reason, context, object) = (text(b"reason"), text(b"context"), text(b"object"));
-    let phi_key = reason == b"key" && config::is_phi_key(object);
+    let phi_key = reason == b"key" && settings::is_phi_key(object);
     let enc_command = reason == b"command" && object.starts_with(b"enc.");
     if context == b"module" || !(phi_key || enc_command) {
         return;

@@ -21,7 +21,8 @@ use redis_enc_core::audit::{AuditKey, Chain, Event, INCOMPLETE_LINE};
 
 use crate::error::CmdError;
 use crate::ffi::{Caller, Ctx, Level};
-use crate::{config, state};
+use crate::settings;
+use crate::state;
 
 /// The longest key name a record carries as it is; longer ones are recorded as their HMAC.
 const MAX_KEY_IN_RECORD: usize = 1024;
@@ -382,7 +383,7 @@ pub fn enabled() -> bool {
 pub fn check_writable(ctx: Ctx) -> Result<(), CmdError> {
     if enabled() && FAILING.load(Ordering::SeqCst) {
         warn_once_if_failing(ctx);
-        if config::audit_fail_closed() {
+        if settings::audit_fail_closed() {
             return Err(CmdError::AuditUnavailable);
         }
     }
@@ -422,7 +423,7 @@ pub fn record_as(caller: Caller, access: Access<'_>) {
     // one) is recorded as its HMAC, with its length.
     let long_key = access.key.is_some_and(|k| k.len() > MAX_KEY_IN_RECORD);
     let key = access.key.map(|k| {
-        if config::audit_hash_keys() || k.len() > MAX_KEY_IN_RECORD {
+        if settings::audit_hash_keys() || k.len() > MAX_KEY_IN_RECORD {
             format!("hmac:{}", log.names.hash_name(k))
         } else {
             String::from_utf8_lossy(k).into_owned()
@@ -502,12 +503,9 @@ fn config_event(name: &str, value: &str) -> Event {
     event
 }
 
-/// `ENC.AUDIT REOPEN`: closes and reopens the log file (after logrotate moved it); the chain
-/// continues in the new file.
-pub fn reopen(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
-    if args.len() != 2 {
-        return Err(CmdError::WrongArity("enc.audit|reopen"));
-    }
+/// Reopens the audit log file at its path (after a rotation moved it away) and records who
+/// asked, continuing the chain in the new file.
+pub fn reopen(ctx: Ctx, command: &str) -> Result<(), CmdError> {
     let guard = log_guard();
     let Some(log) = guard.as_ref() else {
         return Err(CmdError::Server(
@@ -525,9 +523,8 @@ pub fn reopen(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
     event.user = user;
     event.client_id = client_id;
     event.addr = addr;
-    event.command = "ENC.AUDIT REOPEN".into();
+    event.command = command.into();
     log.send(event);
-    ctx.reply_ok();
     Ok(())
 }
 

@@ -7,6 +7,16 @@ use std::borrow::Cow;
 
 use redis_enc_core::Error as CoreError;
 
+/// Why the server holds no keyring yet (its KMS was out at start), asked when a command finds
+/// none. The runtime registers it ([`explain_missing_keyrings_with`]) so that this mapping holds
+/// no state of its own.
+static NO_KEYRING_REASON: std::sync::OnceLock<fn() -> Option<String>> = std::sync::OnceLock::new();
+
+/// Registers what says why no keyring exists yet.
+pub fn explain_missing_keyrings_with(why: fn() -> Option<String>) {
+    let _ = NO_KEYRING_REASON.set(why);
+}
+
 /// Why a command failed.
 #[derive(Debug)]
 pub enum CmdError {
@@ -29,15 +39,15 @@ pub enum CmdError {
     /// A destructive keyring operation that needs `FORCE`.
     NeedsForce,
     /// The user lacks PHI read or write permission.
-    PhiDenied(crate::phi::Op),
+    PhiDenied(redis_enc_core::policy::Op),
     /// A PHI write without a time to live, or with one outside the bounds (given in seconds).
-    PhiTtl(crate::config::TtlBounds, Option<i64>),
+    PhiTtl(redis_enc_core::policy::TtlBounds, Option<i64>),
     /// `enc.audit-fail-closed` is on and the audit log cannot be written.
     AuditUnavailable,
     /// PHI under a key name that `enc.phi-patterns` does not cover, while the guard is active.
     PhiOutsidePatterns,
     /// The guard refused a plain command.
-    Guard(crate::guard::Refusal),
+    Guard(redis_enc_core::policy::Refusal),
     /// PHI over a connection that is not TLS, with `enc.phi-require-tls yes`.
     PhiNeedsTls,
     /// The user may not run this (lower-case) command: the server's own wording.
@@ -78,7 +88,7 @@ impl CmdError {
             CmdError::NotReady => "ERR redis-enc has no keyring loaded".into(),
             CmdError::PhiDenied(op) => format!(
                 "NOPERM this user has no permission to {} PHI (grant +{} or +@phi)",
-                if *op == crate::phi::Op::Read {
+                if *op == redis_enc_core::policy::Op::Read {
                     "read"
                 } else {
                     "write"
@@ -234,7 +244,7 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
         CoreError::InvalidKeyringName => {
             "ERR invalid keyring name: use 1 to 64 printable characters without spaces".into()
         }
-        CoreError::UnknownKeyring => match crate::state::why_no_keys() {
+        CoreError::UnknownKeyring => match NO_KEYRING_REASON.get().and_then(|why| why()) {
             Some(why) => no_keyring_yet(&why),
             None => "ERR no such keyring".into(),
         },
@@ -271,6 +281,17 @@ fn no_keyring_yet(why: &str) -> Cow<'static, str> {
          it is asked again every few seconds"
     )
     .into()
+}
+
+/// A command handler of this module.
+pub type Handler = crate::ffi::entry::Handler<CmdError>;
+
+/// Checks the argument count of a command.
+pub fn arity(args: &[crate::ffi::Arg], min: usize, name: &'static str) -> Result<(), CmdError> {
+    if args.len() < min {
+        return Err(CmdError::WrongArity(name));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

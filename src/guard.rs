@@ -30,6 +30,7 @@ use crate::ffi::entry::run_callback;
 use crate::ffi::{self, Arg, Ctx, Denial, FilterCtx};
 use crate::phi;
 use crate::setopts::{parse_getex, parse_i64, Expiry, SetOptions};
+use crate::settings;
 use crate::state;
 
 static IS_REPLICA: AtomicBool = AtomicBool::new(false);
@@ -43,49 +44,7 @@ pub fn set_loading(value: bool) {
     LOADING.store(value, Ordering::SeqCst);
 }
 
-/// Why a command was refused; the code travels as the first argument of `ENC._REFUSED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    Plaintext,
-    Move,
-    Ttl,
-    /// Options the guard cannot read as the server would: it cannot tell what they do.
-    Options,
-}
-
-impl Refusal {
-    fn code(self) -> &'static [u8] {
-        match self {
-            Refusal::Plaintext => b"plaintext",
-            Refusal::Move => b"move",
-            Refusal::Ttl => b"ttl",
-            Refusal::Options => b"options",
-        }
-    }
-
-    pub fn from_code(code: &[u8]) -> Option<Refusal> {
-        match code {
-            b"plaintext" => Some(Refusal::Plaintext),
-            b"move" => Some(Refusal::Move),
-            b"ttl" => Some(Refusal::Ttl),
-            b"options" => Some(Refusal::Options),
-            _ => None,
-        }
-    }
-
-    /// The reply of a refused command.
-    pub fn message(self) -> &'static str {
-        match self {
-            Refusal::Plaintext => "ERR enc.phi-guard: this would store plaintext (or a value sealed for another key) \
-                                   under a PHI key; write it with ENC.SET, ENC.MSET or ENC.HSETFIELD",
-            Refusal::Move => "ERR enc.phi-guard: sealed values are bound to their key name; use ENC.RENAME or ENC.COPY \
-                              (MOVE between databases is not supported for PHI keys)",
-            Refusal::Ttl => "ERR enc.phi-guard: this would leave a PHI key's time to live outside enc.phi-ttl-min / \
-                             enc.phi-ttl-max (write PHI with an explicit expiry inside them, or set enc.phi-ttl-default)",
-            Refusal::Options => "ERR enc.phi-guard: options the guard cannot read, on a PHI key; write it with ENC.SET",
-        }
-    }
-}
+pub use redis_enc_core::policy::Refusal;
 
 /// How a plain command touches keys, for the guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,7 +258,7 @@ enum Asked {
 /// Applies the PHI TTL bounds to a plain write. With `enc.phi-ttl-min` or `-max` set, PHI
 /// must expire; `enc.phi-ttl-default` is added where the command can take it.
 fn ttl_verdict(asked: Asked) -> Verdict {
-    let bounds = config::phi_ttl();
+    let bounds = settings::phi_ttl();
     let must_expire = bounds.min > 0 || bounds.max > 0;
     let within = |ms: i64| {
         (bounds.min == 0 || ms >= bounds.min * 1000) && (bounds.max == 0 || ms <= bounds.max * 1000)
@@ -319,7 +278,7 @@ fn ttl_verdict(asked: Asked) -> Verdict {
 
 fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
     let argc = f.argc();
-    let phi_key = |i: usize| i < argc && config::is_phi_key(f.arg(i));
+    let phi_key = |i: usize| i < argc && settings::is_phi_key(f.arg(i));
     let refuse = |r: Refusal| Verdict::Refuse(r);
     let value_ok = |key: usize, value: usize| {
         value < argc && authentic(f.arg(value), &Location::Value { key: f.arg(key) })
@@ -567,7 +526,7 @@ pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         }
         Ok(Some(Denial::Key(key))) => {
             ctx.acl_log(&key, true);
-            let phi = config::is_phi_key(&key).then_some(key.as_slice());
+            let phi = settings::is_phi_key(&key).then_some(key.as_slice());
             record_denial(
                 ctx,
                 &name,
@@ -581,7 +540,7 @@ pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         .iter()
         .skip(1)
         .map(Arg::bytes)
-        .find(|a| config::is_phi_key(a));
+        .find(|a| settings::is_phi_key(a));
     let why = format!("enc.phi-guard: {}", String::from_utf8_lossy(refusal.code()));
     record_denial(ctx, &name, key, &why);
     Err(CmdError::Guard(refusal))

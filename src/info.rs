@@ -1,70 +1,14 @@
-//! The `INFO enc` section: counters of sealed and opened values and of errors by kind, and
-//! which master-key provider is in use (never the key).
+//! The `INFO enc` section: the counters of `stats`, which master-key provider is in use (never
+//! the key), the audit log's and the re-encryption job's state.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use redis_module::raw;
 
-use crate::config;
-use crate::error::CmdError;
 use crate::ffi::entry::run_callback;
 use crate::ffi::InfoCtx;
-use crate::{reencrypt, state};
-
-static SEALED: AtomicU64 = AtomicU64::new(0);
-static OPENED: AtomicU64 = AtomicU64::new(0);
-static OPEN_FAILURES: AtomicU64 = AtomicU64::new(0);
-static PLAINTEXT_READS: AtomicU64 = AtomicU64::new(0);
-static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
-
-/// Error kinds counted, by the name [`CmdError::kind`] gives them.
-const ERROR_KINDS: [&str; 18] = [
-    "syntax",
-    "wrongtype",
-    "nokey",
-    "noperm",
-    "server",
-    "not_envelope",
-    "decrypt_failed",
-    "unknown_key",
-    "unsupported_format",
-    "retired_or_destroyed",
-    "key_unavailable",
-    "kms",
-    "phi_ttl",
-    "phi_placement",
-    "phi_tls",
-    "guard",
-    "audit_unavailable",
-    "other",
-];
-static ERRORS: [AtomicU64; ERROR_KINDS.len()] = [const { AtomicU64::new(0) }; ERROR_KINDS.len()];
-
-pub fn count_sealed(n: u64) {
-    SEALED.fetch_add(n, Relaxed);
-}
-
-pub fn count_opened(n: u64) {
-    OPENED.fetch_add(n, Relaxed);
-}
-
-pub fn count_plaintext_read() {
-    PLAINTEXT_READS.fetch_add(1, Relaxed);
-}
-
-pub fn count_internal_error() {
-    INTERNAL_ERRORS.fetch_add(1, Relaxed);
-}
-
-pub fn count_error(e: &CmdError) {
-    if e.is_open_failure() {
-        OPEN_FAILURES.fetch_add(1, Relaxed);
-    }
-    if let Some(i) = ERROR_KINDS.iter().position(|k| *k == e.kind()) {
-        ERRORS[i].fetch_add(1, Relaxed);
-    }
-}
+use crate::settings;
+use crate::{reencrypt, state, stats};
 
 /// The callback Redis calls for `INFO`.
 pub extern "C" fn info_callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
@@ -88,20 +32,21 @@ fn write_info(info: &InfoCtx) {
     info.field_str("algorithm", "XAES-256-GCM");
     info.field_str(
         "allow_plaintext_read",
-        if config::allow_plaintext_read() {
+        if settings::allow_plaintext_read() {
             "yes"
         } else {
             "no"
         },
     );
-    info.field_u64("values_sealed", SEALED.load(Relaxed));
-    info.field_u64("values_opened", OPENED.load(Relaxed));
-    info.field_u64("open_failures", OPEN_FAILURES.load(Relaxed));
-    info.field_u64("plaintext_reads", PLAINTEXT_READS.load(Relaxed));
-    for (kind, count) in ERROR_KINDS.iter().zip(ERRORS.iter()) {
-        info.field_u64(&format!("errors_{kind}"), count.load(Relaxed));
+    let counts = stats::snapshot();
+    info.field_u64("values_sealed", counts.sealed);
+    info.field_u64("values_opened", counts.opened);
+    info.field_u64("open_failures", counts.open_failures);
+    info.field_u64("plaintext_reads", counts.plaintext_reads);
+    for (kind, count) in counts.errors {
+        info.field_u64(&format!("errors_{kind}"), count);
     }
-    info.field_u64("errors_internal", INTERNAL_ERRORS.load(Relaxed));
+    info.field_u64("errors_internal", counts.internal_errors);
     let (on, records, write_errors, failing, head) = crate::audit::status();
     info.field_str("audit_log", if on { "on" } else { "off" });
     info.field_u64("audit_records", records);

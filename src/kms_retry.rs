@@ -27,7 +27,7 @@ pub fn start() {
             std::thread::sleep(PERIOD);
             let worked = std::panic::catch_unwind(try_again);
             if worked.is_err() {
-                crate::info::count_internal_error();
+                crate::stats::count_internal_error();
                 ffi::log_without_context(
                     Level::Warning,
                     "redis-enc: internal error while asking the key management service for locked keys",

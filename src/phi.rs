@@ -9,44 +9,16 @@
 use redis_enc_core::Envelope;
 
 use crate::audit::{self, Access};
-use crate::config::{self, TtlBounds};
 use crate::error::CmdError;
 use crate::ffi::{AclCheck, Arg, Ctx, Key, KeyType, Transport};
 use crate::setopts::Expiry;
+use crate::settings::{self, TtlBounds};
 
-/// What is being done to PHI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Read,
-    Write,
-}
-
-impl Op {
-    fn subcommand(self) -> &'static [u8] {
-        match self {
-            Op::Read => b"READ",
-            Op::Write => b"WRITE",
-        }
-    }
-
-    pub fn permission(self) -> &'static str {
-        match self {
-            Op::Read => "enc.phi|read",
-            Op::Write => "enc.phi|write",
-        }
-    }
-
-    fn event(self) -> &'static str {
-        match self {
-            Op::Read => "phi-read",
-            Op::Write => "phi-write",
-        }
-    }
-}
+pub use redis_enc_core::policy::Op;
 
 /// Whether a value is PHI.
 pub fn is_phi(flagged: bool, key: &[u8]) -> bool {
-    flagged || config::is_phi_key(key)
+    flagged || settings::is_phi_key(key)
 }
 
 /// Whether a write must look at the value it replaces for the PHI flag. While the guard is
@@ -70,7 +42,7 @@ pub fn stored_is_phi(ctx: Ctx, name: Arg, key: &Key) -> bool {
     match key.key_type() {
         KeyType::String => flagged(key.string_value()),
         // A hash that cannot be read is treated as PHI: the stricter answer.
-        KeyType::Hash => crate::commands::hash_fields(ctx, name)
+        KeyType::Hash => crate::store::all_fields(ctx, name)
             .map_or(true, |fields| fields.iter().any(|(_, v)| flagged(v))),
         KeyType::Empty | KeyType::Other => false,
     }
@@ -79,14 +51,14 @@ pub fn stored_is_phi(ctx: Ctx, name: Arg, key: &Key) -> bool {
 /// Whether the guard protects PHI from plain commands now: `enc.phi-guard yes` with
 /// `enc.phi-patterns` set. It knows PHI by key name only.
 pub fn guard_active() -> bool {
-    config::phi_guard() && config::any_phi_patterns()
+    settings::phi_guard() && settings::any_phi_patterns()
 }
 
 /// While the guard is active, PHI lives only under `enc.phi-patterns`: a value flagged PHI
 /// under another name would be PHI that plain commands (`SET`, `PERSIST`, ...) could overwrite
 /// or keep for ever, since a command filter sees names, not stored values.
 pub fn check_placement(flagged: bool, name: Arg) -> Result<(), CmdError> {
-    if flagged && guard_active() && !config::is_phi_key(name.bytes()) {
+    if flagged && guard_active() && !settings::is_phi_key(name.bytes()) {
         return Err(CmdError::PhiOutsidePatterns);
     }
     Ok(())
@@ -96,7 +68,7 @@ pub fn check_placement(flagged: bool, name: Arg) -> Result<(), CmdError> {
 /// record it; a denial is logged in `ACL LOG` and the audit log.
 pub fn authorize(ctx: Ctx, op: Op, key: Arg, command: &str) -> Result<(), CmdError> {
     audit::check_writable(ctx)?;
-    if config::phi_require_tls() {
+    if settings::phi_require_tls() {
         // A unix socket never leaves the host; a script's client cannot be seen, so PHI
         // through scripts is refused (fail closed).
         let secure = matches!(
@@ -176,7 +148,7 @@ pub fn bounded_expiry(
     existing_at: Option<i64>,
     now_ms: i64,
 ) -> Result<Expiry, CmdError> {
-    let bounds = config::phi_ttl();
+    let bounds = settings::phi_ttl();
     let ttl_ms = match expiry {
         Expiry::Clear => None,
         Expiry::Keep => existing_at.map(|at| at - now_ms),
@@ -197,14 +169,4 @@ pub fn bounded_expiry(
 
 fn out_of_bounds(bounds: TtlBounds, ms: i64) -> bool {
     (bounds.min > 0 && ms < bounds.min * 1000) || (bounds.max > 0 && ms > bounds.max * 1000)
-}
-
-/// `ENC.PHI READ key` / `ENC.PHI WRITE key`: reply OK. They exist to be granted with ACL
-/// (`+enc.phi|read`, `+enc.phi|write`); running one tells a user whether they hold it.
-pub fn permission_probe(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
-    if args.len() != 3 {
-        return Err(CmdError::WrongArity("enc.phi"));
-    }
-    ctx.reply_ok();
-    Ok(())
 }

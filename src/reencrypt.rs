@@ -14,9 +14,10 @@ use crate::audit::{self, Access};
 use crate::error::CmdError;
 use crate::ffi::entry::run_callback;
 use crate::ffi::{Ctx, KeyType, ScanCursor};
-use crate::setopts::{parse_i64, Expiry};
+use crate::setopts::Expiry;
+use crate::settings;
+use crate::state;
 use crate::store::{self, Content};
-use crate::{config, state};
 
 /// How long one step may run.
 const STEP_BUDGET: Duration = Duration::from_micros(600);
@@ -86,35 +87,25 @@ pub fn progress() -> Option<Progress> {
     })
 }
 
-/// `ENC.REENCRYPT START [ENCRYPT-PLAINTEXT] [KEYRING name] [MATCH pattern] [RATE n]`
-pub fn start(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
-    let mut mode = Mode::Reseal;
-    let mut keyring = None;
-    let mut pattern = None;
-    let mut rate = None;
-    let mut i = 2;
-    while i < args.len() {
-        let word = args[i].bytes().to_ascii_uppercase();
-        let value = args.get(i + 1).map(|a| a.bytes());
-        match (word.as_slice(), value) {
-            (b"ENCRYPT-PLAINTEXT", _) => {
-                mode = Mode::EncryptPlaintext;
-                i += 1;
-                continue;
-            }
-            (b"KEYRING", Some(v)) => keyring = Some(KeyringName::parse(v)?),
-            (b"MATCH", Some(v)) => pattern = Some(WildMatch::new(&String::from_utf8_lossy(v))),
-            (b"RATE", Some(v)) => {
-                let n = parse_i64(v)?;
-                if n <= 0 {
-                    return Err(CmdError::NotInteger);
-                }
-                rate = Some(n as u64);
-            }
-            _ => return Err(CmdError::Syntax),
-        }
-        i += 2;
-    }
+/// What `ENC.REENCRYPT START` asks for.
+pub struct Request {
+    pub mode: Mode,
+    /// Only this keyring's values (reseal), or the keyring to seal under (encrypt-plaintext).
+    pub keyring: Option<KeyringName>,
+    /// Only keys matching this glob.
+    pub pattern: Option<WildMatch>,
+    /// Keys per second, or unlimited.
+    pub rate: Option<u64>,
+}
+
+/// Starts a job over every database (audited), unless one is running.
+pub fn begin(ctx: Ctx, request: Request) -> Result<(), CmdError> {
+    let Request {
+        mode,
+        keyring,
+        pattern,
+        rate,
+    } = request;
     if mode == Mode::EncryptPlaintext && pattern.is_none() {
         return Err(CmdError::Server(
             "ERR ENCRYPT-PLAINTEXT needs MATCH pattern (it seals every value it matches)".into(),
@@ -194,35 +185,6 @@ pub fn start(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
             )),
         },
     );
-    ctx.reply_ok();
-    Ok(())
-}
-
-/// `ENC.REENCRYPT STATUS`
-pub fn status(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
-    if args.len() != 2 {
-        return Err(CmdError::WrongArity("enc.reencrypt|status"));
-    }
-    let Some(p) = progress() else {
-        ctx.reply_map(1);
-        ctx.reply_bulk(b"state");
-        ctx.reply_bulk(b"idle");
-        return Ok(());
-    };
-    ctx.reply_map(7);
-    ctx.reply_bulk(b"state");
-    ctx.reply_bulk(phase_name(p.phase).as_bytes());
-    ctx.reply_bulk(b"mode");
-    ctx.reply_bulk(if p.mode == Mode::Reseal {
-        b"reseal" as &[u8]
-    } else {
-        b"encrypt-plaintext"
-    });
-    ctx.reply_field_int(b"keys-scanned", p.keys_scanned as i64);
-    ctx.reply_field_int(b"values-resealed", p.values_resealed as i64);
-    ctx.reply_field_int(b"values-failed", p.values_failed as i64);
-    ctx.reply_field_int(b"elapsed-ms", p.elapsed_ms as i64);
-    ctx.reply_field_int(b"databases-done", p.databases_done as i64);
     Ok(())
 }
 
@@ -234,11 +196,8 @@ pub fn phase_name(p: Phase) -> &'static str {
     }
 }
 
-/// `ENC.REENCRYPT STOP`
-pub fn stop(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
-    if args.len() != 2 {
-        return Err(CmdError::WrongArity("enc.reencrypt|stop"));
-    }
+/// Stops the running job.
+pub fn end(ctx: Ctx) -> Result<(), CmdError> {
     let mut guard = job();
     match guard.as_mut() {
         Some(j) if j.progress.phase == Phase::Running => {
@@ -248,7 +207,6 @@ pub fn stop(ctx: Ctx, args: &[crate::ffi::Arg]) -> Result<(), CmdError> {
             j.cursor = None;
             j.progress.phase = Phase::Stopped;
             j.finished = Some(Instant::now());
-            ctx.reply_ok();
             Ok(())
         }
         _ => Err(CmdError::Server(
@@ -381,10 +339,10 @@ fn transform(
             }
             let name = chosen
                 .cloned()
-                .or_else(|| config::keyring_for(key))
+                .or_else(|| settings::keyring_for(key))
                 .unwrap_or_else(KeyringName::default_name);
             let flags = Flags {
-                phi: config::is_phi_key(key),
+                phi: settings::is_phi_key(key),
             };
             Ok(Some(s.keys.seal(&name, flags, from, stored)?))
         }
@@ -437,7 +395,7 @@ fn process_key(
         }
         KeyType::Hash => {
             drop(key);
-            let Ok(fields) = crate::commands::hash_fields(ctx, arg) else {
+            let Ok(fields) = crate::store::all_fields(ctx, arg) else {
                 return (0, 1);
             };
             let mut key = ctx.open_write(arg);

@@ -10,8 +10,8 @@ use redis_enc_core::{Flags, KeyStore, KeyringName, Location};
 
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, Key, KeyType, OwnedString};
-use crate::info;
 use crate::setopts::Expiry;
+use crate::stats;
 
 /// The largest string value Redis stores (its `proto-max-bulk-len` ceiling for module writes).
 const MAX_STRING: usize = 512 * 1024 * 1024;
@@ -112,7 +112,7 @@ pub fn write_string(
         Expiry::In(ms) => key.set_expire_in(ms),
         Expiry::At(unix_ms) => key.set_expire_at(unix_ms),
     }
-    info::count_sealed(1);
+    stats::count_sealed(1);
     if by_command {
         ctx.notify(NOTIFY_STRING, c"set", name);
     }
@@ -173,7 +173,7 @@ pub fn write_fields(
         replicated.push(field.as_ptr());
         replicated.push(value.as_ptr());
     }
-    info::count_sealed(fields.len() as u64);
+    stats::count_sealed(fields.len() as u64);
     if notify {
         ctx.notify(NOTIFY_HASH, c"hset", name);
     }
@@ -192,4 +192,21 @@ pub fn apply_expiry(ctx: Ctx, name: Arg, expiry: Expiry) {
         ctx.replicate(c"PEXPIREAT", &[name.as_ptr(), at.as_ptr()]);
         ctx.notify(NOTIFY_GENERIC, c"expire", name);
     }
+}
+
+/// One hash field and its stored value.
+pub type FieldValue = (Vec<u8>, Vec<u8>);
+
+/// Every field and stored value of a hash, read with `HGETALL`.
+pub fn all_fields(ctx: Ctx, name: Arg) -> Result<Vec<FieldValue>, CmdError> {
+    let reply = ctx.call(c"HGETALL", c"", &[name.as_ptr()]);
+    if reply.is_error() {
+        return Err(CmdError::Server(reply.error_text()));
+    }
+    let mut flat = reply.string_elements().into_iter();
+    let mut fields = Vec::new();
+    while let (Some(f), Some(v)) = (flat.next(), flat.next()) {
+        fields.push((f, v));
+    }
+    Ok(fields)
 }

@@ -24,6 +24,7 @@ pub mod key;
 pub mod keyring;
 pub mod keystore;
 mod plaintext;
+pub mod policy;
 pub mod provider;
 pub mod rdb;
 pub mod setopts;

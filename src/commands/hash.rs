@@ -5,12 +5,12 @@ use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
 use super::string::pairs_and_phi;
 use super::{open_for_reader, reply_values, PhiReads, Reader};
-use crate::config;
+use crate::error::arity;
 use crate::error::CmdError;
-use crate::ffi::entry::arity;
 use crate::ffi::{Arg, Ctx, KeyType, OwnedString};
 use crate::phi::{self, Op};
 use crate::setopts::Expiry;
+use crate::settings;
 use crate::state;
 use crate::store;
 
@@ -48,7 +48,7 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     } else {
         None
     };
-    let keyring = config::keyring_for(name.bytes()).unwrap_or_else(KeyringName::default_name);
+    let keyring = settings::keyring_for(name.bytes()).unwrap_or_else(KeyringName::default_name);
     let sealed: Vec<OwnedString> = state::with(|s| {
         pairs
             .chunks(2)
@@ -121,23 +121,6 @@ pub fn get_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// One hash field and its stored value.
-pub(super) type FieldValue = (Vec<u8>, Vec<u8>);
-
-/// Every field and stored value of a hash, read with `HGETALL`.
-pub(crate) fn all_fields(ctx: Ctx, name: Arg) -> Result<Vec<FieldValue>, CmdError> {
-    let reply = ctx.call(c"HGETALL", c"", &[name.as_ptr()]);
-    if reply.is_error() {
-        return Err(CmdError::Server(reply.error_text()));
-    }
-    let mut flat = reply.string_elements().into_iter();
-    let mut fields = Vec::new();
-    while let (Some(f), Some(v)) = (flat.next(), flat.next()) {
-        fields.push((f, v));
-    }
-    Ok(fields)
-}
-
 /// `ENC.HGETALL key`: a map (RESP3) or flat array (RESP2) of every field; sealed fields are
 /// opened, plain fields returned as stored.
 pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
@@ -154,7 +137,7 @@ pub fn get_all(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         KeyType::Empty | KeyType::Hash => {}
         _ => return Err(CmdError::WrongType),
     }
-    let fields = all_fields(ctx, name)?;
+    let fields = store::all_fields(ctx, name)?;
     let reads = PhiReads::default();
     let opened: Vec<(Vec<u8>, Plaintext)> = state::with(|s| {
         fields

@@ -13,7 +13,7 @@ use redis_enc_core::{Error as CoreError, KeyId, KeyStore, KeyVersion, KeyringNam
 
 use crate::audit::{self, Access};
 use crate::error::CmdError;
-use crate::ffi::entry::Handler;
+use crate::error::Handler;
 use crate::ffi::{Arg, Blocked, Caller, Ctx, Outcome};
 use crate::persist;
 use crate::setopts::parse_i64;
@@ -367,7 +367,7 @@ fn change<T: Send + 'static>(
                 return;
             };
             let done = catch_unwind(AssertUnwindSafe(|| work(&held))).unwrap_or_else(|_| {
-                crate::info::count_internal_error();
+                crate::stats::count_internal_error();
                 crate::ffi::log_without_context(
                     crate::ffi::Level::Warning,
                     "redis-enc: internal error in a keyring change waiting on the key management service; \
@@ -380,7 +380,7 @@ fn change<T: Send + 'static>(
             blocked.finish(move |ctx| {
                 WAITING.store(false, Ordering::SeqCst);
                 done.and_then(|t| apply(ctx, t))
-                    .unwrap_or_else(Outcome::Error)
+                    .unwrap_or_else(|e| Outcome::Error(Box::new(e)))
             });
             scrub_stack();
         });

@@ -8,24 +8,24 @@ mod hash;
 mod inspect;
 mod keyring;
 mod policy_config;
+mod probes;
+mod reencrypt;
 mod relocate;
 mod string;
-
-pub(crate) use hash::all_fields as hash_fields;
 
 use std::cell::RefCell;
 
 use redis_enc_core::{Envelope, Error as CoreError, Location, Plaintext};
 
 use crate::command_entry;
-use crate::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
-use crate::config;
 use crate::error::CmdError;
+use crate::ffi::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
 use crate::ffi::Arg;
 use crate::ffi::Ctx;
-use crate::info;
 use crate::phi::{self, Op};
+use crate::settings;
 use crate::state::State;
+use crate::stats;
 
 /// Who reads a value, for the PHI policy and the audit log.
 #[derive(Clone, Copy)]
@@ -88,15 +88,15 @@ fn open_for_reader(
                     .map(|n| n.as_str().to_owned());
                 reads.push(key.bytes(), keyring, Some(header.key_id.version.0));
             }
-            info::count_opened(1);
+            stats::count_opened(1);
             Ok(plaintext)
         }
-        Err(CoreError::NotAnEnvelope) if config::allow_plaintext_read() => {
+        Err(CoreError::NotAnEnvelope) if settings::allow_plaintext_read() => {
             if phi::is_phi(false, key.bytes()) {
                 phi::authorize(ctx, Op::Read, key, command)?;
                 reads.push(key.bytes(), None, None);
             }
-            info::count_plaintext_read();
+            stats::count_plaintext_read();
             Ok(Plaintext::from(stored))
         }
         Err(e) => Err(e.into()),
@@ -465,7 +465,7 @@ fn reencrypt_subcommands() -> Vec<Subcommand> {
     vec![
         Subcommand {
             name: "start",
-            handler: command_entry!("enc.reencrypt|start", crate::reencrypt::start),
+            handler: command_entry!("enc.reencrypt|start", reencrypt::start),
             flags: "write admin",
             acl: "admin dangerous slow",
             summary: "Starts re-sealing values under their keyring's primary version (or sealing plain values with ENCRYPT-PLAINTEXT).",
@@ -478,8 +478,8 @@ fn reencrypt_subcommands() -> Vec<Subcommand> {
             ],
             keys: vec![],
         },
-        Subcommand { name: "status", handler: command_entry!("enc.reencrypt|status", crate::reencrypt::status), flags: "", acl: "slow", summary: "Shows the progress of the re-encryption job.", arity: 2, args: vec![] , keys: vec![] },
-        Subcommand { name: "stop", handler: command_entry!("enc.reencrypt|stop", crate::reencrypt::stop), flags: "admin", acl: "admin dangerous slow", summary: "Stops the re-encryption job.", arity: 2, args: vec![] , keys: vec![] },
+        Subcommand { name: "status", handler: command_entry!("enc.reencrypt|status", reencrypt::status), flags: "", acl: "slow", summary: "Shows the progress of the re-encryption job.", arity: 2, args: vec![] , keys: vec![] },
+        Subcommand { name: "stop", handler: command_entry!("enc.reencrypt|stop", reencrypt::stop), flags: "admin", acl: "admin dangerous slow", summary: "Stops the re-encryption job.", arity: 2, args: vec![] , keys: vec![] },
     ]
 }
 
@@ -491,7 +491,7 @@ fn phi_subcommands(phi_category: bool) -> Vec<Subcommand> {
     vec![
         Subcommand {
             name: "read",
-            handler: command_entry!("enc.phi|read", crate::phi::permission_probe),
+            handler: command_entry!("enc.phi|read", probes::permission_probe),
             flags: "readonly fast",
             acl,
             summary: "The permission to read PHI plaintext under a key; grant it with +enc.phi|read (or +@phi). Replies OK.",
@@ -501,7 +501,7 @@ fn phi_subcommands(phi_category: bool) -> Vec<Subcommand> {
         },
         Subcommand {
             name: "write",
-            handler: command_entry!("enc.phi|write", crate::phi::permission_probe),
+            handler: command_entry!("enc.phi|write", probes::permission_probe),
             flags: "write fast",
             acl,
             summary: "The permission to write PHI under a key; grant it with +enc.phi|write (or +@phi). Replies OK.",
@@ -515,7 +515,7 @@ fn phi_subcommands(phi_category: bool) -> Vec<Subcommand> {
 fn audit_subcommands() -> Vec<Subcommand> {
     vec![Subcommand {
         name: "reopen",
-        handler: command_entry!("enc.audit|reopen", crate::audit::reopen),
+        handler: command_entry!("enc.audit|reopen", probes::audit_reopen),
         flags: "admin",
         acl: "admin dangerous slow",
         summary: "Reopens the audit log file after rotation; the hash chain continues.",

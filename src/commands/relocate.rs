@@ -13,14 +13,14 @@ use std::ffi::CStr;
 use redis_enc_core::envelope::looks_sealed;
 use redis_enc_core::{Error as CoreError, Flags, KeyringName, Location};
 
-use super::hash::{all_fields, FieldValue};
-use crate::config;
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, KeyType};
-use crate::info;
 use crate::phi::{self, Op};
 use crate::setopts::Expiry;
+use crate::settings;
 use crate::state::{self, State};
+use crate::stats;
+use crate::store::{all_fields, FieldValue};
 
 /// A key's content, re-sealed for its destination.
 enum Moved {
@@ -52,8 +52,8 @@ fn reseal(
         if !phi {
             return Ok(stored.to_vec());
         }
-        let keyring = config::keyring_for(dst).unwrap_or_else(KeyringName::default_name);
-        info::count_sealed(1);
+        let keyring = settings::keyring_for(dst).unwrap_or_else(KeyringName::default_name);
+        stats::count_sealed(1);
         return Ok(state.keys.seal(&keyring, Flags { phi }, to, stored)?);
     }
     let mut opened = state.keys.open(stored, from)?;
@@ -65,8 +65,8 @@ fn reseal(
     let sealed = state
         .keys
         .seal(keyring, opened.header.flags, to, &opened.plaintext)?;
-    info::count_opened(1);
-    info::count_sealed(1);
+    stats::count_opened(1);
+    stats::count_sealed(1);
     Ok(sealed)
 }
 

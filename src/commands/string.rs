@@ -4,12 +4,12 @@ use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
 use super::{open_for_reader, reply_values, PhiReads, Reader};
 use crate::clock;
-use crate::config;
+use crate::error::arity;
 use crate::error::CmdError;
-use crate::ffi::entry::arity;
 use crate::ffi::{Arg, Ctx, KeyType, OwnedString};
 use crate::phi::{self, Op};
 use crate::setopts::{Condition, Expiry, SetOptions};
+use crate::settings;
 use crate::state;
 use crate::store::{self, Content};
 
@@ -68,7 +68,7 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             let keyring = opts
                 .keyring
                 .clone()
-                .or_else(|| config::keyring_for(name.bytes()))
+                .or_else(|| settings::keyring_for(name.bytes()))
                 .unwrap_or_else(KeyringName::default_name);
             let content = Content::Seal {
                 keys: &state.keys,
@@ -172,7 +172,7 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     }
     let keyrings: Vec<KeyringName> = pairs
         .chunks(2)
-        .map(|kv| config::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name))
+        .map(|kv| settings::keyring_for(kv[0].bytes()).unwrap_or_else(KeyringName::default_name))
         .collect();
     let mut written: Vec<(Arg, OwnedString)> = Vec::with_capacity(pairs.len() / 2);
     let outcome = state::with(|s| {

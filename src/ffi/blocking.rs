@@ -6,9 +6,8 @@ use std::ffi::{c_int, c_void};
 
 use redis_module::raw;
 
+use super::entry::{count_internal_error, Failure, INTERNAL_ERROR_REPLY};
 use super::Ctx;
-use crate::error::CmdError;
-use crate::info;
 
 /// The reply a blocked client gets.
 pub enum Outcome {
@@ -17,7 +16,18 @@ pub enum Outcome {
     /// A map (RESP3) or flat array (RESP2) of integer fields.
     Fields(Vec<(&'static [u8], i64)>),
     /// An error reply (counted as the command's error).
-    Error(CmdError),
+    Error(Box<dyn Failure>),
+}
+
+/// A panic while applying an outcome (already counted and logged).
+struct InternalError;
+
+impl Failure for InternalError {
+    fn reply_text(&self) -> String {
+        INTERNAL_ERROR_REPLY.to_owned()
+    }
+
+    fn count(&self) {}
 }
 
 /// A client blocked until [`Blocked::finish`] runs.
@@ -61,7 +71,7 @@ impl Outcome {
                 }
             }
             Outcome::Error(e) => {
-                info::count_error(e);
+                e.count();
                 ctx.reply_error(&e.reply_text());
             }
         }
@@ -81,14 +91,12 @@ impl Blocked {
             let outcome =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(Ctx(ctx))))
                     .unwrap_or_else(|_| {
-                        info::count_internal_error();
+                        count_internal_error();
                         super::log_without_context(
                             super::Level::Warning,
                             "redis-enc: internal error applying a keyring change; it was stopped",
                         );
-                        Outcome::Error(CmdError::Server(
-                            "ERR redis-enc internal error; see the server log".into(),
-                        ))
+                        Outcome::Error(Box::new(InternalError))
                     });
             api!(RedisModule_ThreadSafeContextUnlock)(ctx);
             api!(RedisModule_FreeThreadSafeContext)(ctx);
@@ -113,7 +121,7 @@ extern "C" fn reply(
         };
         match outcome {
             Some(outcome) => outcome.reply(ctx),
-            None => ctx.reply_error("ERR redis-enc internal error; see the server log"),
+            None => ctx.reply_error(INTERNAL_ERROR_REPLY),
         }
         super::OK
     })

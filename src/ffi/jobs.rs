@@ -24,7 +24,7 @@ impl Ctx {
                 return Err(format!("cannot find command {name}"));
             }
             let mut info: raw::RedisModuleCommandInfo = std::mem::zeroed();
-            info.version = crate::command_info::info_version();
+            info.version = crate::ffi::command_info::info_version();
             info.summary = summary.as_ptr();
             info.since = c"0.1.0".as_ptr();
             info.arity = -2;

@@ -399,6 +399,7 @@ impl Ctx {
 mod acl;
 mod blocking;
 mod call;
+pub mod command_info;
 pub mod entry;
 mod filter;
 mod jobs;

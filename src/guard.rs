@@ -462,27 +462,8 @@ fn getex_ttl(f: &FilterCtx, now: i64) -> Result<Option<Asked>, Refusal> {
 /// Whether a `DUMP` payload is a string whose value is an envelope that opens under `key`
 /// (RDB string encoding: type 0, then a length in the 6-, 14- or 32-bit form, then the bytes).
 fn dump_holds_envelope(payload: &[u8], key: &[u8]) -> bool {
-    dump_string(payload).is_some_and(|value| authentic(value, &Location::Value { key }))
-}
-
-/// The value of a `DUMP` payload of a plain-encoded string.
-fn dump_string(payload: &[u8]) -> Option<&[u8]> {
-    let [0, first, rest @ ..] = payload else {
-        return None;
-    };
-    let (len, body) = match first >> 6 {
-        0 => (usize::from(first & 0x3f), rest),
-        1 => match rest {
-            [b, body @ ..] => ((usize::from(first & 0x3f) << 8) | usize::from(*b), body),
-            _ => return None,
-        },
-        2 if *first == 0x80 && rest.len() >= 4 => (
-            u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize,
-            &rest[4..],
-        ),
-        _ => return None,
-    };
-    body.get(..len)
+    redis_enc_core::policy::dump_string(payload)
+        .is_some_and(|value| authentic(value, &Location::Value { key }))
 }
 
 /// `ENC._REFUSED reason token command [args...]`: the reply of a command the guard refused. The
@@ -598,26 +579,6 @@ pub extern "C" fn on_loading(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dump_payloads_are_read() {
-        let mut envelope = vec![0xe5, 0x01];
-        envelope.extend([7u8; 60]);
-        let mut payload = vec![0, u8::try_from(envelope.len()).unwrap()];
-        payload.extend(&envelope);
-        payload.extend([10, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(dump_string(&payload), Some(&envelope[..]));
-        let mut long = vec![0, 0x40 | 1, 4];
-        long.extend([0xe5, 0x01]);
-        long.extend([9u8; 258]);
-        assert_eq!(dump_string(&long).map(<[u8]>::len), Some(260));
-        assert_eq!(
-            dump_string(&[0, 5, b'h', b'e', b'l', b'l', b'o']),
-            Some(&b"hello"[..])
-        );
-        assert_eq!(dump_string(&[4, 1, 2]), None, "hashes are not read");
-        assert_eq!(dump_string(&[0, 60, 0xe5]), None, "truncated");
-    }
 
     #[test]
     fn command_table_is_case_insensitive() {

@@ -12,7 +12,7 @@ use crate::audit::{self, Access};
 use crate::error::CmdError;
 use crate::ffi::{AclCheck, Arg, Ctx, Key, KeyType, Transport};
 use crate::setopts::Expiry;
-use crate::settings::{self, TtlBounds};
+use crate::settings;
 
 pub use redis_enc_core::policy::Op;
 
@@ -149,24 +149,7 @@ pub fn bounded_expiry(
     now_ms: i64,
 ) -> Result<Expiry, CmdError> {
     let bounds = settings::phi_ttl();
-    let ttl_ms = match expiry {
-        Expiry::Clear => None,
-        Expiry::Keep => existing_at.map(|at| at - now_ms),
-        Expiry::In(ms) => Some(ms),
-        Expiry::At(at) => Some(at - now_ms),
-    };
-    match ttl_ms {
-        None if bounds.default > 0 && out_of_bounds(bounds, bounds.default * 1000) => {
-            Err(CmdError::PhiTtl(bounds, Some(bounds.default)))
-        }
-        None if bounds.default > 0 => Ok(Expiry::In(bounds.default * 1000)),
-        None if bounds.min > 0 || bounds.max > 0 => Err(CmdError::PhiTtl(bounds, None)),
-        None => Ok(expiry),
-        Some(ms) if out_of_bounds(bounds, ms) => Err(CmdError::PhiTtl(bounds, Some(ms / 1000))),
-        Some(_) => Ok(expiry),
-    }
-}
-
-fn out_of_bounds(bounds: TtlBounds, ms: i64) -> bool {
-    (bounds.min > 0 && ms < bounds.min * 1000) || (bounds.max > 0 && ms > bounds.max * 1000)
+    bounds
+        .bound(expiry, existing_at, now_ms)
+        .map_err(|asked| CmdError::PhiTtl(bounds, asked))
 }

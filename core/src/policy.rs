@@ -1,5 +1,8 @@
-//! The PHI policy's vocabulary, without Redis: what is done to PHI, why the guard refuses a
-//! command, and the time-to-live bounds PHI keys must keep.
+//! The PHI policy's pure parts, without Redis: what is done to PHI, why the guard refuses a
+//! command, the time-to-live bounds PHI keys must keep and the arithmetic that applies them,
+//! and the reading of a `DUMP` payload the guard checks before a `RESTORE` under a PHI key.
+
+use crate::setopts::Expiry;
 
 /// What is being done to PHI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,4 +97,155 @@ pub struct TtlBounds {
     pub max: i64,
     /// Given to a PHI key written without one.
     pub default: i64,
+}
+
+impl TtlBounds {
+    /// The expiry a PHI write ends with, at `now_ms`: the requested one if inside the bounds,
+    /// the default if none was requested. `existing_at` is the key's current expiry (for
+    /// `KEEPTTL`). `Err` carries the time to live asked for, in seconds (`None`: none), which
+    /// the bounds refuse.
+    pub fn bound(
+        self,
+        expiry: Expiry,
+        existing_at: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Expiry, Option<i64>> {
+        let ttl_ms = match expiry {
+            Expiry::Clear => None,
+            Expiry::Keep => existing_at.map(|at| at - now_ms),
+            Expiry::In(ms) => Some(ms),
+            Expiry::At(at) => Some(at - now_ms),
+        };
+        match ttl_ms {
+            None if self.default > 0 && self.refuses(self.default * 1000) => {
+                Err(Some(self.default))
+            }
+            None if self.default > 0 => Ok(Expiry::In(self.default * 1000)),
+            None if self.min > 0 || self.max > 0 => Err(None),
+            None => Ok(expiry),
+            Some(ms) if self.refuses(ms) => Err(Some(ms / 1000)),
+            Some(_) => Ok(expiry),
+        }
+    }
+
+    /// Whether a time to live of `ms` milliseconds is outside the bounds.
+    pub fn refuses(self, ms: i64) -> bool {
+        (self.min > 0 && ms < self.min * 1000) || (self.max > 0 && ms > self.max * 1000)
+    }
+}
+
+/// The value of a `DUMP` payload of a plain-encoded string (RDB string encoding: type 0, then
+/// a length in the 6-, 14- or 32-bit form, then the bytes); `None` for any other payload or a
+/// truncated one. The payload comes from a client: any bytes are read without a panic.
+pub fn dump_string(payload: &[u8]) -> Option<&[u8]> {
+    let [0, first, rest @ ..] = payload else {
+        return None;
+    };
+    let (len, body) = match first >> 6 {
+        0 => (usize::from(first & 0x3f), rest),
+        1 => match rest {
+            [b, body @ ..] => ((usize::from(first & 0x3f) << 8) | usize::from(*b), body),
+            _ => return None,
+        },
+        2 if *first == 0x80 && rest.len() >= 4 => (
+            usize::try_from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]])).ok()?,
+            &rest[4..],
+        ),
+        _ => return None,
+    };
+    body.get(..len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_bounds_table() {
+        const NOW: i64 = 1_000_000;
+        let b = |min, max, default| TtlBounds { min, max, default };
+        /// Bounds, the expiry asked for, the key's expiry, and the result.
+        type Case = (TtlBounds, Expiry, Option<i64>, Result<Expiry, Option<i64>>);
+        let cases: &[Case] = &[
+            (b(0, 0, 0), Expiry::Clear, None, Ok(Expiry::Clear)),
+            (b(0, 0, 0), Expiry::In(5), None, Ok(Expiry::In(5))),
+            (b(0, 0, 60), Expiry::Clear, None, Ok(Expiry::In(60_000))),
+            (b(0, 0, 60), Expiry::In(1_000), None, Ok(Expiry::In(1_000))),
+            (b(10, 0, 0), Expiry::Clear, None, Err(None)),
+            (b(0, 100, 0), Expiry::Clear, None, Err(None)),
+            (b(10, 100, 0), Expiry::In(9_999), None, Err(Some(9))),
+            (
+                b(10, 100, 0),
+                Expiry::In(10_000),
+                None,
+                Ok(Expiry::In(10_000)),
+            ),
+            (
+                b(10, 100, 0),
+                Expiry::In(100_000),
+                None,
+                Ok(Expiry::In(100_000)),
+            ),
+            (b(10, 100, 0), Expiry::In(100_001), None, Err(Some(100))),
+            (
+                b(10, 100, 0),
+                Expiry::At(NOW + 50_000),
+                None,
+                Ok(Expiry::At(NOW + 50_000)),
+            ),
+            (b(10, 100, 0), Expiry::At(NOW + 5_000), None, Err(Some(5))),
+            (
+                b(10, 100, 0),
+                Expiry::Keep,
+                Some(NOW + 20_000),
+                Ok(Expiry::Keep),
+            ),
+            (
+                b(10, 100, 0),
+                Expiry::Keep,
+                Some(NOW + 200_000),
+                Err(Some(200)),
+            ),
+            (b(10, 100, 50), Expiry::Keep, None, Ok(Expiry::In(50_000))),
+            (b(10, 100, 500), Expiry::Clear, None, Err(Some(500))),
+        ];
+        for (bounds, asked, existing, expected) in cases {
+            assert_eq!(
+                bounds.bound(*asked, *existing, NOW),
+                *expected,
+                "{bounds:?} {asked:?} {existing:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dump_payloads_table() {
+        let mut envelope = vec![0xe5, 0x01];
+        envelope.extend([7u8; 60]);
+        let mut short = vec![0, 62];
+        short.extend(&envelope);
+        short.extend([10, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let mut long = vec![0, 0x40 | 1, 4, 0xe5, 0x01];
+        long.extend([9u8; 258]);
+        let mut wide = vec![0, 0x80, 0, 0, 0, 3];
+        wide.extend(b"abc");
+        let cases: &[(&[u8], Option<usize>)] = &[
+            (&short, Some(62)),
+            (&long, Some(260)),
+            (&wide, Some(3)),
+            (&[0, 5, b'h', b'e', b'l', b'l', b'o'], Some(5)),
+            (&[4, 1, 2], None),
+            (&[0, 60, 0xe5], None),
+            (&[0, 0x41], None),
+            (&[0, 0x80, 0, 0], None),
+            (&[0, 0x80, 0xff, 0xff, 0xff, 0xff], None),
+            (&[0, 0xc0, 1], None),
+            (&[0], None),
+            (&[], None),
+        ];
+        for (payload, len) in cases {
+            assert_eq!(dump_string(payload).map(<[u8]>::len), *len, "{payload:?}");
+        }
+        assert_eq!(dump_string(&short), Some(&envelope[..]));
+    }
 }

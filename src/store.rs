@@ -46,14 +46,14 @@ pub fn sealed_len(plaintext: &[u8]) -> Result<usize, CmdError> {
 /// value of another type as `SET` does, and applies `expiry` as `SET` does; counts the value
 /// sealed and notifies `set` for a command's write. Returns the stored envelope, for the caller
 /// to replicate with [`replicate_string`] or [`replicate_strings`].
-pub fn write_string(
-    ctx: Ctx,
-    key: &mut Key,
+pub fn write_string<'a>(
+    ctx: Ctx<'a>,
+    key: &mut Key<'_>,
     existing: KeyType,
-    name: Arg,
+    name: Arg<'_>,
     content: Content<'_>,
     expiry: Expiry,
-) -> Result<OwnedString, CmdError> {
+) -> Result<OwnedString<'a>, CmdError> {
     // Everything that can fail is checked before the stored value is touched: the keyring
     // must have a usable primary key, and the envelope must fit in a Redis string.
     let len = match &content {

@@ -30,8 +30,8 @@ use crate::stats;
 /// Who reads a value, for the PHI policy and the audit log.
 #[derive(Clone, Copy)]
 struct Reader<'a> {
-    ctx: Ctx,
-    key: Arg,
+    ctx: Ctx<'a>,
+    key: Arg<'a>,
     command: &'a str,
     reads: &'a PhiReads,
 }

@@ -136,7 +136,7 @@ pub fn get(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 
 /// Splits `field value [field value ...] [PHI]` into pairs and the PHI flag: a trailing `PHI`
 /// makes the count odd, so it cannot be a field or a value.
-pub(super) fn pairs_and_phi(rest: &[Arg]) -> Option<(&[Arg], bool)> {
+pub(super) fn pairs_and_phi<'a, 'b>(rest: &'a [Arg<'b>]) -> Option<(&'a [Arg<'b>], bool)> {
     let phi = rest.len() % 2 == 1
         && rest
             .last()

@@ -47,12 +47,12 @@ pub enum AclCheck {
     NoUser,
 }
 
-impl Ctx {
+impl<'a> Ctx<'a> {
     /// The ACL user name the current command runs as; `None` when the server runs it by
     /// itself: the replication stream, AOF or RDB loading, timers and server events. (The
     /// server's clients for those have no user at all, and asking for their user's name
     /// crashes Redis 7.0, so they are recognised first.)
-    fn user_name(self) -> Option<OwnedString> {
+    fn user_name(self) -> Option<OwnedString<'a>> {
         let flags = self.flags();
         let server_itself = (raw::REDISMODULE_CTX_FLAGS_REPLICATED
             | raw::REDISMODULE_CTX_FLAGS_LOADING

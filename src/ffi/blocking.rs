@@ -37,7 +37,7 @@ pub struct Blocked(*mut raw::RedisModuleBlockedClient);
 // thread-safe context functions take it there, and it is used once (by `finish`).
 unsafe impl Send for Blocked {}
 
-impl Ctx {
+impl<'a> Ctx<'a> {
     /// Whether the calling client may be blocked: not in a transaction or a script, and not
     /// the server itself (replication, AOF loading).
     pub fn may_block(self) -> bool {
@@ -89,7 +89,7 @@ impl Blocked {
             let ctx = api!(RedisModule_GetThreadSafeContext)(self.0);
             api!(RedisModule_ThreadSafeContextLock)(ctx);
             let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(Ctx(ctx))))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(Ctx::new(ctx))))
                     .unwrap_or_else(|_| {
                         count_internal_error();
                         super::log_without_context(
@@ -112,7 +112,7 @@ extern "C" fn reply(
     _argc: c_int,
 ) -> c_int {
     crate::ffi::entry::run_callback("blocked reply", super::OK, || {
-        let ctx = Ctx(ctx);
+        let ctx = Ctx::new(ctx);
         // SAFETY: the private data is the outcome box `finish` handed over; it stays alive
         // until `free` runs after this callback.
         let outcome = unsafe {

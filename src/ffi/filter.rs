@@ -112,7 +112,7 @@ impl FilterCtx {
 static DETACHED: std::sync::atomic::AtomicPtr<raw::RedisModuleCtx> =
     std::sync::atomic::AtomicPtr::new(ptr::null_mut());
 
-impl Ctx {
+impl<'a> Ctx<'a> {
     /// Registers a command filter that skips the module's own calls.
     pub fn register_filter(self, cb: raw::RedisModuleCommandFilterFunc) -> bool {
         // SAFETY: valid context during OnLoad; the detached context lives as long as the

@@ -7,7 +7,7 @@ use redis_module::raw;
 
 use super::{string_bytes, Ctx};
 
-impl Ctx {
+impl<'a> Ctx<'a> {
     /// Creates a container command (such as `ENC.KEYRING`) whose subcommands are added with
     /// [`Ctx::create_subcommand`].
     pub fn create_container(self, name: &str, summary: &std::ffi::CStr) -> Result<(), String> {

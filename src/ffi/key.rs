@@ -8,12 +8,12 @@ use redis_module::raw;
 use super::{string_bytes, Arg, Ctx, KeyType, OwnedString};
 
 /// An open key; closed on drop (which also signals WATCHers of a key opened for writing).
-pub struct Key {
-    pub(super) ctx: Ctx,
+pub struct Key<'a> {
+    pub(super) ctx: Ctx<'a>,
     pub(super) ptr: *mut raw::RedisModuleKey,
 }
 
-impl Key {
+impl<'a> Key<'a> {
     pub fn key_type(&self) -> KeyType {
         if self.ptr.is_null() {
             return KeyType::Empty;
@@ -96,7 +96,7 @@ impl Key {
     }
 
     /// The value of one hash field.
-    pub fn hash_get(&self, field: Arg) -> Option<OwnedString> {
+    pub fn hash_get(&self, field: Arg) -> Option<OwnedString<'a>> {
         let mut value: *mut raw::RedisModuleString = ptr::null_mut();
         // SAFETY: (field, RedisModuleString**) pairs terminated by NULL; the returned string is
         // owned by the caller (no automatic memory management) and freed by OwnedString.
@@ -132,7 +132,7 @@ impl Key {
     }
 }
 
-impl Drop for Key {
+impl Drop for Key<'_> {
     fn drop(&mut self) {
         if !self.ptr.is_null() {
             // SAFETY: the handle was returned by OpenKey and is closed exactly once.
@@ -141,7 +141,7 @@ impl Drop for Key {
     }
 }
 
-impl OwnedString {
+impl OwnedString<'_> {
     pub fn bytes(&self) -> &[u8] {
         string_bytes(self.ptr)
     }

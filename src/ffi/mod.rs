@@ -152,17 +152,25 @@ required_api!(
     RedisModule_UnblockClient,
 );
 
-/// The context of the current command or callback.
+/// The context of the current command or callback, valid while it runs (`'a`), so that safe
+/// code cannot keep it past the call.
 #[derive(Clone, Copy)]
-pub struct Ctx(pub(super) *mut raw::RedisModuleCtx);
+pub struct Ctx<'a>(
+    pub(super) *mut raw::RedisModuleCtx,
+    pub(super) std::marker::PhantomData<&'a raw::RedisModuleCtx>,
+);
 
-/// One command argument: a Redis string owned by the server for the duration of the call.
+/// One command argument: a Redis string owned by the server for the duration of the call
+/// (`'a`), so that safe code cannot keep it past the call.
 #[derive(Clone, Copy)]
-pub struct Arg(pub(super) *mut raw::RedisModuleString);
+pub struct Arg<'a>(
+    pub(super) *mut raw::RedisModuleString,
+    std::marker::PhantomData<&'a raw::RedisModuleString>,
+);
 
-impl Arg {
+impl<'a> Arg<'a> {
     /// The argument's bytes.
-    pub fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &'a [u8] {
         string_bytes(self.0)
     }
 
@@ -170,9 +178,10 @@ impl Arg {
         self.0
     }
 
-    /// Borrows a string this module created as an argument-like handle.
-    pub fn from_owned(s: &OwnedString) -> Arg {
-        Arg(s.ptr)
+    /// Borrows a string this module created as an argument-like handle, for as long as the
+    /// string lives.
+    pub fn from_owned(s: &'a OwnedString) -> Arg<'a> {
+        Arg(s.ptr, std::marker::PhantomData)
     }
 }
 
@@ -192,7 +201,7 @@ fn string_bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
 ///
 /// # Safety
 /// `argv` must point to `argc` valid RedisModuleString pointers, as Redis passes them.
-pub unsafe fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> &'a [Arg] {
+pub unsafe fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> &'a [Arg<'a>] {
     if argv.is_null() || argc <= 0 {
         return &[];
     }
@@ -204,18 +213,18 @@ const _: () =
     assert!(std::mem::size_of::<Arg>() == std::mem::size_of::<*mut raw::RedisModuleString>());
 
 /// A Redis string created by this module; freed on drop.
-pub struct OwnedString {
-    ctx: Ctx,
+pub struct OwnedString<'a> {
+    ctx: Ctx<'a>,
     ptr: *mut raw::RedisModuleString,
 }
 
-impl OwnedString {
+impl OwnedString<'_> {
     pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
         self.ptr
     }
 }
 
-impl Drop for OwnedString {
+impl Drop for OwnedString<'_> {
     fn drop(&mut self) {
         if self.ptr.is_null() {
             return;
@@ -242,10 +251,10 @@ pub enum Level {
     Notice,
 }
 
-impl Ctx {
+impl<'a> Ctx<'a> {
     /// Wraps the context Redis passed to a callback.
-    pub fn new(ctx: *mut raw::RedisModuleCtx) -> Ctx {
-        Ctx(ctx)
+    pub fn new(ctx: *mut raw::RedisModuleCtx) -> Ctx<'a> {
+        Ctx(ctx, std::marker::PhantomData)
     }
 
     /// Writes one line to the Redis log. `msg` must not contain secrets.
@@ -268,7 +277,7 @@ impl Ctx {
     }
 
     /// Creates a Redis string holding a copy of `bytes`.
-    pub fn string(self, bytes: &[u8]) -> OwnedString {
+    pub fn string(self, bytes: &[u8]) -> OwnedString<'a> {
         // SAFETY: `bytes` is valid for its length; Redis copies it.
         let ptr = unsafe {
             api!(RedisModule_CreateString)(self.0, bytes.as_ptr().cast::<c_char>(), bytes.len())
@@ -277,16 +286,16 @@ impl Ctx {
     }
 
     /// Opens a key for reading.
-    pub fn open_read(self, name: Arg) -> Key {
+    pub fn open_read(self, name: Arg) -> Key<'a> {
         self.open(name, raw::REDISMODULE_READ)
     }
 
     /// Opens a key for reading and writing.
-    pub fn open_write(self, name: Arg) -> Key {
+    pub fn open_write(self, name: Arg) -> Key<'a> {
         self.open(name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)
     }
 
-    fn open(self, name: Arg, mode: u32) -> Key {
+    fn open(self, name: Arg, mode: u32) -> Key<'a> {
         // SAFETY: `name` is a live RedisModuleString; the key handle is closed by Key::drop.
         let ptr = unsafe { api!(RedisModule_OpenKey)(self.0, name.0, mode as c_int) };
         Key {

@@ -37,7 +37,7 @@ impl InfoCtx {
     }
 }
 
-impl Ctx {
+impl<'a> Ctx<'a> {
     /// Registers the INFO callback.
     pub fn register_info(self, cb: raw::RedisModuleInfoFunc) -> bool {
         // SAFETY: valid context at load time; `cb` is a 'static function.
@@ -192,7 +192,7 @@ pub(super) unsafe fn set_acl_categories(
     Ok(())
 }
 
-impl Ctx {
+impl<'a> Ctx<'a> {
     /// Registers a string module config `enc.<name>`.
     pub fn register_string_config(
         self,
@@ -338,5 +338,5 @@ pub fn load_bytes(io: *mut raw::RedisModuleIO) -> Vec<u8> {
 
 /// Logs from a callback that has no context (RDB load and save).
 pub fn log_without_context(level: Level, msg: &str) {
-    Ctx(ptr::null_mut()).log(level, msg);
+    Ctx::new(ptr::null_mut()).log(level, msg);
 }

@@ -1,9 +1,8 @@
 //! The one way a sealed value reaches a key and the replicas. `ENC.SET`, `ENC.MSET`,
-//! `ENC.HSETFIELD` and the re-encryption job write strings and hash fields here: everything
-//! that can fail is checked before the stored value is touched, and whatever is written is
-//! replicated, as the plain command that has the same effect (`SET … [PXAT]`, `MSET`, `HSET`,
-//! `PEXPIREAT`). (`ENC.RENAME` and `ENC.COPY` write through the server's own `SET` and `HSET`,
-//! replicated as those.)
+//! `ENC.HSETFIELD`, `ENC.RENAME`, `ENC.COPY` and the re-encryption job write strings and hash
+//! fields here: everything that can fail is checked before the stored value is touched, and
+//! whatever is written is replicated, as the plain command that has the same effect
+//! (`SET … [PXAT]`, `MSET`, `DEL`, `HSET`, `PEXPIREAT`).
 
 use redis_enc_core::envelope::OVERHEAD;
 use redis_enc_core::{Flags, KeyStore, KeyringName, Location};
@@ -31,6 +30,14 @@ pub enum Content<'a> {
     /// An envelope already sealed for this key (the re-encryption job's), written in place.
     /// Not a write a client made: no keyspace notification.
     Resealed(&'a [u8]),
+    /// A value sealed again for this key by `ENC.RENAME` or `ENC.COPY`.
+    Moved(&'a [u8]),
+}
+
+/// A key's content, sealed again for the key it moves to.
+pub enum Moved {
+    String(Vec<u8>),
+    Hash(Vec<FieldValue>),
 }
 
 /// The stored length of an envelope for `plaintext`, or `TooLarge` if Redis cannot hold it.
@@ -66,7 +73,7 @@ pub fn write_string<'a>(
             keys.primary(keyring)?;
             sealed_len(plaintext)?
         }
-        Content::Resealed(sealed) => sealed.len(),
+        Content::Resealed(sealed) | Content::Moved(sealed) => sealed.len(),
     };
     let previous_expiry = key.expire_at();
     let replaces_other_type = !matches!(existing, KeyType::Empty | KeyType::String);
@@ -80,7 +87,7 @@ pub fn write_string<'a>(
         }
         return Err(CmdError::Server("ERR the server refused the write".into()));
     };
-    let by_command = matches!(content, Content::Seal { .. });
+    let by_command = !matches!(content, Content::Resealed(_));
     match content {
         Content::Seal {
             keys,
@@ -94,7 +101,7 @@ pub fn write_string<'a>(
             plaintext,
             buffer,
         )?,
-        Content::Resealed(sealed) => buffer.copy_from_slice(sealed),
+        Content::Resealed(sealed) | Content::Moved(sealed) => buffer.copy_from_slice(sealed),
     }
     let sealed = ctx.string(key.string_value());
     match expiry {
@@ -179,6 +186,41 @@ pub fn write_fields(
     }
     ctx.replicate(c"HSET", &replicated);
     added
+}
+
+/// Puts `moved` at `name`, replacing whatever is there, expiring at `at` (Unix ms) or never:
+/// replicated as `SET … [PXAT]`, or as `DEL`, `HSET` and `PEXPIREAT` for a hash.
+pub fn put_moved(ctx: Ctx, name: Arg, moved: Moved, at: Option<i64>) -> Result<(), CmdError> {
+    let mut key = ctx.open_write(name);
+    let existing = key.key_type();
+    match moved {
+        Moved::String(value) => {
+            let expiry = at.map_or(Expiry::Clear, Expiry::At);
+            let content = Content::Moved(&value);
+            let sealed = write_string(ctx, &mut key, existing, name, content, expiry)?;
+            replicate_string(ctx, &key, name, &sealed, expiry);
+        }
+        Moved::Hash(fields) => {
+            if existing != KeyType::Empty {
+                key.delete();
+                ctx.replicate(c"DEL", &[name.as_ptr()]);
+                ctx.notify(NOTIFY_GENERIC, c"del", name);
+            }
+            let owned: Vec<_> = fields
+                .iter()
+                .map(|(f, v)| (ctx.string(f), ctx.string(v)))
+                .collect();
+            let fields: Vec<_> = owned.iter().map(|(f, v)| (Arg::from_owned(f), v)).collect();
+            write_fields(ctx, &mut key, name, &fields, true);
+            if let Some(at) = at {
+                key.set_expire_at(at);
+                let at = ctx.string(at.to_string().as_bytes());
+                ctx.replicate(c"PEXPIREAT", &[name.as_ptr(), at.as_ptr()]);
+                ctx.notify(NOTIFY_GENERIC, c"expire", name);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Gives a key written without a time to live the PHI default one (`expiry`, when it is

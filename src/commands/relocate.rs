@@ -20,13 +20,7 @@ use crate::setopts::Expiry;
 use crate::settings;
 use crate::state::{self, State};
 use crate::stats;
-use crate::store::{all_fields, FieldValue};
-
-/// A key's content, re-sealed for its destination.
-enum Moved {
-    String(Vec<u8>),
-    Hash(Vec<FieldValue>),
-}
+use crate::store::{self, all_fields, Moved};
 
 /// What the source key holds.
 enum Source {
@@ -192,36 +186,14 @@ fn write(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Result<(), CmdError> {
 
 /// Writes `moved` at `dst`, replacing what is there, with its expiry: the source's, or for
 /// PHI the one the bounds give (`KEEPTTL` of the source's).
-fn store(ctx: Ctx, src: Arg, dst: &[u8], moved: Moved, expiry: Expiry) -> Result<(), CmdError> {
+fn store(ctx: Ctx, src: Arg, dst: Arg, moved: Moved, expiry: Expiry) -> Result<(), CmdError> {
     let at = match expiry {
         Expiry::At(at) => Some(at),
         Expiry::In(ms) => Some(crate::clock::now_ms() + ms),
         Expiry::Keep => ctx.open_read(src).expire_at(),
         Expiry::Clear => None,
     };
-    match moved {
-        Moved::String(value) => match at {
-            Some(at) => write(
-                ctx,
-                c"SET",
-                &[dst, &value, b"PXAT", at.to_string().as_bytes()],
-            ),
-            None => write(ctx, c"SET", &[dst, &value]),
-        },
-        Moved::Hash(fields) => {
-            write(ctx, c"DEL", &[dst])?;
-            let mut args: Vec<&[u8]> = vec![dst];
-            for (f, v) in &fields {
-                args.push(f);
-                args.push(v);
-            }
-            write(ctx, c"HSET", &args)?;
-            match at {
-                Some(at) => write(ctx, c"PEXPIREAT", &[dst, at.to_string().as_bytes()]),
-                None => Ok(()),
-            }
-        }
-    }
+    store::put_moved(ctx, dst, moved, at)
 }
 
 /// `ENC.RENAME key newkey`
@@ -241,13 +213,7 @@ pub fn rename(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Source::Missing => return Err(CmdError::NoSuchKey),
         Source::Other => write(ctx, c"RENAME", &[src.bytes(), dst.bytes()])?,
         Source::Resealed(moved, expiry) => {
-            store(
-                ctx,
-                src,
-                dst.bytes(),
-                moved,
-                expiry.unwrap_or(Expiry::Clear),
-            )?;
+            store(ctx, src, dst, moved, expiry.unwrap_or(Expiry::Clear))?;
             write(ctx, c"DEL", &[src.bytes()])?;
         }
     }
@@ -288,13 +254,9 @@ pub fn copy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             }
             write(ctx, c"COPY", &call)?;
         }
-        Source::Resealed(moved, expiry) => store(
-            ctx,
-            src,
-            dst.bytes(),
-            moved,
-            expiry.unwrap_or(Expiry::Clear),
-        )?,
+        Source::Resealed(moved, expiry) => {
+            store(ctx, src, dst, moved, expiry.unwrap_or(Expiry::Clear))?;
+        }
     }
     ctx.reply_int(1);
     Ok(())

@@ -209,7 +209,7 @@ impl DataKey {
     /// The key's check value (FORMAT.md §2.3): 16 bytes of HMAC-SHA256 under the key, as hex.
     /// It commits to the key without revealing it, so a key unwrapped later can be recognised.
     pub fn check(&self) -> String {
-        use hmac::{Hmac, Mac};
+        use hmac::{Hmac, KeyInit, Mac};
         // HMAC takes keys of any length.
         let mut mac = Hmac::<Sha256>::new_from_slice(self.bytes()).expect("any key length");
         mac.update(b"redis-enc key check v1");

@@ -4,16 +4,20 @@
 //! means the server was set not to compute one (`rdbchecksum no`); the opcode is still checked.
 //! A backup of a truncated or foreign stream would otherwise be reported intact, and restored.
 
-use crc::{Crc, Digest, CRC_64_REDIS};
+use crc::{Crc, Digest, Table, CRC_64_REDIS};
 
-static CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_REDIS);
+/// Slice-by-16 tables: about five times the byte-at-a-time table's speed, so that checking a
+/// backup's RDB costs less than decrypting it.
+type Tables = Table<16>;
+
+static CRC64: Crc<u64, Tables> = Crc::<u64, Tables>::new(&CRC_64_REDIS);
 
 /// The length of the checksum at the end.
 const CHECKSUM: usize = 8;
 
 /// An RDB file, fed in pieces.
 pub struct RdbCheck {
-    digest: Digest<'static, u64>,
+    digest: Digest<'static, u64, Tables>,
     head: Vec<u8>,
     /// The last bytes seen, not yet in the digest (the checksum, at the end).
     held: Vec<u8>,

@@ -5,7 +5,7 @@
 //! (`SET … [PXAT]`, `MSET`, `DEL`, `HSET`, `PEXPIREAT`).
 
 use redis_enc_core::envelope::OVERHEAD;
-use redis_enc_core::{Flags, KeyStore, KeyringName, Location};
+use redis_enc_core::{DataKey, Flags, Location};
 
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, Key, KeyType, OwnedString};
@@ -22,8 +22,8 @@ const NOTIFY_HASH: i32 = redis_module::raw::REDISMODULE_NOTIFY_HASH;
 pub enum Content<'a> {
     /// A command's value, sealed straight into the key (no intermediate copy).
     Seal {
-        keys: &'a KeyStore,
-        keyring: &'a KeyringName,
+        /// The primary key of the value's keyring.
+        key: &'a DataKey,
         flags: Flags,
         plaintext: &'a [u8],
     },
@@ -61,18 +61,10 @@ pub fn write_string<'a>(
     content: Content<'_>,
     expiry: Expiry,
 ) -> Result<OwnedString<'a>, CmdError> {
-    // Everything that can fail is checked before the stored value is touched: the keyring
-    // must have a usable primary key, and the envelope must fit in a Redis string.
+    // Everything that can fail is checked before the stored value is touched: the envelope
+    // must fit in a Redis string (the caller found the keyring's primary key).
     let len = match &content {
-        Content::Seal {
-            keys,
-            keyring,
-            plaintext,
-            ..
-        } => {
-            keys.primary(keyring)?;
-            sealed_len(plaintext)?
-        }
+        Content::Seal { plaintext, .. } => sealed_len(plaintext)?,
         Content::Resealed(sealed) | Content::Moved(sealed) => sealed.len(),
     };
     let previous_expiry = key.expire_at();
@@ -90,12 +82,11 @@ pub fn write_string<'a>(
     let by_command = !matches!(content, Content::Resealed(_));
     match content {
         Content::Seal {
-            keys,
-            keyring,
+            key: data_key,
             flags,
             plaintext,
         } => redis_enc_core::envelope::seal_into(
-            keys.primary(keyring)?,
+            data_key,
             flags,
             &Location::Value { key: name.bytes() },
             plaintext,

@@ -71,8 +71,7 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                 .or_else(|| settings::keyring_for(name.bytes()))
                 .unwrap_or_else(KeyringName::default_name);
             let content = Content::Seal {
-                keys: &state.keys,
-                keyring: &keyring,
+                key: state.keys.primary(&keyring)?,
                 flags: Flags { phi: phi_write },
                 plaintext: args[2].bytes(),
             };
@@ -186,8 +185,7 @@ pub fn mset(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             let mut key = ctx.open_write(kv[0]);
             let existing = key.key_type();
             let content = Content::Seal {
-                keys: &s.keys,
-                keyring,
+                key: s.keys.primary(keyring)?,
                 // PHI keys, and only they, have an expiry to apply.
                 flags: Flags {
                     phi: phi_expiry.is_some(),

@@ -95,8 +95,8 @@ impl<'a> Ctx<'a> {
         privdata: *mut c_void,
     ) -> Result<(), String> {
         let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
-        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` points to a
-        // 'static value the callbacks know the type of.
+        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` is an index
+        // the callbacks look up, never dereferenced.
         let status = unsafe {
             api!(RedisModule_RegisterBoolConfig)(
                 self.0,
@@ -236,8 +236,8 @@ impl<'a> Ctx<'a> {
         privdata: *mut c_void,
     ) -> Result<(), String> {
         let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
-        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` points to a
-        // 'static value the callbacks know the type of.
+        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` is an index
+        // the callbacks look up, never dereferenced.
         let status = unsafe {
             api!(RedisModule_RegisterNumericConfig)(
                 self.0,

@@ -23,8 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::rdb::RdbCheck;
-use xaes_256_gcm::aead::KeyInit;
-use xaes_256_gcm::Xaes256Gcm;
+use crate::xaes::XaesAead;
 
 use crate::error::Error;
 use crate::key::{DataKey, KeyId, KeyVersion, KeyringId, KEY_LEN};
@@ -153,7 +152,7 @@ fn backup_context_name() -> KeyringName {
 /// Writes a backup as data streams in; call [`BackupWriter::finish`] at the end.
 pub struct BackupWriter<W: Write> {
     out: W,
-    encryptor: Option<EncryptorBE32<Xaes256Gcm>>,
+    encryptor: Option<EncryptorBE32<XaesAead>>,
     aad: [u8; 32],
     /// Plaintext not yet sealed: always less than one chunk between calls.
     buffer: Vec<u8>,
@@ -296,9 +295,8 @@ impl<W: Write> Write for BackupWriter<W> {
     }
 }
 
-fn cipher(key: &DataKey) -> Xaes256Gcm {
-    // A 32-byte key is always valid.
-    Xaes256Gcm::new_from_slice(key.bytes()).expect("32-byte key")
+fn cipher(key: &DataKey) -> XaesAead {
+    XaesAead::new(key.bytes())
 }
 
 #[cfg(test)]

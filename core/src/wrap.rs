@@ -5,14 +5,14 @@
 //! wrapped key cannot be swapped for another one. Remote KMS providers wrap the same 32 bytes
 //! with their own API; the [`Wrapper`] trait is what the keyring sees.
 
+use aead::{inout::InOutBuf, AeadInOut};
 use rand::RngCore;
-use xaes_256_gcm::aead::{inout::InOutBuf, AeadInOut, KeyInit};
-use xaes_256_gcm::Xaes256Gcm;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::key::{DataKey, KeyId, MasterKey, KEY_LEN};
 use crate::keyring::KeyringName;
+use crate::xaes::XaesAead;
 
 /// What a wrapped key is bound to.
 pub struct WrapContext<'a> {
@@ -82,8 +82,7 @@ impl Wrapper for MasterKey {
     }
 
     fn wrap(&self, key: &DataKey, context: &WrapContext<'_>) -> Result<Vec<u8>, Error> {
-        let kek = Xaes256Gcm::new_from_slice(self.derive_wrapping_key().as_ref())
-            .map_err(|_| Error::DecryptFailed)?;
+        let kek = XaesAead::new(&self.derive_wrapping_key());
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut out = Vec::with_capacity(LOCAL_WRAPPED_LEN);
@@ -104,8 +103,7 @@ impl Wrapper for MasterKey {
         if wrapped.len() != LOCAL_WRAPPED_LEN {
             return Err(Error::DecryptFailed);
         }
-        let kek = Xaes256Gcm::new_from_slice(self.derive_wrapping_key().as_ref())
-            .map_err(|_| Error::DecryptFailed)?;
+        let kek = XaesAead::new(&self.derive_wrapping_key());
         let (nonce, rest) = wrapped.split_at(NONCE_LEN);
         let (ciphertext, tag) = rest.split_at(KEY_LEN);
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::DecryptFailed)?;

@@ -14,7 +14,8 @@
 //!   keys that opened a value, so values sealed in one run open without deriving again.
 //!
 //! The envelopes are ordinary XAES-256-GCM: any implementation opens them, and this one opens
-//! envelopes whose nonces are fully random.
+//! envelopes whose nonces are fully random. The same implementation, behind the RustCrypto
+//! `aead` traits ([`XaesAead`]), wraps data keys and seals backup files.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -192,17 +193,7 @@ impl Xaes {
         tag: &[u8; 16],
     ) -> Result<(), Failed> {
         let prefix = prefix_of(nonce);
-        let cached = {
-            let mut cache = self.lock();
-            match &cache.sealing {
-                Some(s) if &s.prefix == prefix => Some(Arc::clone(&s.key)),
-                _ => cache.keys.iter().position(|(p, _)| p == prefix).map(|i| {
-                    cache.keys[..=i].rotate_right(1);
-                    Arc::clone(&cache.keys[0].1)
-                }),
-            }
-        };
-        if let Some(key) = cached {
+        if let Some(key) = self.cached(prefix) {
             return key
                 .open_in_place(gcm_nonce(nonce), aad, in_out, tag)
                 .map_err(|_| Failed);
@@ -211,13 +202,50 @@ impl Xaes {
         let opened = key
             .open_in_place(gcm_nonce(nonce), aad, in_out, tag)
             .map_err(|_| Failed);
-        let mut cache = self.lock();
-        cache.derived += 1;
+        self.lock().derived += 1;
         if opened.is_ok() {
-            cache.keys.insert(0, (*prefix, key));
-            cache.keys.truncate(CACHED_PREFIXES);
+            self.remember(prefix, key);
         }
         opened
+    }
+
+    /// Encrypts `in_out` in place under a nonce the caller chose; returns the tag. Only for
+    /// the constructions that number their messages themselves under a key of their own (a
+    /// wrapped key, a backup file's STREAM), never for a data key's envelopes.
+    fn seal_at(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; 16], Failed> {
+        let prefix = prefix_of(nonce);
+        let key = self.cached(prefix).unwrap_or_else(|| {
+            let key = self.derive(prefix);
+            self.lock().derived += 1;
+            self.remember(prefix, Arc::clone(&key));
+            key
+        });
+        key.seal_in_place(gcm_nonce(nonce), aad, in_out)
+            .map_err(|_| Failed)
+    }
+
+    /// The derived key kept for `prefix`, moved to the front of the cache.
+    fn cached(&self, prefix: &Prefix) -> Option<Arc<Aes256GcmKey>> {
+        let mut cache = self.lock();
+        match &cache.sealing {
+            Some(s) if &s.prefix == prefix => Some(Arc::clone(&s.key)),
+            _ => cache.keys.iter().position(|(p, _)| p == prefix).map(|i| {
+                cache.keys[..=i].rotate_right(1);
+                Arc::clone(&cache.keys[0].1)
+            }),
+        }
+    }
+
+    /// Keeps the derived key for `prefix`, pushing out the least recently used.
+    fn remember(&self, prefix: &Prefix, key: Arc<Aes256GcmKey>) {
+        let mut cache = self.lock();
+        cache.keys.insert(0, (*prefix, key));
+        cache.keys.truncate(CACHED_PREFIXES);
     }
 
     /// How many keys have been derived so far (each a cache miss, or a new sealing prefix).
@@ -225,6 +253,9 @@ impl Xaes {
         self.lock().derived
     }
 }
+
+mod aead;
+pub(crate) use aead::XaesAead;
 
 #[cfg(test)]
 mod tests;

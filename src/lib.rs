@@ -18,6 +18,10 @@
 
 #![deny(unsafe_code)]
 
+/// Every block the module frees is wiped first: no key material survives in freed memory.
+#[global_allocator]
+static ALLOCATOR: ffi::wipe::Wiping = ffi::wipe::Wiping;
+
 mod acl_log;
 mod audit;
 mod clock;

@@ -286,6 +286,7 @@ mod filter;
 mod jobs;
 mod key;
 mod register;
+pub mod wipe;
 
 pub use acl::{add_acl_category, note_script_caller, now_ms, AclCheck, Caller, Denial, Transport};
 pub use blocking::{Blocked, Outcome};

@@ -145,50 +145,135 @@ impl CmdError {
 
     /// Whether this error is a stored value that failed to open.
     pub fn is_open_failure(&self) -> bool {
-        matches!(
-            self.kind(),
-            "not_envelope"
-                | "decrypt_failed"
-                | "unknown_key"
-                | "unsupported_format"
-                | "retired_or_destroyed"
-                | "key_unavailable"
-        )
+        self.kind().is_open_failure()
     }
 
-    /// A short name for the `INFO enc` error counters.
-    pub fn kind(&self) -> &'static str {
+    /// What kind of failure this is, for the `INFO enc` error counters.
+    pub fn kind(&self) -> ErrorKind {
         match self {
             CmdError::WrongArity(_)
             | CmdError::Syntax
             | CmdError::NotInteger
-            | CmdError::InvalidExpire(_) => "syntax",
-            CmdError::WrongType => "wrongtype",
-            CmdError::NoSuchKey => "nokey",
+            | CmdError::InvalidExpire(_) => ErrorKind::Syntax,
+            CmdError::WrongType => ErrorKind::WrongType,
+            CmdError::NoSuchKey => ErrorKind::NoKey,
             CmdError::NoReadPermission
             | CmdError::PhiDenied(_)
             | CmdError::AclCommand(_)
-            | CmdError::AclKey => "noperm",
-            CmdError::Guard(_) => "guard",
-            CmdError::PhiNeedsTls => "phi_tls",
-            CmdError::PhiTtl(..) => "phi_ttl",
-            CmdError::PhiOutsidePatterns => "phi_placement",
-            CmdError::AuditUnavailable => "audit_unavailable",
-            CmdError::Server(_) | CmdError::NotReady | CmdError::NeedsForce => "server",
-            CmdError::Core(CoreError::Kms(_) | CoreError::KmsUnavailable(_))
-            | CmdError::NoKeyringYet(_) => "kms",
-            CmdError::Core(e) => match e {
-                CoreError::NotAnEnvelope => "not_envelope",
-                CoreError::DecryptFailed => "decrypt_failed",
-                CoreError::UnknownKey { .. } => "unknown_key",
-                CoreError::KeyRetired { .. }
-                | CoreError::KeyDestroyed { .. }
-                | CoreError::KeyringDestroyed(_) => "retired_or_destroyed",
-                CoreError::KeyUnavailable { .. } => "key_unavailable",
-                CoreError::UnsupportedFormat(_) => "unsupported_format",
-                _ => "other",
-            },
+            | CmdError::AclKey => ErrorKind::NoPerm,
+            CmdError::Guard(_) => ErrorKind::Guard,
+            CmdError::PhiNeedsTls => ErrorKind::PhiTls,
+            CmdError::PhiTtl(..) => ErrorKind::PhiTtl,
+            CmdError::PhiOutsidePatterns => ErrorKind::PhiPlacement,
+            CmdError::AuditUnavailable => ErrorKind::AuditUnavailable,
+            CmdError::Server(_) | CmdError::NotReady | CmdError::NeedsForce => ErrorKind::Server,
+            CmdError::NoKeyringYet(_) => ErrorKind::Kms,
+            CmdError::Core(e) => core_kind(e),
         }
+    }
+}
+
+/// The kinds of failure `INFO enc` counts, each under its name (`errors_<name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Syntax,
+    WrongType,
+    NoKey,
+    NoPerm,
+    Server,
+    NotEnvelope,
+    DecryptFailed,
+    UnknownKey,
+    UnsupportedFormat,
+    RetiredOrDestroyed,
+    KeyUnavailable,
+    Kms,
+    PhiTtl,
+    PhiPlacement,
+    PhiTls,
+    Guard,
+    AuditUnavailable,
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order `INFO enc` lists them.
+    pub const ALL: [ErrorKind; 18] = [
+        ErrorKind::Syntax,
+        ErrorKind::WrongType,
+        ErrorKind::NoKey,
+        ErrorKind::NoPerm,
+        ErrorKind::Server,
+        ErrorKind::NotEnvelope,
+        ErrorKind::DecryptFailed,
+        ErrorKind::UnknownKey,
+        ErrorKind::UnsupportedFormat,
+        ErrorKind::RetiredOrDestroyed,
+        ErrorKind::KeyUnavailable,
+        ErrorKind::Kms,
+        ErrorKind::PhiTtl,
+        ErrorKind::PhiPlacement,
+        ErrorKind::PhiTls,
+        ErrorKind::Guard,
+        ErrorKind::AuditUnavailable,
+        ErrorKind::Other,
+    ];
+
+    /// The name `INFO enc` counts the kind under.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::WrongType => "wrongtype",
+            ErrorKind::NoKey => "nokey",
+            ErrorKind::NoPerm => "noperm",
+            ErrorKind::Server => "server",
+            ErrorKind::NotEnvelope => "not_envelope",
+            ErrorKind::DecryptFailed => "decrypt_failed",
+            ErrorKind::UnknownKey => "unknown_key",
+            ErrorKind::UnsupportedFormat => "unsupported_format",
+            ErrorKind::RetiredOrDestroyed => "retired_or_destroyed",
+            ErrorKind::KeyUnavailable => "key_unavailable",
+            ErrorKind::Kms => "kms",
+            ErrorKind::PhiTtl => "phi_ttl",
+            ErrorKind::PhiPlacement => "phi_placement",
+            ErrorKind::PhiTls => "phi_tls",
+            ErrorKind::Guard => "guard",
+            ErrorKind::AuditUnavailable => "audit_unavailable",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// The kind's place in [`ErrorKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether a stored value failed to open.
+    pub fn is_open_failure(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NotEnvelope
+                | ErrorKind::DecryptFailed
+                | ErrorKind::UnknownKey
+                | ErrorKind::UnsupportedFormat
+                | ErrorKind::RetiredOrDestroyed
+                | ErrorKind::KeyUnavailable
+        )
+    }
+}
+
+fn core_kind(e: &CoreError) -> ErrorKind {
+    match e {
+        CoreError::Kms(_) | CoreError::KmsUnavailable(_) => ErrorKind::Kms,
+        CoreError::NotAnEnvelope => ErrorKind::NotEnvelope,
+        CoreError::DecryptFailed => ErrorKind::DecryptFailed,
+        CoreError::UnknownKey { .. } => ErrorKind::UnknownKey,
+        CoreError::KeyRetired { .. }
+        | CoreError::KeyDestroyed { .. }
+        | CoreError::KeyringDestroyed(_) => ErrorKind::RetiredOrDestroyed,
+        CoreError::KeyUnavailable { .. } => ErrorKind::KeyUnavailable,
+        CoreError::UnsupportedFormat(_) => ErrorKind::UnsupportedFormat,
+        _ => ErrorKind::Other,
     }
 }
 
@@ -318,6 +403,13 @@ mod tests {
             let text = e.reply_text();
             let code = text.split(' ').next().unwrap();
             assert!(["ERR", "WRONGTYPE", "NOPERM"].contains(&code), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_kind_sits_at_its_own_index() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
         }
     }
 }

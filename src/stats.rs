@@ -3,35 +3,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::error::CmdError;
+use crate::error::{CmdError, ErrorKind};
 
 static SEALED: AtomicU64 = AtomicU64::new(0);
 static OPENED: AtomicU64 = AtomicU64::new(0);
 static OPEN_FAILURES: AtomicU64 = AtomicU64::new(0);
 static PLAINTEXT_READS: AtomicU64 = AtomicU64::new(0);
 
-/// Error kinds counted, by the name [`CmdError::kind`] gives them.
-const ERROR_KINDS: [&str; 18] = [
-    "syntax",
-    "wrongtype",
-    "nokey",
-    "noperm",
-    "server",
-    "not_envelope",
-    "decrypt_failed",
-    "unknown_key",
-    "unsupported_format",
-    "retired_or_destroyed",
-    "key_unavailable",
-    "kms",
-    "phi_ttl",
-    "phi_placement",
-    "phi_tls",
-    "guard",
-    "audit_unavailable",
-    "other",
-];
-static ERRORS: [AtomicU64; ERROR_KINDS.len()] = [const { AtomicU64::new(0) }; ERROR_KINDS.len()];
+/// Errors counted by kind, at [`ErrorKind::index`].
+static ERRORS: [AtomicU64; ErrorKind::ALL.len()] =
+    [const { AtomicU64::new(0) }; ErrorKind::ALL.len()];
 
 pub fn count_sealed(n: u64) {
     SEALED.fetch_add(n, Relaxed);
@@ -53,9 +34,7 @@ pub fn count_error(e: &CmdError) {
     if e.is_open_failure() {
         OPEN_FAILURES.fetch_add(1, Relaxed);
     }
-    if let Some(i) = ERROR_KINDS.iter().position(|k| *k == e.kind()) {
-        ERRORS[i].fetch_add(1, Relaxed);
-    }
+    ERRORS[e.kind().index()].fetch_add(1, Relaxed);
 }
 
 /// The counters at one moment.
@@ -76,10 +55,10 @@ pub fn snapshot() -> Snapshot {
         open_failures: OPEN_FAILURES.load(Relaxed),
         plaintext_reads: PLAINTEXT_READS.load(Relaxed),
         internal_errors: crate::ffi::entry::internal_errors(),
-        errors: ERROR_KINDS
+        errors: ErrorKind::ALL
             .iter()
             .zip(ERRORS.iter())
-            .map(|(kind, count)| (*kind, count.load(Relaxed)))
+            .map(|(kind, count)| (kind.name(), count.load(Relaxed)))
             .collect(),
     }
 }

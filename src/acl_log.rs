@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::audit::{self, Access};
-use crate::ffi::entry::run_callback;
-use crate::ffi::{Caller, Ctx, Reply};
+use crate::ffi::{Caller, Ctx, Reply, Timer};
 use crate::settings;
 
 /// How often `ACL LOG` is read, in milliseconds.
@@ -28,16 +27,17 @@ static LAST_ID: Mutex<Option<i64>> = Mutex::new(None);
 /// log is empty, and a module loaded later records the denials the server kept from before.
 pub fn start(ctx: Ctx) {
     *SEEN.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
-    ctx.start_timer(PERIOD_MS, Some(on_timer));
+    ctx.start_timer(PERIOD_MS, &READ);
 }
 
-extern "C" fn on_timer(ctx: *mut redis_module::raw::RedisModuleCtx, _: *mut std::ffi::c_void) {
-    run_callback("ACL LOG reading", (), || {
-        let ctx = Ctx::new(ctx);
+/// Reads the log every [`PERIOD_MS`].
+static READ: Timer = Timer {
+    name: "ACL LOG reading",
+    run: |ctx| {
         poll(ctx);
-        ctx.start_timer(PERIOD_MS, Some(on_timer));
-    });
-}
+        ctx.start_timer(PERIOD_MS, &READ);
+    },
+};
 
 fn poll(ctx: Ctx) {
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
@@ -45,7 +45,7 @@ fn poll(ctx: Ctx) {
     // the denials from then on, not the old ones.
     let recording = audit::enabled();
     let log = ctx.string(b"LOG");
-    let Reply::Array(entries) = ctx.call(c"ACL", c"", &[log.as_ptr()]).read() else {
+    let Reply::Array(entries) = ctx.call(c"ACL", c"", &[log.arg()]).read() else {
         return;
     };
     let identities: Vec<Vec<u8>> = entries.iter().map(identity).collect();

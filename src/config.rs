@@ -6,14 +6,10 @@
 //! reach and the server configuration file may set. No config carries key material: Redis 7.0
 //! to 7.4 show module config values in SLOWLOG even when marked sensitive.
 
-use std::ffi::{c_char, c_int, c_longlong, c_void};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use redis_module::raw;
-
-use crate::ffi::entry::run_callback;
-use crate::ffi::{self, Ctx, HeldString};
+use crate::ffi::{ConfigKind, Ctx};
 use crate::settings::{
     keyring_rules, parse_keyring_patterns, parse_phi_patterns, ALLOW_PLAINTEXT_READ,
     AUDIT_FAIL_CLOSED, AUDIT_HASH_KEYS, AUDIT_LOG, PHI_GUARD, PHI_REQUIRE_TLS, PHI_TTL_DEFAULT,
@@ -21,10 +17,7 @@ use crate::settings::{
 };
 
 mod callbacks;
-use callbacks::{
-    get_bool, get_number, get_text, set_bool, set_bool_value, set_number, set_number_value,
-    set_text, set_text_value,
-};
+use callbacks::{set_bool_value, set_number_value, set_text_value, HOOKS};
 
 fn set_audit_log(text: &str) -> Result<(), String> {
     crate::audit::open(text)?;
@@ -154,8 +147,8 @@ static CONFIGS: [Config; 11] = [
     },
 ];
 
-/// The current text of each text config, kept as Redis strings for `CONFIG GET`.
-static TEXT_VALUES: Mutex<Vec<(&'static str, HeldString)>> = Mutex::new(Vec::new());
+/// The current text of each text config.
+static TEXT_VALUES: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());
 
 fn find(name: &str) -> Option<&'static Config> {
     CONFIGS.iter().find(|c| c.name == name)
@@ -246,25 +239,11 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
             .iter()
             .find(|(name, _)| name == config.name)
             .map(|(_, v)| v.as_str());
-        // The callbacks get the config's index in CONFIGS, never a pointer to follow.
-        let privdata = std::ptr::without_provenance_mut::<c_void>(index);
-        let flags = if config.policy {
-            raw::REDISMODULE_CONFIG_PROTECTED
-        } else {
-            raw::REDISMODULE_CONFIG_DEFAULT
-        } as c_int;
-        match config.kind {
+        let kind = match config.kind {
             Kind::Bool { value, default } => {
                 let initial = given.and_then(parse_bool).unwrap_or(default);
                 value.store(initial, Relaxed);
-                ctx.register_bool_config(
-                    config.name,
-                    initial,
-                    flags,
-                    Some(get_bool),
-                    Some(set_bool),
-                    privdata,
-                )?;
+                ConfigKind::Bool(initial)
             }
             Kind::Number {
                 value,
@@ -273,29 +252,17 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
             } => {
                 let initial = given.and_then(|v| v.parse().ok()).unwrap_or(default);
                 value.store(initial, Relaxed);
-                ctx.register_numeric_config(
-                    config.name,
-                    (initial, max),
-                    flags,
-                    Some(get_number),
-                    Some(set_number),
-                    privdata,
-                )?;
+                ConfigKind::Number(initial, max)
             }
             Kind::Text { default, apply } => {
                 let initial = given.unwrap_or(default);
                 apply(initial).map_err(|e| format!("{}: {e}", config.name))?;
                 remember_text(config.name, initial);
-                ctx.register_string_config(
-                    config.name,
-                    initial,
-                    flags,
-                    Some(get_text),
-                    Some(set_text),
-                    privdata,
-                )?;
+                ConfigKind::Text(initial)
             }
-        }
+        };
+        // The callbacks get the config's index in CONFIGS.
+        ctx.register_config(config.name, index, config.policy, kind, &HOOKS)?;
     }
     if !ctx.load_configs() {
         return Err("the server refused the enc.* configuration".into());
@@ -306,13 +273,13 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
 fn remember_text(name: &'static str, text: &str) {
     let mut values = TEXT_VALUES.lock().unwrap_or_else(|p| p.into_inner());
     values.retain(|(n, _)| *n != name);
-    values.push((name, HeldString::new(text.as_bytes())));
+    values.push((name, text.to_owned()));
 }
 
-/// The config a callback is for: `privdata` carries its index in CONFIGS. An index Redis
-/// could not have been given falls back to the first config's type check, which refuses it.
-fn config_of(privdata: *mut c_void) -> &'static Config {
-    CONFIGS.get(privdata.addr()).unwrap_or(&CONFIGS[0])
+/// The config a callback is for, by its index in CONFIGS. An index Redis could not have been
+/// given falls back to the first config's type check, which refuses it.
+fn config_of(index: usize) -> &'static Config {
+    CONFIGS.get(index).unwrap_or(&CONFIGS[0])
 }
 
 fn changed(name: &str, value: &str) {
@@ -365,7 +332,7 @@ pub fn value_of(name: &[u8]) -> Option<String> {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|(n, _)| *n == config.name)
-            .map(|(_, v)| String::from_utf8_lossy(v.bytes()).into_owned())
+            .map(|(_, v)| v.clone())
             .unwrap_or_default(),
     })
 }

@@ -26,7 +26,6 @@ use redis_enc_core::Location;
 use crate::audit::{self, Access};
 use crate::config;
 use crate::error::CmdError;
-use crate::ffi::entry::run_callback;
 use crate::ffi::{self, Arg, Ctx, Denial, FilterCtx};
 use crate::phi;
 use crate::setopts::{parse_getex, parse_i64, Expiry, SetOptions};
@@ -63,51 +62,48 @@ enum Verdict {
 }
 
 /// The command filter.
-pub extern "C" fn filter(fctx: *mut redis_module::raw::RedisModuleCommandFilterCtx) {
-    run_callback("command filter", (), || {
-        let f = FilterCtx::new(fctx);
-        let name = f.arg(0);
-        if runs_scripts(name) {
-            if let Some(id) = f.client_id() {
-                ffi::note_script_caller(id);
+pub fn filter(f: &mut FilterCtx) {
+    let name = f.arg(0);
+    if runs_scripts(name) {
+        if let Some(id) = f.client_id() {
+            ffi::note_script_caller(id);
+        }
+    }
+    if sets_policy(f, name) {
+        // Made by ENC._CONFIG, which knows who asks (a config callback does not).
+        f.replace(0, b"ENC._CONFIG");
+        return;
+    }
+    if !phi::guard_active() {
+        return;
+    }
+    if IS_REPLICA.load(Ordering::Relaxed) || LOADING.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some((shape, arity)) = shape(name) else {
+        return;
+    };
+    if !arity_ok(f.argc(), arity) {
+        return;
+    }
+    match check(f, shape, crate::clock::now_ms()) {
+        Verdict::Pass => {}
+        Verdict::AppendPx(ms) => {
+            let at = f.argc();
+            f.insert(at, b"PX");
+            f.insert(at + 1, ms.to_string().as_bytes());
+        }
+        Verdict::RestoreTtl(ttl) => f.replace(2, ttl.to_string().as_bytes()),
+        Verdict::Refuse(refusal) => {
+            // A sender who may not run the command gets the server's own NOPERM.
+            if f.sender_may_run() == Some(false) {
+                return;
             }
+            f.insert(0, b"ENC._REFUSED");
+            f.insert(1, refusal.code());
+            f.insert(2, token().as_bytes());
         }
-        if sets_policy(&f, name) {
-            // Made by ENC._CONFIG, which knows who asks (a config callback does not).
-            f.replace(0, b"ENC._CONFIG");
-            return;
-        }
-        if !phi::guard_active() {
-            return;
-        }
-        if IS_REPLICA.load(Ordering::Relaxed) || LOADING.load(Ordering::Relaxed) {
-            return;
-        }
-        let Some((shape, arity)) = shape(name) else {
-            return;
-        };
-        if !arity_ok(f.argc(), arity) {
-            return;
-        }
-        match check(&f, shape, crate::clock::now_ms()) {
-            Verdict::Pass => {}
-            Verdict::AppendPx(ms) => {
-                let at = f.argc();
-                f.insert(at, b"PX");
-                f.insert(at + 1, ms.to_string().as_bytes());
-            }
-            Verdict::RestoreTtl(ttl) => f.replace(2, ttl.to_string().as_bytes()),
-            Verdict::Refuse(refusal) => {
-                // A sender who may not run the command gets the server's own NOPERM.
-                if f.sender_may_run() == Some(false) {
-                    return;
-                }
-                f.insert(0, b"ENC._REFUSED");
-                f.insert(1, refusal.code());
-                f.insert(2, token().as_bytes());
-            }
-        }
-    });
+    }
 }
 
 /// The token the filter puts in the refusals it makes, so that `ENC._REFUSED` called by a
@@ -366,36 +362,22 @@ fn dump_holds_envelope(payload: &[u8], key: &[u8]) -> bool {
 }
 
 /// Server event: replication role changed.
-pub extern "C" fn on_role_change(
-    _ctx: *mut redis_module::raw::RedisModuleCtx,
-    _event: redis_module::raw::RedisModuleEvent,
-    subevent: u64,
-    _data: *mut std::ffi::c_void,
-) {
-    run_callback("role change", (), || {
-        set_replica(subevent == redis_module::raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_REPLICA);
-    });
+pub fn on_role_change(_ctx: Ctx, subevent: u64) {
+    set_replica(subevent == redis_module::raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_REPLICA);
 }
 
 /// Server event: loading started or ended.
-pub extern "C" fn on_loading(
-    _ctx: *mut redis_module::raw::RedisModuleCtx,
-    _event: redis_module::raw::RedisModuleEvent,
-    subevent: u64,
-    _data: *mut std::ffi::c_void,
-) {
-    run_callback("loading", (), || {
-        use redis_module::raw::{
-            REDISMODULE_SUBEVENT_LOADING_AOF_START, REDISMODULE_SUBEVENT_LOADING_RDB_START,
-            REDISMODULE_SUBEVENT_LOADING_REPL_START,
-        };
-        set_loading(matches!(
-            subevent,
-            REDISMODULE_SUBEVENT_LOADING_RDB_START
-                | REDISMODULE_SUBEVENT_LOADING_AOF_START
-                | REDISMODULE_SUBEVENT_LOADING_REPL_START
-        ));
-    });
+pub fn on_loading(_ctx: Ctx, subevent: u64) {
+    use redis_module::raw::{
+        REDISMODULE_SUBEVENT_LOADING_AOF_START, REDISMODULE_SUBEVENT_LOADING_RDB_START,
+        REDISMODULE_SUBEVENT_LOADING_REPL_START,
+    };
+    set_loading(matches!(
+        subevent,
+        REDISMODULE_SUBEVENT_LOADING_RDB_START
+            | REDISMODULE_SUBEVENT_LOADING_AOF_START
+            | REDISMODULE_SUBEVENT_LOADING_REPL_START
+    ));
 }
 
 #[cfg(test)]

@@ -1,21 +1,12 @@
 //! The `INFO enc` section: the counters of `stats`, which master-key provider is in use (never
 //! the key), the audit log's and the re-encryption job's state.
 
-use std::ffi::c_int;
-
-use redis_module::raw;
-
-use crate::ffi::entry::run_callback;
 use crate::ffi::InfoCtx;
 use crate::settings;
 use crate::{reencrypt, state, stats};
 
-/// The callback Redis calls for `INFO`.
-pub extern "C" fn info_callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
-    run_callback("INFO", (), || write_info(&InfoCtx::new(ctx)));
-}
-
-fn write_info(info: &InfoCtx) {
+/// Writes the `INFO enc` section.
+pub fn write_info(info: &InfoCtx) {
     info.section("");
     let (provider, master_key_id) = state::with(|s| {
         Ok((

@@ -7,9 +7,8 @@ use std::ffi::c_int;
 
 use redis_enc_core::provider::Master;
 use redis_enc_core::provider::Provider;
-use redis_module::raw;
 
-use crate::ffi::{self, Ctx, Level};
+use crate::ffi::{self, Ctx, EventHandler, Level, ServerEvent};
 use crate::state::{self, State};
 use crate::{commands, config, guard, info, persist};
 
@@ -99,25 +98,22 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     // permissions; everywhere, the subcommands of ENC.PHI grant them one by one.
     let phi_category = ffi::add_acl_category(ctx, c"phi");
     commands::register(ctx, phi_category)?;
-    if !ctx.register_filter(Some(guard::filter)) {
+    if !ctx.register_filter(guard::filter) {
         return Err("cannot register the PHI guard".into());
     }
     guard::set_replica(ctx.is_replica());
-    let events: [(u64, raw::RedisModuleEventCallback); 3] = [
-        (
-            raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
-            Some(guard::on_role_change),
-        ),
-        (raw::REDISMODULE_EVENT_LOADING, Some(guard::on_loading)),
-        (raw::REDISMODULE_EVENT_FORK_CHILD, Some(persist::on_fork)),
+    let events: [(ServerEvent, EventHandler); 3] = [
+        (ServerEvent::ReplicationRoleChanged, guard::on_role_change),
+        (ServerEvent::Loading, guard::on_loading),
+        (ServerEvent::ForkChild, persist::on_fork),
     ];
-    for (id, callback) in events {
-        if !ctx.subscribe(id, callback) {
+    for (event, handle) in events {
+        if !ctx.subscribe(event, handle) {
             return Err("cannot follow replication, loading and persistence events".into());
         }
     }
     config::register(ctx, &load_args)?;
-    if !ctx.register_info(Some(info::info_callback)) {
+    if !ctx.register_info(info::write_info) {
         return Err("cannot register the INFO section".into());
     }
     crate::acl_log::start(ctx);

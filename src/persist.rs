@@ -10,79 +10,71 @@
 
 use std::ffi::c_int;
 
-use redis_module::raw;
-
 use redis_enc_core::keystore::Locking;
 
 use crate::error::CmdError;
-use crate::ffi::entry::run_callback;
-use crate::ffi::{self, Ctx, Level};
+use crate::ffi::{self, AuxRecord, Ctx, Level, Rdb};
 use crate::state;
 use redis_module::raw::REDISMODULE_SUBEVENT_FORK_CHILD_BORN;
 
 /// Encoding version of the auxiliary record.
 const AUX_ENCVER: c_int = 1;
 
+/// The keyring record of every RDB.
+static RECORD: AuxRecord = AuxRecord {
+    name: c"redis-enc",
+    encver: AUX_ENCVER,
+    save: aux_save,
+    load: aux_load,
+};
+
 /// Registers the data type that carries the auxiliary record.
 pub fn register(ctx: Ctx) -> Result<(), String> {
-    if !ffi::create_aux_data_type(
-        ctx,
-        c"redis-enc",
-        AUX_ENCVER,
-        Some(aux_load),
-        Some(aux_save),
-    ) {
+    if !ctx.register_aux(&RECORD) {
         return Err("cannot register the keyring record type".into());
     }
     Ok(())
 }
 
-extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
-    run_callback("RDB save", (), || {
-        if when != ffi::AUX_BEFORE_RDB {
-            return;
-        }
-        let blob = state::with(|s| Ok(s.keys.export())).unwrap_or_default();
-        ffi::save_bytes(rdb, &blob);
-    })
+fn aux_save(rdb: &Rdb) {
+    let blob = state::with(|s| Ok(s.keys.export())).unwrap_or_default();
+    rdb.save_bytes(&blob);
 }
 
-extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int) -> c_int {
-    run_callback("RDB load", ffi::ERR, || {
-        if encver != AUX_ENCVER || when != ffi::AUX_BEFORE_RDB {
-            ffi::log_without_context(
-                Level::Warning,
-                "redis-enc: the RDB holds a keyring record of an unknown version",
-            );
-            return ffi::ERR;
-        }
-        let blob = ffi::load_bytes(rdb);
-        match replace_from(&blob) {
-            Ok((locked, first)) => {
-                if locked > 0 {
-                    ffi::log_without_context(
-                        Level::Warning,
-                        &format!(
-                            "redis-enc: {locked} data key(s) in the RDB could not be unwrapped; values under them \
-                             will not open until they are. The first: {}",
-                            first.unwrap_or_default()
-                        ),
-                    );
-                }
-                ffi::OK
-            }
-            Err(e) => {
+fn aux_load(rdb: &Rdb, encver: c_int) -> bool {
+    if encver != AUX_ENCVER {
+        ffi::log_without_context(
+            Level::Warning,
+            "redis-enc: the RDB holds a keyring record of an unknown version",
+        );
+        return false;
+    }
+    let blob = rdb.load_bytes();
+    match replace_from(&blob) {
+        Ok((locked, first)) => {
+            if locked > 0 {
                 ffi::log_without_context(
                     Level::Warning,
                     &format!(
-                        "redis-enc: cannot load the keyring record: {}",
-                        e.reply_text()
+                        "redis-enc: {locked} data key(s) in the RDB could not be unwrapped; values under them \
+                         will not open until they are. The first: {}",
+                        first.unwrap_or_default()
                     ),
                 );
-                ffi::ERR
             }
+            true
         }
-    })
+        Err(e) => {
+            ffi::log_without_context(
+                Level::Warning,
+                &format!(
+                    "redis-enc: cannot load the keyring record: {}",
+                    e.reply_text()
+                ),
+            );
+            false
+        }
+    }
 }
 
 /// Replaces the key store with the one in `blob` (an RDB being loaded is the whole truth).
@@ -140,7 +132,7 @@ pub fn propagate(ctx: Ctx) -> Result<(), CmdError> {
     };
     let sub = ctx.string(b"IMPORT");
     let blob = ctx.string(&blob);
-    ctx.replicate(c"ENC.KEYRING", &[sub.as_ptr(), blob.as_ptr()]);
+    ctx.replicate(c"ENC.KEYRING", &[sub.arg(), blob.arg()]);
     // Replicas and the AOF hold the store now: a later import merges into it.
     state::mark_unpropagated(false);
     Ok(())
@@ -149,33 +141,25 @@ pub fn propagate(ctx: Ctx) -> Result<(), CmdError> {
 /// Server event: a child process was forked. When it is an AOF rewrite, the server has just
 /// opened the incremental file that follows the new base file, so the store propagated now is
 /// in the rewritten AOF whatever `aof-use-rdb-preamble` says.
-pub extern "C" fn on_fork(
-    ctx: *mut raw::RedisModuleCtx,
-    _event: raw::RedisModuleEvent,
-    subevent: u64,
-    _data: *mut std::ffi::c_void,
-) {
-    run_callback("fork", (), || {
-        let ctx = Ctx::new(ctx);
-        if subevent != REDISMODULE_SUBEVENT_FORK_CHILD_BORN
-            || !ctx.aof_enabled()
-            || !aof_rewrite_in_progress(ctx)
-        {
-            return;
-        }
-        if propagate(ctx).is_err() {
-            ctx.log(
-                Level::Warning,
-                "redis-enc: cannot write the keyrings into the rewritten AOF",
-            );
-        }
-    })
+pub fn on_fork(ctx: Ctx, subevent: u64) {
+    if subevent != REDISMODULE_SUBEVENT_FORK_CHILD_BORN
+        || !ctx.aof_enabled()
+        || !aof_rewrite_in_progress(ctx)
+    {
+        return;
+    }
+    if propagate(ctx).is_err() {
+        ctx.log(
+            Level::Warning,
+            "redis-enc: cannot write the keyrings into the rewritten AOF",
+        );
+    }
 }
 
 /// Whether the child just forked is an AOF rewrite (`INFO persistence`).
 fn aof_rewrite_in_progress(ctx: Ctx) -> bool {
     let section = ctx.string(b"persistence");
-    let reply = ctx.call(c"INFO", c"", &[section.as_ptr()]);
+    let reply = ctx.call(c"INFO", c"", &[section.arg()]);
     reply
         .bytes()
         .split(|b| *b == b'\n')

@@ -12,8 +12,7 @@ use wildmatch::WildMatch;
 
 use crate::audit::{self, Access};
 use crate::error::CmdError;
-use crate::ffi::entry::run_callback;
-use crate::ffi::{Ctx, KeyType, ScanCursor};
+use crate::ffi::{Ctx, KeyType, ScanCursor, Timer};
 use crate::setopts::Expiry;
 use crate::settings;
 use crate::state;
@@ -150,7 +149,7 @@ pub fn begin(ctx: Ctx, request: Request) -> Result<(), CmdError> {
         pattern,
         rate,
         cursor: Some(ScanCursor::new()),
-        timer: Some(ctx.start_timer(STEP_PERIOD_MS, Some(on_timer))),
+        timer: Some(ctx.start_timer(STEP_PERIOD_MS, &STEP)),
         started: now,
         finished: None,
         allowance: 0.0,
@@ -218,9 +217,11 @@ pub fn end(ctx: Ctx) -> Result<(), CmdError> {
     }
 }
 
-extern "C" fn on_timer(ctx: *mut redis_module::raw::RedisModuleCtx, _data: *mut std::ffi::c_void) {
-    run_callback("re-encryption step", (), || step(Ctx::new(ctx)));
-}
+/// The job's timer: one step each time it fires.
+static STEP: Timer = Timer {
+    name: "re-encryption step",
+    run: step,
+};
 
 /// One step: scan until the time budget (or the rate allowance) is spent, then re-arm.
 fn step(ctx: Ctx) {
@@ -274,7 +275,7 @@ fn step(ctx: Ctx) {
             j.cursor = Some(ScanCursor::new());
         }
     }
-    j.timer = Some(ctx.start_timer(STEP_PERIOD_MS, Some(on_timer)));
+    j.timer = Some(ctx.start_timer(STEP_PERIOD_MS, &STEP));
 }
 
 /// Ends a job that scanned every database: versions no value is left under are marked so.

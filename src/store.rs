@@ -75,7 +75,7 @@ pub fn write_string<'a>(
     let Some(buffer) = key.string_buffer(len) else {
         if replaces_other_type {
             // The old value is gone: the replicas must lose it too.
-            ctx.replicate(c"DEL", &[name.as_ptr()]);
+            ctx.replicate(c"DEL", &[name]);
         }
         return Err(CmdError::Server("ERR the server refused the write".into()));
     };
@@ -124,15 +124,12 @@ pub fn replicate_string(ctx: Ctx, key: &Key, name: Arg, sealed: &OwnedString, ex
         Some(at) => {
             let pxat = ctx.string(b"PXAT");
             let at = ctx.string(at.to_string().as_bytes());
-            ctx.replicate(
-                c"SET",
-                &[name.as_ptr(), sealed.as_ptr(), pxat.as_ptr(), at.as_ptr()],
-            );
+            ctx.replicate(c"SET", &[name, sealed.arg(), pxat.arg(), at.arg()]);
             if expiry != Expiry::Keep {
                 ctx.notify(NOTIFY_GENERIC, c"expire", name);
             }
         }
-        None => ctx.replicate(c"SET", &[name.as_ptr(), sealed.as_ptr()]),
+        None => ctx.replicate(c"SET", &[name, sealed.arg()]),
     }
 }
 
@@ -143,7 +140,7 @@ pub fn replicate_strings(ctx: Ctx, written: &[(Arg, OwnedString)]) {
     }
     let args: Vec<_> = written
         .iter()
-        .flat_map(|(name, value)| [name.as_ptr(), value.as_ptr()])
+        .flat_map(|(name, value)| [*name, value.arg()])
         .collect();
     ctx.replicate(c"MSET", &args);
 }
@@ -163,13 +160,13 @@ pub fn write_fields(
     }
     let mut added = 0;
     let mut replicated = Vec::with_capacity(fields.len() * 2 + 1);
-    replicated.push(name.as_ptr());
+    replicated.push(name);
     for (field, value) in fields {
         if !key.hash_set(*field, value) {
             added += 1;
         }
-        replicated.push(field.as_ptr());
-        replicated.push(value.as_ptr());
+        replicated.push(*field);
+        replicated.push(value.arg());
     }
     stats::count_sealed(fields.len() as u64);
     if notify {
@@ -194,7 +191,7 @@ pub fn put_moved(ctx: Ctx, name: Arg, moved: Moved, at: Option<i64>) -> Result<(
         Moved::Hash(fields) => {
             if existing != KeyType::Empty {
                 key.delete();
-                ctx.replicate(c"DEL", &[name.as_ptr()]);
+                ctx.replicate(c"DEL", &[name]);
                 ctx.notify(NOTIFY_GENERIC, c"del", name);
             }
             let owned: Vec<_> = fields
@@ -206,7 +203,7 @@ pub fn put_moved(ctx: Ctx, name: Arg, moved: Moved, at: Option<i64>) -> Result<(
             if let Some(at) = at {
                 key.set_expire_at(at);
                 let at = ctx.string(at.to_string().as_bytes());
-                ctx.replicate(c"PEXPIREAT", &[name.as_ptr(), at.as_ptr()]);
+                ctx.replicate(c"PEXPIREAT", &[name, at.arg()]);
                 ctx.notify(NOTIFY_GENERIC, c"expire", name);
             }
         }
@@ -222,7 +219,7 @@ pub fn apply_expiry(ctx: Ctx, name: Arg, expiry: Expiry) {
     key.set_expire_in(ms);
     if let Some(at) = key.expire_at() {
         let at = ctx.string(at.to_string().as_bytes());
-        ctx.replicate(c"PEXPIREAT", &[name.as_ptr(), at.as_ptr()]);
+        ctx.replicate(c"PEXPIREAT", &[name, at.arg()]);
         ctx.notify(NOTIFY_GENERIC, c"expire", name);
     }
 }
@@ -232,7 +229,7 @@ pub type FieldValue = (Vec<u8>, Vec<u8>);
 
 /// Every field and stored value of a hash, read with `HGETALL`.
 pub fn all_fields(ctx: Ctx, name: Arg) -> Result<Vec<FieldValue>, CmdError> {
-    let reply = ctx.call(c"HGETALL", c"", &[name.as_ptr()]);
+    let reply = ctx.call(c"HGETALL", c"", &[name]);
     if reply.is_error() {
         return Err(CmdError::Server(reply.error_text()));
     }

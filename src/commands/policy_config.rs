@@ -108,7 +108,7 @@ fn config_error(name: &[u8], why: &str) -> CmdError {
 fn protected_configs_allowed(ctx: Ctx) -> bool {
     let name = ctx.string(b"enable-protected-configs");
     let get = ctx.string(b"GET");
-    let reply = ctx.call(c"CONFIG", c"", &[get.as_ptr(), name.as_ptr()]);
+    let reply = ctx.call(c"CONFIG", c"", &[get.arg(), name.arg()]);
     let setting = reply.string_elements().get(1).cloned().unwrap_or_default();
     match setting.to_ascii_lowercase().as_slice() {
         b"yes" => true,

@@ -176,7 +176,7 @@ fn read_for(ctx: Ctx, src: Arg, dst: Arg, command: &str) -> Result<Source, CmdEr
 /// Runs a write through the server with replication of exactly that write.
 fn write(ctx: Ctx, cmd: &CStr, args: &[&[u8]]) -> Result<(), CmdError> {
     let owned: Vec<_> = args.iter().map(|a| ctx.string(a)).collect();
-    let ptrs: Vec<_> = owned.iter().map(|s| s.as_ptr()).collect();
+    let ptrs: Vec<_> = owned.iter().map(|s| s.arg()).collect();
     let reply = ctx.call(cmd, c"!", &ptrs);
     if reply.is_error() {
         return Err(CmdError::Server(reply.error_text()));

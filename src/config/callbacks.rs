@@ -1,6 +1,7 @@
 //! The callbacks Redis calls to get and set an `enc.*` config, and how a new value is taken.
 
 use super::*;
+use crate::ffi::ConfigHooks;
 
 pub(super) fn set_bool_value(config: &Config, new: bool) {
     if let Kind::Bool { value, .. } = config.kind {
@@ -26,7 +27,7 @@ pub(super) fn set_text_value(config: &Config, text: &str) -> Result<(), String> 
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .any(|(n, v)| *n == config.name && v.bytes() == text.as_bytes());
+        .any(|(n, v)| *n == config.name && v == text);
     if unchanged {
         return Ok(());
     }
@@ -36,75 +37,27 @@ pub(super) fn set_text_value(config: &Config, text: &str) -> Result<(), String> 
     Ok(())
 }
 
-pub(super) extern "C" fn get_bool(_name: *const c_char, privdata: *mut c_void) -> c_int {
-    run_callback("CONFIG GET", 0, || match config_of(privdata).kind {
-        Kind::Bool { value, .. } => c_int::from(value.load(Relaxed)),
-        _ => 0,
-    })
-}
-
-pub(super) extern "C" fn set_bool(
-    _name: *const c_char,
-    new: c_int,
-    privdata: *mut c_void,
-    _err: *mut *mut raw::RedisModuleString,
-) -> c_int {
-    run_callback("CONFIG SET", ffi::ERR, || {
-        set_bool_value(config_of(privdata), new != 0);
-        ffi::OK
-    })
-}
-
-pub(super) extern "C" fn get_number(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
-    run_callback("CONFIG GET", 0, || match config_of(privdata).kind {
+/// What `CONFIG GET` and `CONFIG SET` do for each config, by its index in CONFIGS.
+pub(super) static HOOKS: ConfigHooks = ConfigHooks {
+    get_bool: |index| match config_of(index).kind {
+        Kind::Bool { value, .. } => value.load(Relaxed),
+        _ => false,
+    },
+    set_bool: |index, new| set_bool_value(config_of(index), new),
+    get_number: |index| match config_of(index).kind {
         Kind::Number { value, .. } => value.load(Relaxed),
         _ => 0,
-    })
-}
-
-pub(super) extern "C" fn set_number(
-    _name: *const c_char,
-    new: c_longlong,
-    privdata: *mut c_void,
-    _err: *mut *mut raw::RedisModuleString,
-) -> c_int {
-    run_callback("CONFIG SET", ffi::ERR, || {
-        set_number_value(config_of(privdata), new);
-        ffi::OK
-    })
-}
-
-pub(super) extern "C" fn get_text(
-    _name: *const c_char,
-    privdata: *mut c_void,
-) -> *mut raw::RedisModuleString {
-    run_callback("CONFIG GET", std::ptr::null_mut(), || {
-        let short = config_of(privdata).name;
-        let values = TEXT_VALUES.lock().unwrap_or_else(|p| p.into_inner());
-        values
+    },
+    set_number: |index, new| set_number_value(config_of(index), new),
+    get_text: |index| {
+        let short = config_of(index).name;
+        TEXT_VALUES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|(n, _)| *n == short)
-            .map_or(std::ptr::null_mut(), |(_, v)| v.as_ptr())
-    })
-}
-
-pub(super) extern "C" fn set_text(
-    _name: *const c_char,
-    new: *mut raw::RedisModuleString,
-    privdata: *mut c_void,
-    err: *mut *mut raw::RedisModuleString,
-) -> c_int {
-    run_callback("CONFIG SET", ffi::ERR, || {
-        let config = config_of(privdata);
-        let result = std::str::from_utf8(ffi::bytes_of(new))
-            .map_err(|_| "not UTF-8".to_owned())
-            .and_then(|text| set_text_value(config, text));
-        match result {
-            Ok(()) => ffi::OK,
-            Err(msg) => {
-                ffi::set_config_error(err, &msg);
-                ffi::ERR
-            }
-        }
-    })
-}
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    },
+    set_text: |index, text| set_text_value(config_of(index), text),
+};

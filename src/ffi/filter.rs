@@ -7,14 +7,10 @@ use redis_module::raw;
 
 use super::{string_bytes, Ctx};
 
-/// The arguments of a command seen by a command filter.
+/// The arguments of a command seen by a command filter, for the filter's call.
 pub struct FilterCtx(pub(super) *mut raw::RedisModuleCommandFilterCtx);
 
 impl FilterCtx {
-    pub fn new(ctx: *mut raw::RedisModuleCommandFilterCtx) -> FilterCtx {
-        FilterCtx(ctx)
-    }
-
     pub fn argc(&self) -> usize {
         // SAFETY: valid filter context for the duration of the callback.
         let n = unsafe { api!(RedisModule_CommandFilterArgsCount)(self.0) };
@@ -33,7 +29,7 @@ impl FilterCtx {
     }
 
     /// Inserts `arg` before argument `i` (0 puts it in front of the command name).
-    pub fn insert(&self, i: usize, arg: &[u8]) {
+    pub fn insert(&mut self, i: usize, arg: &[u8]) {
         // SAFETY: valid filter context; the string is created with a null context and handed
         // over to the server, which frees it with the command.
         unsafe {
@@ -47,7 +43,7 @@ impl FilterCtx {
     }
 
     /// Replaces argument `i`.
-    pub fn replace(&self, i: usize, arg: &[u8]) {
+    pub fn replace(&mut self, i: usize, arg: &[u8]) {
         // SAFETY: as for `insert`; the server frees the argument replaced.
         unsafe {
             let s = api!(RedisModule_CreateString)(
@@ -114,7 +110,7 @@ static DETACHED: std::sync::atomic::AtomicPtr<raw::RedisModuleCtx> =
 
 impl<'a> Ctx<'a> {
     /// Registers a command filter that skips the module's own calls.
-    pub fn register_filter(self, cb: raw::RedisModuleCommandFilterFunc) -> bool {
+    pub(super) fn register_command_filter(self, cb: raw::RedisModuleCommandFilterFunc) -> bool {
         // SAFETY: valid context during OnLoad; the detached context lives as long as the
         // module (it is never freed: the module cannot be unloaded while it has a data type).
         unsafe {
@@ -153,16 +149,6 @@ impl<'a> Ctx<'a> {
     /// Whether the append-only file is on (or being turned on).
     pub fn aof_enabled(self) -> bool {
         self.flags() & raw::REDISMODULE_CTX_FLAGS_AOF as c_int != 0
-    }
-
-    /// Subscribes `callback` to server event `id` (`REDISMODULE_EVENT_*`).
-    pub fn subscribe(self, id: u64, callback: raw::RedisModuleEventCallback) -> bool {
-        // SAFETY: valid context during OnLoad; the event struct is the server's constant id with
-        // data version 1, and the callback is 'static.
-        unsafe {
-            let event = raw::RedisModuleEvent { id, dataver: 1 };
-            api!(RedisModule_SubscribeToServerEvent)(self.0, event, callback) == super::OK
-        }
     }
 
     /// Selects database `db` for the rest of this context; false if it does not exist.

@@ -1,7 +1,6 @@
 //! Container commands, timers and keyspace scans (the re-encryption job).
 
 use std::ffi::{c_void, CString};
-use std::ptr;
 
 use redis_module::raw;
 
@@ -75,18 +74,6 @@ impl<'a> Ctx<'a> {
             )?;
         }
         Ok(())
-    }
-
-    /// Starts a one-shot timer that calls `callback` after `ms` milliseconds.
-    pub fn start_timer(self, ms: i64, callback: raw::RedisModuleTimerProc) -> u64 {
-        // SAFETY: valid context; the callback is a 'static function; no private data.
-        unsafe { api!(RedisModule_CreateTimer)(self.0, ms, callback, ptr::null_mut()) }
-    }
-
-    /// Stops a timer that has not fired yet.
-    pub fn stop_timer(self, id: u64) {
-        // SAFETY: stopping an unknown or fired timer is a harmless error.
-        unsafe { api!(RedisModule_StopTimer)(self.0, id, ptr::null_mut()) };
     }
 
     /// Runs one step of a keyspace scan, giving every key name seen to `seen`. Returns false

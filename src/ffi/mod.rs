@@ -28,15 +28,16 @@ pub use api::missing_apis;
 /// code cannot keep it past the call.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a>(
-    pub(super) *mut raw::RedisModuleCtx,
-    pub(super) std::marker::PhantomData<&'a raw::RedisModuleCtx>,
+    *mut raw::RedisModuleCtx,
+    std::marker::PhantomData<&'a raw::RedisModuleCtx>,
 );
 
 /// One command argument: a Redis string owned by the server for the duration of the call
 /// (`'a`), so that safe code cannot keep it past the call.
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub struct Arg<'a>(
-    pub(super) *mut raw::RedisModuleString,
+    *mut raw::RedisModuleString,
     std::marker::PhantomData<&'a raw::RedisModuleString>,
 );
 
@@ -44,10 +45,6 @@ impl<'a> Arg<'a> {
     /// The argument's bytes.
     pub fn bytes(&self) -> &'a [u8] {
         string_bytes(self.0)
-    }
-
-    pub(crate) fn as_ptr(self) -> *mut raw::RedisModuleString {
-        self.0
     }
 
     /// Borrows a string this module created as an argument-like handle, for as long as the
@@ -77,7 +74,7 @@ pub unsafe fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> &
     if argv.is_null() || argc <= 0 {
         return &[];
     }
-    // SAFETY: `Arg` is a transparent-layout wrapper of one pointer (see the assertion below),
+    // SAFETY: `Arg` is `repr(transparent)` over one pointer,
     // and the caller guarantees `argv` holds `argc` pointers alive for the call.
     unsafe { std::slice::from_raw_parts(argv.cast::<Arg>(), argc as usize) }
 }
@@ -91,8 +88,9 @@ pub struct OwnedString<'a> {
 }
 
 impl OwnedString<'_> {
-    pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
-        self.ptr
+    /// The string as an argument of a call or a replicated command, while it lives.
+    pub fn arg(&self) -> Arg<'_> {
+        Arg::from_owned(self)
     }
 }
 
@@ -124,8 +122,8 @@ pub enum Level {
 }
 
 impl<'a> Ctx<'a> {
-    /// Wraps the context Redis passed to a callback.
-    pub fn new(ctx: *mut raw::RedisModuleCtx) -> Ctx<'a> {
+    /// Wraps the context Redis passed to a callback (the trampolines of this module do).
+    fn new(ctx: *mut raw::RedisModuleCtx) -> Ctx<'a> {
         Ctx(ctx, std::marker::PhantomData)
     }
 
@@ -177,15 +175,18 @@ impl<'a> Ctx<'a> {
     }
 
     /// Propagates `cmd args...` to replicas and the AOF.
-    pub fn replicate(self, cmd: &std::ffi::CStr, args: &[*mut raw::RedisModuleString]) {
-        // SAFETY: "v" takes an array of RedisModuleString pointers and its length; every pointer
-        // is live for the duration of the call (Redis retains what it keeps).
+    pub fn replicate(self, cmd: &std::ffi::CStr, args: &[Arg]) {
+        // SAFETY: "v" takes an array of RedisModuleString pointers and its length; `Arg` is
+        // `repr(transparent)` over one, and its lifetime keeps every string live for the call
+        // (Redis retains what it keeps).
         unsafe {
             api!(RedisModule_Replicate)(
                 self.0,
                 cmd.as_ptr(),
                 c"v".as_ptr(),
-                args.as_ptr(),
+                args.as_ptr()
+                    .cast::<*mut raw::RedisModuleString>()
+                    .cast_mut(),
                 args.len(),
             );
         }
@@ -200,22 +201,20 @@ impl<'a> Ctx<'a> {
     }
 
     /// Runs a Redis command with `fmt` "v"-style arguments and returns its reply.
-    pub fn call(
-        self,
-        cmd: &std::ffi::CStr,
-        flags: &std::ffi::CStr,
-        args: &[*mut raw::RedisModuleString],
-    ) -> CallReply {
+    pub fn call(self, cmd: &std::ffi::CStr, flags: &std::ffi::CStr, args: &[Arg]) -> CallReply {
         let mut fmt = flags.to_bytes().to_vec();
         fmt.push(b'v');
         let fmt = CString::new(fmt).unwrap_or_default();
-        // SAFETY: "v" takes the array and its length; the reply is freed by CallReply::drop.
+        // SAFETY: "v" takes the array of string pointers (`Arg` is `repr(transparent)` over one,
+        // live for the call) and its length; the reply is freed by CallReply::drop.
         let ptr = unsafe {
             api!(RedisModule_Call)(
                 self.0,
                 cmd.as_ptr(),
                 fmt.as_ptr(),
-                args.as_ptr(),
+                args.as_ptr()
+                    .cast::<*mut raw::RedisModuleString>()
+                    .cast_mut(),
                 args.len(),
             )
         };
@@ -281,8 +280,10 @@ mod acl;
 mod blocking;
 mod call;
 pub mod command_info;
+mod configs;
 pub mod entry;
 mod filter;
+mod hooks;
 mod jobs;
 mod key;
 mod register;
@@ -291,13 +292,12 @@ pub mod wipe;
 pub use acl::{add_acl_category, note_script_caller, now_ms, AclCheck, Caller, Denial, Transport};
 pub use blocking::{Blocked, Outcome};
 pub use call::{CallReply, Reply};
+pub use configs::{ConfigHooks, ConfigKind};
 pub use filter::FilterCtx;
+pub use hooks::{AuxRecord, EventHandler, Rdb, ServerEvent, Timer};
 pub use jobs::ScanCursor;
 pub use key::Key;
-pub use register::{
-    bytes_of, create_aux_data_type, load_bytes, log_without_context, save_bytes, set_config_error,
-    HeldString, InfoCtx,
-};
+pub use register::{log_without_context, InfoCtx};
 
 #[cfg(test)]
 mod tests;

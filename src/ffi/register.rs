@@ -6,16 +6,12 @@ use std::ptr;
 
 use redis_module::raw;
 
-use super::{string_bytes, Ctx, Level};
+use super::{Ctx, Level};
 
 /// The context of an `INFO` callback.
 pub struct InfoCtx(pub(super) *mut raw::RedisModuleInfoCtx);
 
 impl InfoCtx {
-    pub fn new(ctx: *mut raw::RedisModuleInfoCtx) -> InfoCtx {
-        InfoCtx(ctx)
-    }
-
     /// Starts a section; the empty name makes the section the module's own (`INFO enc`).
     pub fn section(&self, name: &str) {
         let name = CString::new(name).unwrap_or_default();
@@ -38,12 +34,6 @@ impl InfoCtx {
 }
 
 impl<'a> Ctx<'a> {
-    /// Registers the INFO callback.
-    pub fn register_info(self, cb: raw::RedisModuleInfoFunc) -> bool {
-        // SAFETY: valid context at load time; `cb` is a 'static function.
-        unsafe { api!(RedisModule_RegisterInfoFunc)(self.0, cb) == super::OK }
-    }
-
     /// Creates a command and sets its documentation and key specs.
     pub fn create_command(
         self,
@@ -84,37 +74,6 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// Registers a boolean module config `enc.<name>`.
-    pub fn register_bool_config(
-        self,
-        name: &str,
-        default: bool,
-        flags: c_int,
-        get: raw::RedisModuleConfigGetBoolFunc,
-        set: raw::RedisModuleConfigSetBoolFunc,
-        privdata: *mut c_void,
-    ) -> Result<(), String> {
-        let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
-        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` is an index
-        // the callbacks look up, never dereferenced.
-        let status = unsafe {
-            api!(RedisModule_RegisterBoolConfig)(
-                self.0,
-                cname.as_ptr(),
-                c_int::from(default),
-                flags as _,
-                get,
-                set,
-                None,
-                privdata,
-            )
-        };
-        if status != super::OK {
-            return Err(format!("cannot register config enc.{name}"));
-        }
-        Ok(())
-    }
-
     /// Applies `enc.*` lines from the server's configuration file.
     pub fn load_configs(self) -> bool {
         // SAFETY: valid context during OnLoad, after every config was registered.
@@ -123,7 +82,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// A Redis string kept by the module beyond one call (config values); not tied to a context.
-pub struct HeldString(pub(super) *mut raw::RedisModuleString);
+pub(super) struct HeldString(pub(super) *mut raw::RedisModuleString);
 
 // SAFETY: a held string is only created, read and freed on the main thread; the pointer value
 // itself may be moved between statics.
@@ -145,10 +104,6 @@ impl HeldString {
     pub fn as_ptr(&self) -> *mut raw::RedisModuleString {
         self.0
     }
-
-    pub fn bytes(&self) -> &[u8] {
-        string_bytes(self.0)
-    }
 }
 
 impl Drop for HeldString {
@@ -156,11 +111,6 @@ impl Drop for HeldString {
         // SAFETY: created with a null context by HeldString::new and freed once.
         unsafe { api!(RedisModule_FreeString)(ptr::null_mut(), self.0) }
     }
-}
-
-/// The bytes of a string Redis passed to a callback.
-pub fn bytes_of<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
-    string_bytes(s)
 }
 
 /// Puts a command in ACL categories where the server lets modules do so: Redis 7.0 has no
@@ -192,75 +142,8 @@ pub(super) unsafe fn set_acl_categories(
     Ok(())
 }
 
-impl<'a> Ctx<'a> {
-    /// Registers a string module config `enc.<name>`.
-    pub fn register_string_config(
-        self,
-        name: &str,
-        default: &str,
-        flags: c_int,
-        get: raw::RedisModuleConfigGetStringFunc,
-        set: raw::RedisModuleConfigSetStringFunc,
-        privdata: *mut c_void,
-    ) -> Result<(), String> {
-        let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
-        let cdefault = CString::new(default).map_err(|_| format!("bad default for {name}"))?;
-        // SAFETY: valid context during OnLoad; callbacks are 'static functions.
-        let status = unsafe {
-            api!(RedisModule_RegisterStringConfig)(
-                self.0,
-                cname.as_ptr(),
-                cdefault.as_ptr(),
-                flags as _,
-                get,
-                set,
-                None,
-                privdata,
-            )
-        };
-        if status != super::OK {
-            return Err(format!("cannot register config enc.{name}"));
-        }
-        Ok(())
-    }
-
-    /// Registers a numeric module config `enc.<name>` with values from 0 to `max`
-    /// (`default_and_max`).
-    pub fn register_numeric_config(
-        self,
-        name: &str,
-        (default, max): (i64, i64),
-        flags: c_int,
-        get: raw::RedisModuleConfigGetNumericFunc,
-        set: raw::RedisModuleConfigSetNumericFunc,
-        privdata: *mut c_void,
-    ) -> Result<(), String> {
-        let cname = CString::new(name).map_err(|_| format!("bad config name {name}"))?;
-        // SAFETY: valid context during OnLoad; callbacks are 'static; `privdata` is an index
-        // the callbacks look up, never dereferenced.
-        let status = unsafe {
-            api!(RedisModule_RegisterNumericConfig)(
-                self.0,
-                cname.as_ptr(),
-                default,
-                flags as _,
-                0,
-                max,
-                get,
-                set,
-                None,
-                privdata,
-            )
-        };
-        if status != super::OK {
-            return Err(format!("cannot register config enc.{name}"));
-        }
-        Ok(())
-    }
-}
-
 /// Sets the error message of a failed config change.
-pub fn set_config_error(err: *mut *mut raw::RedisModuleString, msg: &str) {
+pub(super) fn set_config_error(err: *mut *mut raw::RedisModuleString, msg: &str) {
     if err.is_null() {
         return;
     }
@@ -275,7 +158,7 @@ pub fn set_config_error(err: *mut *mut raw::RedisModuleString, msg: &str) {
 }
 
 /// Registers the module's data type, used only for its auxiliary RDB record.
-pub fn create_aux_data_type(
+pub(super) fn create_aux_data_type(
     ctx: Ctx,
     name: &std::ffi::CStr,
     encver: c_int,
@@ -312,28 +195,6 @@ pub fn create_aux_data_type(
     // only the fields up to aux_save_triggers; the name is a 9-character C string.
     let t = unsafe { api!(RedisModule_CreateDataType)(ctx.0, name.as_ptr(), encver, &mut methods) };
     !t.is_null()
-}
-
-/// Writes one string to an RDB.
-pub fn save_bytes(io: *mut raw::RedisModuleIO, bytes: &[u8]) {
-    // SAFETY: `io` is the RDB handle of the current aux_save call.
-    unsafe { api!(RedisModule_SaveStringBuffer)(io, bytes.as_ptr().cast::<c_char>(), bytes.len()) }
-}
-
-/// Reads one string from an RDB.
-pub fn load_bytes(io: *mut raw::RedisModuleIO) -> Vec<u8> {
-    let mut len = 0usize;
-    // SAFETY: `io` is the RDB handle of the current aux_load call; the buffer is allocated by
-    // Redis and freed with RedisModule_Free after copying.
-    unsafe {
-        let p = api!(RedisModule_LoadStringBuffer)(io, &mut len);
-        if p.is_null() {
-            return Vec::new();
-        }
-        let out = std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec();
-        api!(RedisModule_Free)(p.cast::<c_void>());
-        out
-    }
 }
 
 /// Logs from a callback that has no context (RDB load and save).

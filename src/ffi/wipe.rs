@@ -25,11 +25,9 @@ unsafe impl GlobalAlloc for Wiping {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` is a live block of `layout.size()` bytes that this allocator returned
-        // (the caller's contract), so writing all of it is in bounds.
-        unsafe { std::ptr::write_bytes(ptr, 0, layout.size()) };
-        // The block escapes into an opaque use, so the zeroing is not removed as a dead store
-        // before the free.
-        std::hint::black_box(ptr);
+        // (the caller's contract), so writing all of it is in bounds. `explicit_bzero` is the C
+        // library's zeroing that the compiler may not remove as a dead store before the free.
+        unsafe { libc::explicit_bzero(ptr.cast::<libc::c_void>(), layout.size()) };
         // SAFETY: as for `alloc`.
         unsafe { System.dealloc(ptr, layout) }
     }

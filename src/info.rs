@@ -3,7 +3,7 @@
 
 use crate::ffi::InfoCtx;
 use crate::settings;
-use crate::{reencrypt, state, stats};
+use crate::{cluster, reencrypt, state, stats};
 
 /// Writes the `INFO enc` section.
 pub fn write_info(info: &InfoCtx) {
@@ -48,6 +48,19 @@ pub fn write_info(info: &InfoCtx) {
         state::with(|s| Ok((s.keys.list().len() as u64, s.keys.key_derivations())))
             .unwrap_or((0, 0));
     info.field_u64("keyrings", keyrings);
+    if let Ok(epoch) = state::with(|s| Ok(s.keys.epoch())) {
+        info.field_u64("keyring_epoch", epoch.number);
+        info.field_str("keyring_digest", &epoch.short_digest());
+    }
+    if let Some(c) = cluster::status() {
+        info.field_str(
+            "cluster_keyring_authority",
+            c.authority.as_deref().unwrap_or("none"),
+        );
+        info.field_u64("cluster_keyring_peers", c.peers as u64);
+        info.field_u64("cluster_keyring_peers_differing", c.peers_differing as u64);
+        info.field_u64("cluster_keyring_conflicts", c.conflicts);
+    }
     info.field_u64("key_derivations", derivations);
     match reencrypt::progress() {
         Some(p) => {

@@ -25,6 +25,7 @@ static ALLOCATOR: ffi::wipe::Wiping = ffi::wipe::Wiping;
 mod acl_log;
 mod audit;
 mod clock;
+mod cluster;
 mod commands;
 mod config;
 mod error;
@@ -70,6 +71,7 @@ mod layers {
         ("kms_retry", 2),
         ("acl_log", 2),
         ("config", 2),
+        ("cluster", 2),
         ("phi", 3),
         ("guard", 3),
         ("commands", 4),

@@ -117,6 +117,7 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         return Err("cannot register the INFO section".into());
     }
     crate::acl_log::start(ctx);
+    crate::cluster::start(ctx)?;
     if state::with(|s| Ok(s.held().any_remote())).unwrap_or(false) {
         crate::kms_retry::start();
     }

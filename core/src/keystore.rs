@@ -295,12 +295,14 @@ impl KeyStore {
 }
 
 pub mod changes;
+mod epoch;
 mod export;
 mod seal;
 use export::{ExportDoc, ExportRing, ExportVersion};
 mod lifecycle;
 mod merge;
 mod unwrap;
+pub use epoch::Epoch;
 pub use merge::Locking;
 pub use unwrap::{forget_outage, prefetch, Prefetched, UnwrapJobs, UNWRAP_DEADLINE};
 

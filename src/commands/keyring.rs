@@ -15,9 +15,9 @@ use crate::audit::{self, Access};
 use crate::error::CmdError;
 use crate::error::Handler;
 use crate::ffi::{Arg, Blocked, Caller, Ctx, Outcome};
-use crate::persist;
 use crate::setopts::parse_i64;
 use crate::state::{self, Held};
+use crate::{cluster, persist};
 
 mod blocking;
 use blocking::{change, scrubbed};
@@ -33,6 +33,14 @@ fn version(arg: Option<&Arg>) -> Result<KeyVersion, CmdError> {
         .filter(|v| *v > 0)
         .map(KeyVersion)
         .ok_or(CmdError::NotInteger)
+}
+
+/// After a keyring change: the store goes to replicas and the AOF, and, in a cluster, to
+/// every node.
+fn propagate(ctx: Ctx) -> Result<(), CmdError> {
+    persist::propagate(ctx)?;
+    cluster::announce(ctx);
+    Ok(())
 }
 
 /// Records a keyring operation in the audit log.
@@ -109,6 +117,7 @@ pub fn info(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 
 /// `ENC.KEYRING CREATE name`
 pub fn create(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    cluster::may_change_keyrings(ctx)?;
     scrubbed(ctx, args, create_now)
 }
 
@@ -126,6 +135,7 @@ fn create_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 
 /// `ENC.KEYRING ROTATE [name]`: replies with the new primary version.
 pub fn rotate(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    cluster::may_change_keyrings(ctx)?;
     scrubbed(ctx, args, rotate_now)
 }
 
@@ -154,7 +164,7 @@ fn add_key(
         move |held| Ok(changes::make_key(held.master.wrapper(), &for_kms, id)?),
         move |ctx, made| {
             let v = state::with_mut(|s| Ok(s.keys.add_made(made, crate::clock::now_secs())?))?;
-            persist::propagate(ctx)?;
+            propagate(ctx)?;
             audited(caller, operation, Some(&name), Some(v), None);
             Ok(reply(v))
         },
@@ -163,11 +173,12 @@ fn add_key(
 
 /// `ENC.KEYRING RETIRE name version`
 pub fn retire(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    cluster::may_change_keyrings(ctx)?;
     exact(args, 4, 4, "enc.keyring|retire")?;
     let name = keyring_name(args.get(2))?;
     let v = version(args.get(3))?;
     state::with_mut(|s| Ok(s.keys.retire(&name, v)?))?;
-    persist::propagate(ctx)?;
+    propagate(ctx)?;
     audited(ctx.caller(), "RETIRE", Some(&name), Some(v), None);
     ctx.reply_ok();
     Ok(())
@@ -177,6 +188,7 @@ pub fn retire(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 /// be sealed under what is destroyed (a whole keyring, or a version no completed re-encryption
 /// has moved values away from).
 pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    cluster::may_change_keyrings(ctx)?;
     exact(args, 3, 5, "enc.keyring|destroy")?;
     let name = keyring_name(args.get(2))?;
     let mut rest = &args[3..];
@@ -197,7 +209,7 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         }
         Ok(s.keys.destroy(&name, v)?)
     })?;
-    persist::propagate(ctx)?;
+    propagate(ctx)?;
     audited(
         ctx.caller(),
         "DESTROY",
@@ -212,6 +224,7 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 /// `ENC.KEYRING REWRAP`: wraps every data key under the current master key; no stored value
 /// changes. Replies with the number of keys wrapped.
 pub fn rewrap(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    cluster::may_change_keyrings(ctx)?;
     scrubbed(ctx, args, rewrap_now)
 }
 
@@ -224,7 +237,7 @@ fn rewrap_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         move |held| Ok(changes::rewrap_keys(held.master.wrapper(), &keys)?),
         move |ctx, rewrapped| {
             let n = state::with_mut(|s| Ok(s.keys.set_wrappings(rewrapped)))?;
-            persist::propagate(ctx)?;
+            propagate(ctx)?;
             audited(caller, "REWRAP", None, None, Some(format!("{n} keys")));
             Ok(Outcome::Int(n as i64))
         },
@@ -245,6 +258,7 @@ pub fn export(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 /// another master key) needs `FORCE`; what the primary propagates, and the AOF replays, is
 /// applied as it is.
 pub fn import(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
+    cluster::may_change_keyrings(ctx)?;
     scrubbed(ctx, args, import_now)
 }
 
@@ -297,7 +311,7 @@ fn import_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
                 Ok(s.keys
                     .import_prefetched(&blob, &masters, &unwrappers, locking, prefetched)?)
             })?;
-            persist::propagate(ctx)?;
+            propagate(ctx)?;
             audited(
                 caller,
                 "IMPORT",

@@ -279,6 +279,7 @@ impl<'a> Ctx<'a> {
 mod acl;
 mod blocking;
 mod call;
+mod cluster;
 pub mod command_info;
 mod configs;
 pub mod entry;
@@ -292,6 +293,7 @@ pub mod wipe;
 pub use acl::{add_acl_category, note_script_caller, now_ms, AclCheck, Caller, Denial, Transport};
 pub use blocking::{Blocked, Outcome};
 pub use call::{CallReply, Reply};
+pub use cluster::{Node, NodeId};
 pub use configs::{ConfigHooks, ConfigKind};
 pub use filter::FilterCtx;
 pub use hooks::{AuxRecord, EventHandler, Rdb, ServerEvent, Timer};

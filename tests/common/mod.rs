@@ -103,7 +103,7 @@ pub fn module_path() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -133,6 +133,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// The server binary (default `redis-server`).
     pub binary: Option<String>,
+    /// The port (default: a free one).
+    pub port: Option<u16>,
 }
 
 impl Default for Options {
@@ -144,6 +146,7 @@ impl Default for Options {
             load_module: true,
             env: Vec::new(),
             binary: None,
+            port: None,
         }
     }
 }
@@ -180,7 +183,7 @@ impl Server {
             write_key(&key_path);
         }
         let log_path = dir.path().join("redis.log");
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let binary = opts.binary.clone();
         let mut cmd = Command::new(opts.binary.as_deref().unwrap_or("redis-server"));
         cmd.arg("--port").arg(port.to_string());

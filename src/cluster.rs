@@ -1,0 +1,297 @@
+//! One keyring for the whole cluster (docs/OPERATIONS.md, "Redis Cluster").
+//!
+//! Keyring changes are made on one node, the cluster's keyring authority: the primary with the
+//! lowest node id among those not failing. Any other node refuses a change and names the
+//! authority. The authority sends its whole key store (keys wrapped, never in clear) to every
+//! node over the cluster bus as soon as it changes; every primary merges what it receives, as
+//! it merges `ENC.KEYRING IMPORT` (states only move forward), and propagates the result to its
+//! replicas and its AOF. Because bus messages can be lost and nodes restart, every primary also
+//! announces its epoch each second; a primary that hears a peer behind it, or diverged from it,
+//! sends that peer its store. So a node that was down catches up within a second or two of
+//! rejoining, by itself.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use redis_enc_core::keystore::{Epoch, Locking};
+
+use crate::audit::{self, Access};
+use crate::error::CmdError;
+use crate::ffi::{Caller, Ctx, Level, Node, NodeId, Timer};
+use crate::{persist, state};
+
+/// A primary's epoch: "E1", the epoch number (8 bytes, big-endian), the digest (32 bytes).
+const EPOCH: u8 = 1;
+/// A whole key store: an export (keys wrapped).
+const KEYRINGS: u8 = 2;
+
+const EPOCH_MAGIC: &[u8; 2] = b"E1";
+const EPOCH_LEN: usize = 2 + 8 + 32;
+
+/// How often a primary announces its epoch.
+const ANNOUNCE_MS: i64 = 1000;
+
+/// What this node last heard from each peer.
+struct Heard {
+    epoch: Epoch,
+    at: Instant,
+}
+
+static PEERS: Mutex<Option<HashMap<NodeId, Heard>>> = Mutex::new(None);
+
+/// Keyring conflicts met when merging a peer's store (two different keys for one version).
+static CONFLICTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+static ANNOUNCE: Timer = Timer {
+    name: "keyring epoch announcement",
+    run: announce_tick,
+};
+
+/// Starts following the cluster, when the server runs in cluster mode.
+pub fn start(ctx: Ctx) -> Result<(), String> {
+    if !ctx.in_cluster() {
+        return Ok(());
+    }
+    *PEERS.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
+    if !ctx.register_cluster_receiver(EPOCH, on_epoch)
+        || !ctx.register_cluster_receiver(KEYRINGS, on_keyrings)
+    {
+        return Err("cannot receive keyring messages over the cluster bus".into());
+    }
+    ctx.start_timer(ANNOUNCE_MS, &ANNOUNCE);
+    Ok(())
+}
+
+fn my_epoch() -> Option<Epoch> {
+    state::with(|s| Ok(s.keys.epoch())).ok()
+}
+
+fn myself(nodes: &[Node]) -> Option<&Node> {
+    nodes.iter().find(|n| n.myself)
+}
+
+/// The node that makes keyring changes: the primary with the lowest id among those not
+/// failing.
+fn authority(nodes: &[Node]) -> Option<&Node> {
+    nodes
+        .iter()
+        .filter(|n| n.primary && !n.failing)
+        .min_by_key(|n| n.id)
+}
+
+/// Refuses a keyring change asked of a node that is not the cluster's keyring authority.
+/// Changes the server makes itself (replication, the AOF) always pass.
+pub fn may_change_keyrings(ctx: Ctx) -> Result<(), CmdError> {
+    if !ctx.in_cluster() || ctx.is_server_itself() {
+        return Ok(());
+    }
+    let nodes = ctx.cluster_nodes();
+    match authority(&nodes) {
+        Some(a) if !a.myself => Err(CmdError::Server(format!(
+            "ERR keyring changes are made on the cluster's keyring authority, node {} at {}; \
+             send it there (it reaches every node from there)",
+            a.id, a.addr
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// After a keyring change on this node: every node gets the store now.
+pub fn announce(ctx: Ctx) {
+    if !ctx.in_cluster() {
+        return;
+    }
+    send_keyrings(ctx, None);
+}
+
+fn send_keyrings(ctx: Ctx, to: Option<&NodeId>) {
+    let Ok(blob) = state::with(|s| Ok(s.keys.export())) else {
+        return;
+    };
+    if !ctx.send_cluster_message(to, KEYRINGS, &blob) {
+        ctx.log(
+            Level::Warning,
+            "redis-enc: cannot send the keyrings over the cluster bus",
+        );
+    }
+}
+
+fn announce_tick(ctx: Ctx) {
+    ctx.start_timer(ANNOUNCE_MS, &ANNOUNCE);
+    let nodes = ctx.cluster_nodes();
+    refresh_status(&nodes);
+    if !myself(&nodes).is_some_and(|m| m.primary) {
+        return;
+    }
+    let Some(epoch) = my_epoch() else { return };
+    let mut message = Vec::with_capacity(EPOCH_LEN);
+    message.extend_from_slice(EPOCH_MAGIC);
+    message.extend_from_slice(&epoch.number.to_be_bytes());
+    message.extend_from_slice(&epoch.digest);
+    ctx.send_cluster_message(None, EPOCH, &message);
+}
+
+fn parse_epoch(payload: &[u8]) -> Option<Epoch> {
+    if payload.len() != EPOCH_LEN || &payload[..2] != EPOCH_MAGIC {
+        return None;
+    }
+    let number = u64::from_be_bytes(payload[2..10].try_into().ok()?);
+    let digest = payload[10..].try_into().ok()?;
+    Some(Epoch { number, digest })
+}
+
+/// A peer's epoch: remembered, and answered with this node's store when the peer is behind
+/// or diverged (a primary only; replicas follow their primary).
+fn on_epoch(ctx: Ctx, sender: &NodeId, payload: &[u8]) {
+    let Some(theirs) = parse_epoch(payload) else {
+        return;
+    };
+    if let Some(peers) = PEERS.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        peers.insert(
+            *sender,
+            Heard {
+                epoch: theirs,
+                at: Instant::now(),
+            },
+        );
+    }
+    let nodes = ctx.cluster_nodes();
+    if !myself(&nodes).is_some_and(|m| m.primary) {
+        return;
+    }
+    let Some(mine) = my_epoch() else { return };
+    if mine.number > theirs.number || (mine.number == theirs.number && mine.digest != theirs.digest)
+    {
+        send_keyrings(ctx, Some(sender));
+    }
+}
+
+/// A peer's whole store: merged into this one (a primary only), then propagated to this
+/// node's replicas and AOF when it changed anything.
+fn on_keyrings(ctx: Ctx, sender: &NodeId, blob: &[u8]) {
+    let nodes = ctx.cluster_nodes();
+    if !myself(&nodes).is_some_and(|m| m.primary) {
+        return;
+    }
+    let from_authority = authority(&nodes).is_some_and(|a| &a.id == sender);
+    let merged = state::with_mut(|s| {
+        let held = s.held();
+        let (masters, unwrappers) = (held.masters(), held.unwrappers());
+        if state::is_unpropagated() && from_authority {
+            // A node that has sealed nothing yet takes the authority's keyrings as they are
+            // (with a KMS, each node made its own `default` at load).
+            let mut fresh = redis_enc_core::KeyStore::empty();
+            let report = fresh.import(blob, &masters, &unwrappers, Locking::Allow)?;
+            if !fresh.is_empty() {
+                s.keys = fresh;
+                state::mark_unpropagated(false);
+            }
+            return Ok(report);
+        }
+        Ok(s.keys.import(blob, &masters, &unwrappers, Locking::Allow)?)
+    });
+    redis_enc_core::key::scrub_stack();
+    let addr = nodes
+        .iter()
+        .find(|n| &n.id == sender)
+        .map_or_else(String::new, |n| n.addr.clone());
+    match merged {
+        Ok(report) if report.keyrings_added + report.versions_changed > 0 => {
+            if persist::propagate(ctx).is_err() {
+                ctx.log(
+                    Level::Warning,
+                    "redis-enc: cannot propagate the keyrings received from the cluster",
+                );
+            }
+            let detail = format!(
+                "from node {sender}: {} keyrings added, {} versions changed",
+                report.keyrings_added, report.versions_changed
+            );
+            ctx.log(
+                Level::Notice,
+                &format!("redis-enc: keyrings merged {detail}"),
+            );
+            audit::record_as(
+                Caller {
+                    user: "(cluster)".into(),
+                    client_id: 0,
+                    addr,
+                },
+                Access {
+                    event: "keyring",
+                    command: "cluster keyring sync",
+                    key: None,
+                    keyring: None,
+                    version: None,
+                    outcome: "ok",
+                    detail: Some(detail),
+                },
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            CONFLICTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.log(
+                Level::Warning,
+                &format!(
+                    "redis-enc: the keyrings of cluster node {sender} ({addr}) do not merge \
+                     here: {}",
+                    e.reply_text()
+                ),
+            );
+        }
+    }
+}
+
+/// What `INFO enc` shows of the cluster's keyrings, as of the last announcement.
+#[derive(Clone, Default)]
+pub struct Status {
+    /// The authority's `ip:port`, or `myself`.
+    pub authority: Option<String>,
+    /// Primaries heard from in the last five seconds.
+    pub peers: usize,
+    /// Of those, how many announced another epoch than this node's.
+    pub peers_differing: usize,
+    pub conflicts: u64,
+}
+
+static STATUS: Mutex<Option<Status>> = Mutex::new(None);
+
+/// The cluster's keyring status; `None` outside a cluster.
+pub fn status() -> Option<Status> {
+    STATUS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn refresh_status(nodes: &[Node]) {
+    let epoch = my_epoch();
+    let (peers, differing) = PEERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map_or((0, 0), |peers| {
+            let recent: Vec<_> = peers
+                .iter()
+                .filter(|(id, h)| {
+                    h.at.elapsed().as_secs() < 5 && nodes.iter().any(|n| &n.id == *id && n.primary)
+                })
+                .collect();
+            let differing = recent
+                .iter()
+                .filter(|(_, h)| Some(h.epoch) != epoch)
+                .count();
+            (recent.len(), differing)
+        });
+    *STATUS.lock().unwrap_or_else(|p| p.into_inner()) = Some(Status {
+        authority: authority(nodes).map(|a| {
+            if a.myself {
+                "myself".to_owned()
+            } else {
+                a.addr.clone()
+            }
+        }),
+        peers,
+        peers_differing: differing,
+        conflicts: CONFLICTS.load(std::sync::atomic::Ordering::Relaxed),
+    });
+}

@@ -354,11 +354,20 @@ fn getex_ttl(f: &FilterCtx, now: i64) -> Result<Option<Asked>, Refusal> {
     }
 }
 
-/// Whether a `DUMP` payload is a string whose value is an envelope that opens under `key`
-/// (RDB string encoding: type 0, then a length in the 6-, 14- or 32-bit form, then the bytes).
+/// Whether a `DUMP` payload holds only envelopes that open under `key`: a string whose value
+/// is one (RDB string encoding: type 0, then a length in the 6-, 14- or 32-bit form, then the
+/// bytes), or a hash, at least one field, every value an envelope bound to `key` and its field
+/// (what a slot migration moves with `RESTORE-ASKING`).
 fn dump_holds_envelope(payload: &[u8], key: &[u8]) -> bool {
-    redis_enc_core::policy::dump_string(payload)
-        .is_some_and(|value| authentic(value, &Location::Value { key }))
+    if let Some(value) = redis_enc_core::policy::dump_string(payload) {
+        return authentic(value, &Location::Value { key });
+    }
+    redis_enc_core::policy::dump_hash(payload).is_some_and(|pairs| {
+        !pairs.is_empty()
+            && pairs
+                .iter()
+                .all(|(field, value)| authentic(value, &Location::HashField { key, field }))
+    })
 }
 
 /// Server event: replication role changed.

@@ -18,6 +18,8 @@ struct Cluster {
     nodes: Vec<Server>,
     key: Arc<tempfile::TempDir>,
     primaries: usize,
+    /// Module arguments after `master-key`.
+    module_args: Vec<String>,
 }
 
 fn cluster_args(bus_port: u16) -> Vec<String> {
@@ -38,10 +40,18 @@ fn cluster_args(bus_port: u16) -> Vec<String> {
 
 impl Cluster {
     fn start(primaries: usize, replicas: usize) -> Cluster {
+        Cluster::start_with(primaries, replicas, &[])
+    }
+
+    fn start_with(primaries: usize, replicas: usize, module_args: &[&str]) -> Cluster {
         let key = Arc::new(tempfile::tempdir().unwrap());
         write_key(&key.path().join("master.key"));
+        let module_args: Vec<String> = module_args.iter().map(|s| s.to_string()).collect();
         let nodes: Vec<Server> = (0..primaries * (1 + replicas))
-            .map(|_| Cluster::node(&key, Arc::new(tempfile::tempdir().unwrap()), None))
+            .map(|_| {
+                let dir = Arc::new(tempfile::tempdir().unwrap());
+                Cluster::node(&key, dir, None, &module_args)
+            })
             .collect();
         let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
         create.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
@@ -55,16 +65,29 @@ impl Cluster {
             nodes,
             key,
             primaries,
+            module_args,
         };
         cluster.wait_ok();
         cluster
     }
 
     /// Starts one node in `dir`, with the cluster's master key.
-    fn node(key: &tempfile::TempDir, dir: Arc<tempfile::TempDir>, port: Option<u16>) -> Server {
-        std::fs::copy(key.path().join("master.key"), dir.path().join("master.key")).unwrap();
+    fn node(
+        key: &tempfile::TempDir,
+        dir: Arc<tempfile::TempDir>,
+        port: Option<u16>,
+        module_args: &[String],
+    ) -> Server {
+        let key_file = dir.path().join("master.key");
+        std::fs::copy(key.path().join("master.key"), &key_file).unwrap();
+        let mut args = vec![
+            "master-key".to_owned(),
+            format!("file:{}", key_file.display()),
+        ];
+        args.extend(module_args.iter().cloned());
         Server::with(Options {
             server_args: cluster_args(free_port()),
+            module_args: Some(args),
             dir: Some(dir),
             port,
             ..Options::default()
@@ -146,6 +169,27 @@ impl Cluster {
         digest
     }
 
+    /// Moves every slot of `from` to `to` with `redis-cli --cluster reshard`; returns `from`.
+    fn move_every_slot<'a>(&self, from: &'a Server, to: &Server) -> &'a Server {
+        let id = |n: &Server| {
+            String::from_utf8(bulk(&cmd(&mut n.client(), "CLUSTER MYID").unwrap()).unwrap())
+                .unwrap()
+        };
+        redis_cli(&[
+            "--cluster".into(),
+            "reshard".into(),
+            format!("127.0.0.1:{}", from.port),
+            "--cluster-from".into(),
+            id(from),
+            "--cluster-to".into(),
+            id(to),
+            "--cluster-slots".into(),
+            "16384".into(),
+            "--cluster-yes".into(),
+        ]);
+        from
+    }
+
     /// Runs a keyed command on the node that serves the key, following `MOVED`.
     fn keyed(&self, line: &str) -> Result<redis::Value, String> {
         let mut con = self.nodes[0].client();
@@ -212,20 +256,7 @@ fn a_keyring_change_reaches_every_node_and_moved_values_open() {
     }
     // Every slot of one shard moves to another (MIGRATE: DUMP, then RESTORE there).
     let primaries = cluster.primaries();
-    let id = |n: &Server| bulk(&cmd(&mut n.client(), "CLUSTER MYID").unwrap()).unwrap();
-    let (from, to) = (primaries[1], primaries[2]);
-    redis_cli(&[
-        "--cluster".into(),
-        "reshard".into(),
-        format!("127.0.0.1:{}", from.port),
-        "--cluster-from".into(),
-        String::from_utf8(id(from)).unwrap(),
-        "--cluster-to".into(),
-        String::from_utf8(id(to)).unwrap(),
-        "--cluster-slots".into(),
-        "16384".into(),
-        "--cluster-yes".into(),
-    ]);
+    let from = cluster.move_every_slot(primaries[1], primaries[2]);
     assert_eq!(
         cmd(&mut from.client(), "DBSIZE").unwrap(),
         redis::Value::Int(0),
@@ -297,7 +328,7 @@ fn a_node_down_during_a_rotation_catches_up() {
         .unwrap();
     cmd(&mut authority.client(), "ENC.KEYRING ROTATE default").unwrap();
     cmd(&mut authority.client(), "ENC.KEYRING CREATE while-down").unwrap();
-    let back = Cluster::node(&cluster.key, dir, Some(port));
+    let back = Cluster::node(&cluster.key, dir, Some(port), &cluster.module_args);
     let mut c = back.client();
     cluster.nodes.push(back);
     cluster.wait_ok();
@@ -341,4 +372,77 @@ fn the_example_users_can_use_cluster_clients() {
             assert_eq!(said, redis::Value::Okay, "{name} may run {probe}");
         }
     }
+}
+
+/// The first value of an `ENC.HGETFIELD` reply.
+fn first(reply: &redis::Value) -> Vec<u8> {
+    match reply {
+        redis::Value::Array(values) => bulk(&values[0]).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The promise: with the PHI guard on, resharding moves PHI strings and hashes (the guard lets
+/// through a `RESTORE-ASKING` whose payload holds only envelopes bound to that key and its
+/// fields), and every value opens on its new shard; a payload with a plaintext field is refused.
+#[test]
+fn resharding_moves_phi_hashes_under_the_guard() {
+    let cluster = Cluster::start_with(3, 0, &["phi-patterns", "patient:*", "phi-guard", "yes"]);
+    cluster.converged();
+    for i in 0..40 {
+        cluster
+            .keyed(&format!(
+                "ENC.HSETFIELD patient:{i} ssn 078-05-{i:04} dob 1815-12-{i:02}"
+            ))
+            .unwrap();
+        cluster
+            .keyed(&format!("ENC.SET patient:note:{i} note-{i}"))
+            .unwrap();
+    }
+    // One big hash, stored as a hash table rather than a listpack.
+    for f in 0..200 {
+        cluster
+            .keyed(&format!("ENC.HSETFIELD patient:big f{f} value-{f}"))
+            .unwrap();
+    }
+    let primaries = cluster.primaries();
+    let from = cluster.move_every_slot(primaries[0], primaries[1]);
+    assert_eq!(
+        cmd(&mut from.client(), "DBSIZE").unwrap(),
+        redis::Value::Int(0)
+    );
+    for i in 0..40 {
+        let ssn = cluster
+            .keyed(&format!("ENC.HGETFIELD patient:{i} ssn"))
+            .unwrap();
+        assert_eq!(first(&ssn), format!("078-05-{i:04}").as_bytes());
+        let note = cluster.keyed(&format!("ENC.GET patient:note:{i}")).unwrap();
+        assert_eq!(
+            bulk(&note),
+            Some(format!("note-{i}").into_bytes()),
+            "{note:?}"
+        );
+    }
+    let big = cluster.keyed("ENC.HGETFIELD patient:big f199").unwrap();
+    assert_eq!(first(&big), b"value-199");
+
+    // A plaintext hash dumped elsewhere does not restore under a PHI key.
+    cluster
+        .keyed("HSET plain:{patient:0} ssn 078-05-1120")
+        .unwrap();
+    let redis::Value::BulkString(payload) = cluster.keyed("DUMP plain:{patient:0}").unwrap() else {
+        panic!("DUMP replies with a payload")
+    };
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| {
+            cmd(&mut n.client(), "EXISTS plain:{patient:0}").ok() == Some(redis::Value::Int(1))
+        })
+        .unwrap();
+    let refused = run(
+        &mut node.client(),
+        &[b"RESTORE", b"patient:{patient:0}x", b"0", &payload],
+    );
+    assert!(refused.is_err_and(|e| e.contains("enc.phi-guard")));
 }

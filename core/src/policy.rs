@@ -4,6 +4,9 @@
 
 use crate::setopts::Expiry;
 
+mod dump;
+pub use dump::{dump_hash, Pairs};
+
 /// What is being done to PHI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

@@ -27,6 +27,14 @@ fn help_is_pinned() {
     ))
     .unwrap();
     assert_eq!(out, golden);
+    let (code, out, _) = redis_enc(&["cluster", "check", "--help"]);
+    assert_eq!(code, 0);
+    let golden = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/help-cluster-check.txt"
+    ))
+    .unwrap();
+    assert_eq!(out, golden);
     let (code, out, _) = redis_enc(&["keygen", "--help"]);
     assert_eq!(code, 0);
     assert_eq!(
@@ -96,14 +104,14 @@ fn a_closed_or_full_standard_output_is_handled() {
     let (code, _, err) = redis_enc(&["keygen", "--out", key.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let uri = format!("file:{}", key.display());
-    let mut child = Command::new(tool_exe())
+    // A pipe whose reading end is closed before the tool starts, so its first write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(tool_exe())
         .args(["key-id", "--master-key", &uri])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stdout(writer)
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");

@@ -209,6 +209,19 @@ impl Cluster {
     }
 }
 
+/// Runs `redis-enc cluster check --seed <seed>`: exit code, standard output, standard error.
+fn cluster_check(seed: &str) -> (i32, String, String) {
+    let out = Command::new(tool_exe())
+        .args(["cluster", "check", "--seed", seed])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 /// Runs `redis-cli` and fails the test with its output if it fails.
 fn redis_cli(args: &[String]) {
     let out = Command::new("redis-cli").args(args).output().unwrap();
@@ -331,17 +344,48 @@ fn a_node_down_during_a_rotation_catches_up() {
         .unwrap();
     cmd(&mut authority.client(), "ENC.KEYRING ROTATE default").unwrap();
     cmd(&mut authority.client(), "ENC.KEYRING CREATE while-down").unwrap();
+    cluster.converged();
+    let seed = format!("127.0.0.1:{authority_port}");
+    let (code, out, err) = cluster_check(&seed);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&format!("127.0.0.1:{port}")) && out.contains("no answer"),
+        "{out}"
+    );
+    assert_eq!(err, "redis-enc: 1 node(s) did not answer\n");
     let back = Cluster::node(&cluster.key, dir, Some(port), &cluster.module_args);
     let mut c = back.client();
     cluster.nodes.push(back);
     cluster.wait_ok();
-    cluster.converged();
+    let digest = cluster.converged();
+    let (code, out, err) = cluster_check(&seed);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("NODE                   ROLE      EPOCH DIGEST            KEYRINGS  AUTHORITY")
+    );
+    let rows: Vec<_> = lines.collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    for row in rows {
+        let words: Vec<_> = row.split_whitespace().collect();
+        assert_eq!(words[1], "primary", "{row}");
+        assert_eq!(words[3], digest, "{row}");
+        assert_eq!(words[4], "2", "two keyrings: default and while-down");
+        let addr = words[0];
+        let authority = if addr == seed {
+            "myself"
+        } else {
+            seed.as_str()
+        };
+        assert_eq!(words[5], authority, "{row}");
+    }
     assert_eq!(keyring_versions(&mut c, "default"), 2);
     cmd(&mut c, "ENC.KEYRING INFO while-down").unwrap();
 }
 
 /// The promise: the application and PHI-reader users of `redis.conf.example` can use a
-/// cluster-aware client, which learns the slot map (`CLUSTER SLOTS`/`SHARDS`/`NODES`), the
+/// cluster-aware client (and the operator can run `redis-enc cluster check`), which learns the slot map (`CLUSTER SLOTS`/`SHARDS`/`NODES`), the
 /// commands' keys (`COMMAND`), and reads from replicas (`READONLY`).
 #[test]
 fn the_example_users_can_use_cluster_clients() {
@@ -374,6 +418,18 @@ fn the_example_users_can_use_cluster_clients() {
             let said = cmd(&mut con, &format!("ACL DRYRUN {name} {probe}")).unwrap();
             assert_eq!(said, redis::Value::Okay, "{name} may run {probe}");
         }
+    }
+    // The operator runs `redis-enc cluster check`.
+    let line = example
+        .lines()
+        .find(|l| l.starts_with("user ops "))
+        .unwrap();
+    let mut setuser: Vec<&[u8]> = vec![b"ACL", b"SETUSER"];
+    setuser.extend(line.split_whitespace().skip(1).map(str::as_bytes));
+    run(&mut con, &setuser).unwrap();
+    for probe in ["CLUSTER NODES", "INFO enc"] {
+        let said = cmd(&mut con, &format!("ACL DRYRUN ops {probe}")).unwrap();
+        assert_eq!(said, redis::Value::Okay, "ops may run {probe}");
     }
 }
 

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use redis_enc_core::backup::{self, BackupWriter};
-use redis_enc_core::provider::read::small_file;
 use redis_enc_core::provider::{Master, Provider};
 use redis_enc_core::text::printable;
 use redis_enc_core::wrap::Wrapper;
@@ -57,8 +56,6 @@ struct ThreadedWriter {
 }
 
 const BLOCK: usize = 4 << 20;
-/// The largest `--password-file` read (a Redis password is at most a few hundred bytes).
-const MAX_PASSWORD_FILE: u64 = 4096;
 
 impl ThreadedWriter {
     fn new(mut out: BufWriter<File>) -> ThreadedWriter {
@@ -223,20 +220,7 @@ pub fn run_backup(
     let mut pending = PendingFile::create(out)?;
     let (source, plaintext, file_bytes) = match (url, rdb) {
         (Some(url), None) => {
-            let mut target = replication::parse_url(url)?;
-            if let Some(u) = user {
-                target.user = Some(u.to_owned());
-            }
-            if target.user.is_some() && target.password.is_none() && password_file.is_none() {
-                return Err("--user needs --password-file (or a password in the URL)".into());
-            }
-            if let Some(path) = password_file {
-                let (bytes, _) = small_file(path, MAX_PASSWORD_FILE)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let text = std::str::from_utf8(&bytes)
-                    .map_err(|_| format!("cannot read {}: not UTF-8", path.display()))?;
-                target.password = Some(text.trim().to_owned());
-            }
+            let target = replication::target(url, user, password_file)?;
             let source = format!("redis://{}:{}", target.host, target.port);
             let mut writer =
                 BackupWriter::create(pending.writer(), master.wrapper(), &source, now())

@@ -3,6 +3,7 @@
 //! - `redis-enc keygen --out PATH`: writes a new master key file (mode 0600).
 //! - `redis-enc backup|verify|restore|inspect`: encrypted backups.
 //! - `redis-enc audit verify`: checks an audit log's hash chain.
+//! - `redis-enc cluster check --seed HOST:PORT`: every cluster node's keyring epoch.
 //! - `redis-enc key-id --master-key URI`: prints the public fingerprint of a master key, the
 //!   same that `INFO enc` shows as `enc_master_key_id`.
 
@@ -20,6 +21,7 @@ macro_rules! say {
 
 mod backup;
 mod cleanup;
+mod cluster;
 mod replication;
 
 use std::path::PathBuf;
@@ -67,24 +69,10 @@ enum Command {
         /// Encrypt an existing RDB file instead.
         #[arg(long, value_name = "PATH")]
         rdb: Option<PathBuf>,
-        /// The ACL user to authenticate as.
-        #[arg(long, value_name = "USER")]
-        user: Option<String>,
-        /// A file holding the password (never give it on the command line).
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-        /// Connect with TLS.
-        #[arg(long)]
-        tls: bool,
-        /// The CA certificate (PEM) to trust for the server (default: the Mozilla roots).
-        #[arg(long, value_name = "FILE", requires = "tls")]
-        tls_ca_cert: Option<PathBuf>,
-        /// A client certificate (PEM), for servers with tls-auth-clients yes.
-        #[arg(long, value_name = "FILE", requires = "tls")]
-        tls_cert: Option<PathBuf>,
-        /// The client certificate's private key (PEM).
-        #[arg(long, value_name = "FILE", requires = "tls")]
-        tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        auth: AuthArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// The name to check the server's certificate against (default: the URL's host).
         #[arg(long, value_name = "NAME", requires = "tls")]
         tls_server_name: Option<String>,
@@ -138,6 +126,69 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Redis Cluster tools.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+/// How to authenticate to a server.
+#[derive(clap::Args)]
+struct AuthArgs {
+    /// The ACL user to authenticate as.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// A file holding the password (never give it on the command line).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+}
+
+/// TLS to a server.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Connect with TLS.
+    #[arg(long)]
+    tls: bool,
+    /// The CA certificate (PEM) to trust for the server (default: the Mozilla roots).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca_cert: Option<PathBuf>,
+    /// A client certificate (PEM), for servers with tls-auth-clients yes.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The TLS settings, when `--tls` is given.
+    fn settings(self, server_name: Option<String>) -> Option<replication::Tls> {
+        self.tls.then_some(replication::Tls {
+            ca_cert: self.tls_ca_cert,
+            cert: self.tls_cert,
+            key: self.tls_key,
+            server_name,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// List every node with its keyring epoch and digest; exit non-zero if a node does not
+    /// answer or holds other keyrings than the rest.
+    Check {
+        /// A node of the cluster: HOST:PORT or redis://[user[:password]@]HOST:PORT.
+        #[arg(long, value_name = "ADDR")]
+        seed: String,
+        #[command(flatten)]
+        auth: AuthArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -270,28 +321,18 @@ fn run(command: Command) -> Result<(), String> {
         Command::Backup {
             url,
             rdb,
-            user,
-            password_file,
+            auth,
             tls,
-            tls_ca_cert,
-            tls_cert,
-            tls_key,
             tls_server_name,
             master_key,
             out,
             json,
         } => backup::run_backup(
             url.as_deref(),
-            tls.then_some(replication::Tls {
-                ca_cert: tls_ca_cert,
-                cert: tls_cert,
-                key: tls_key,
-                server_name: tls_server_name,
-            })
-            .as_ref(),
+            tls.settings(tls_server_name).as_ref(),
             rdb.as_deref(),
-            user.as_deref(),
-            password_file.as_deref(),
+            auth.user.as_deref(),
+            auth.password_file.as_deref(),
             &master_key,
             &out,
             json,
@@ -308,6 +349,19 @@ fn run(command: Command) -> Result<(), String> {
             json,
         } => backup::run_restore(&input, &master_key, &out, json),
         Command::Inspect { input, json } => backup::run_inspect(&input, json),
+        Command::Cluster {
+            command:
+                ClusterCommand::Check {
+                    seed,
+                    auth,
+                    tls,
+                    json,
+                },
+        } => cluster::run_check(
+            &replication::target(&seed, auth.user.as_deref(), auth.password_file.as_deref())?,
+            tls.settings(None).as_ref(),
+            json,
+        ),
         Command::Audit {
             command:
                 AuditCommand::Verify {

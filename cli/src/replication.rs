@@ -90,6 +90,37 @@ pub fn shown(url: &str) -> String {
     }
 }
 
+/// The largest `--password-file` read (a Redis password is at most a few hundred bytes).
+const MAX_PASSWORD_FILE: u64 = 4096;
+
+/// Where to connect, from a URL (`redis://…`, or `HOST:PORT`), `--user` and
+/// `--password-file`.
+pub fn target(
+    url: &str,
+    user: Option<&str>,
+    password_file: Option<&std::path::Path>,
+) -> Result<Target, String> {
+    let mut target = if url.starts_with("redis://") {
+        parse_url(url)?
+    } else {
+        parse_url(&format!("redis://{url}"))?
+    };
+    if let Some(u) = user {
+        target.user = Some(u.to_owned());
+    }
+    if target.user.is_some() && target.password.is_none() && password_file.is_none() {
+        return Err("--user needs --password-file (or a password in the URL)".into());
+    }
+    if let Some(path) = password_file {
+        let (bytes, _) = redis_enc_core::provider::read::small_file(path, MAX_PASSWORD_FILE)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| format!("cannot read {}: not UTF-8", path.display()))?;
+        target.password = Some(text.trim().to_owned());
+    }
+    Ok(target)
+}
+
 /// Parses `redis://[user[:password]@]host[:port][/]`.
 pub fn parse_url(url: &str) -> Result<Target, String> {
     let rest = url
@@ -134,16 +165,18 @@ fn command(stream: &mut impl Write, args: &[&str]) -> std::io::Result<()> {
     stream.write_all(out.as_bytes())
 }
 
-/// Streams a snapshot into `out`; `progress` gets the bytes received so far.
-pub fn snapshot(
+/// A connection to a server, authenticated when the target has a password.
+pub struct Connection(BufReader<Box<dyn Stream>>);
+
+/// Connects to `target` (over TLS when given) and authenticates; `timeout` bounds each read.
+pub fn connect(
     target: &Target,
     tls: Option<&Tls>,
-    out: &mut impl Write,
-    progress: impl FnMut(u64),
-) -> Result<u64, String> {
+    timeout: Duration,
+) -> Result<Connection, String> {
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .map_err(|e| format!("cannot connect to {}:{}: {e}", target.host, target.port))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(120)))
+    tcp.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     let stream: Box<dyn Stream> = match tls {
         None => Box::new(tcp),
@@ -175,6 +208,42 @@ pub fn snapshot(
             return Err(format!("authentication failed: {said}"));
         }
     }
+    Ok(Connection(reader))
+}
+
+/// The longest bulk reply [`Connection::bulk`] reads.
+const MAX_BULK: usize = 16 << 20;
+
+impl Connection {
+    /// Sends a command whose reply is a bulk string (`CLUSTER NODES`, `INFO`) and reads it.
+    pub fn bulk(&mut self, args: &[&str]) -> Result<Vec<u8>, String> {
+        command(self.0.get_mut(), args).map_err(|e| e.to_string())?;
+        let header = reply_line(&mut self.0)?;
+        if let Some(err) = header.strip_prefix('-') {
+            return Err(format!("{} refused: {err}", args.join(" ")));
+        }
+        let len: usize = header
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n <= MAX_BULK)
+            .ok_or_else(|| format!("{}: not a bulk reply ({header})", args.join(" ")))?;
+        let mut body = vec![0u8; len + 2];
+        self.0
+            .read_exact(&mut body)
+            .map_err(|e| format!("reading from the server: {e}"))?;
+        body.truncate(len);
+        Ok(body)
+    }
+}
+
+/// Streams a snapshot into `out`; `progress` gets the bytes received so far.
+pub fn snapshot(
+    target: &Target,
+    tls: Option<&Tls>,
+    out: &mut impl Write,
+    progress: impl FnMut(u64),
+) -> Result<u64, String> {
+    let Connection(mut reader) = connect(target, tls, Duration::from_secs(120))?;
     // Ask for a diskless transfer and only the RDB (Redis 7.0+); older servers may refuse either.
     for args in [
         &["REPLCONF", "capa", "eof"][..],

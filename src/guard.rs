@@ -362,11 +362,8 @@ fn dump_holds_envelope(payload: &[u8], key: &[u8]) -> bool {
     if let Some(value) = redis_enc_core::policy::dump_string(payload) {
         return authentic(value, &Location::Value { key });
     }
-    redis_enc_core::policy::dump_hash(payload).is_some_and(|pairs| {
-        !pairs.is_empty()
-            && pairs
-                .iter()
-                .all(|(field, value)| authentic(value, &Location::HashField { key, field }))
+    redis_enc_core::policy::dump_hash_all(payload, |field, value| {
+        authentic(value, &Location::HashField { key, field })
     })
 }
 

@@ -5,7 +5,7 @@
 use crate::setopts::Expiry;
 
 mod dump;
-pub use dump::{dump_hash, Pairs};
+pub use dump::dump_hash_all;
 
 /// What is being done to PHI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,27 +12,51 @@ const HASH_LISTPACK: u8 = 16;
 /// checks before it loads the object.
 const FOOTER: usize = 10;
 
-/// A hash's field-value pairs.
-pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+/// Whether `payload` is a hash payload (with a valid checksum) of at least one field, every
+/// field-value pair of which `accept` accepts. Pairs are read and given to `accept` one at a
+/// time, and reading stops at the first refused, so a forged payload costs no more than its
+/// own size: nothing is collected, and the checksum is checked before anything is parsed.
+pub fn dump_hash_all(payload: &[u8], mut accept: impl FnMut(&[u8], &[u8]) -> bool) -> bool {
+    let mut pairs = 0usize;
+    let all = read_hash(payload, &mut |field, value| {
+        pairs += 1;
+        accept(field, value)
+    });
+    all.is_some() && pairs > 0
+}
 
-/// The field-value pairs of a hash payload; `None` for any other payload or one this reader
-/// cannot read exactly.
-pub fn dump_hash(payload: &[u8]) -> Option<Pairs> {
+/// The checksum at the end of a `DUMP` payload: CRC-64 (Jones, as Redis computes it) of the
+/// rest, little-endian.
+fn checksum_ok(payload: &[u8]) -> bool {
+    let Some(split) = payload.len().checked_sub(8) else {
+        return false;
+    };
+    let (body, crc) = payload.split_at(split);
+    let crc64 = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
+    crc.try_into()
+        .is_ok_and(|c: [u8; 8]| u64::from_le_bytes(c) == crc64.checksum(body))
+}
+
+type Visit<'v> = dyn FnMut(&[u8], &[u8]) -> bool + 'v;
+
+fn read_hash(payload: &[u8], visit: &mut Visit) -> Option<()> {
+    if !checksum_ok(payload) {
+        return None;
+    }
     let body = payload.get(..payload.len().checked_sub(FOOTER)?)?;
     let (&kind, rest) = body.split_first()?;
     let mut r = Reader(rest);
     match kind {
         HASH => {
             let n = r.length()?;
-            let mut pairs = Vec::new();
             for _ in 0..n {
                 let field = r.string()?;
                 let value = r.string()?;
-                pairs.push((field, value));
+                visit(&field, &value).then_some(())?;
             }
-            Some(pairs)
+            Some(())
         }
-        HASH_LISTPACK => listpack_pairs(&r.string()?),
+        HASH_LISTPACK => listpack_pairs(&r.string()?, visit),
         _ => None,
     }
 }
@@ -174,32 +198,29 @@ fn listpack_entry(lp: &[u8]) -> Option<(Vec<u8>, usize)> {
 
 /// The pairs of a listpack: total bytes (4, little-endian) equal to its length, an element
 /// count (2), the entries, each followed by its back-length, and the end byte 0xFF last.
-fn listpack_pairs(lp: &[u8]) -> Option<Pairs> {
+fn listpack_pairs(lp: &[u8], visit: &mut Visit) -> Option<()> {
     let total = u32::from_le_bytes(lp.get(..4)?.try_into().ok()?);
     if usize::try_from(total).ok()? != lp.len() || lp.last() != Some(&0xff) {
         return None;
     }
     let count = u16::from_le_bytes(lp.get(4..6)?.try_into().ok()?);
     let end = lp.len() - 1;
-    let mut entries = Vec::new();
+    let mut entries = 0usize;
+    let mut field: Option<Vec<u8>> = None;
     let mut at = 6;
     while at < end {
         let (value, len) = listpack_entry(&lp[at..end])?;
         at += len + backlen_size(len);
-        entries.push(value);
+        entries += 1;
+        match field.take() {
+            None => field = Some(value),
+            Some(f) => visit(&f, &value).then_some(())?,
+        }
     }
-    if at != end
-        || entries.len() % 2 != 0
-        || (count != u16::MAX && usize::from(count) != entries.len())
-    {
+    if at != end || field.is_some() || (count != u16::MAX && usize::from(count) != entries) {
         return None;
     }
-    let mut pairs = Vec::with_capacity(entries.len() / 2);
-    let mut it = entries.into_iter();
-    while let (Some(field), Some(value)) = (it.next(), it.next()) {
-        pairs.push((field, value));
-    }
-    Some(pairs)
+    Some(())
 }
 
 #[cfg(test)]
@@ -207,8 +228,20 @@ mod tests {
     use super::*;
 
     fn with_footer(mut body: Vec<u8>) -> Vec<u8> {
-        body.extend_from_slice(&[10, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        body.extend_from_slice(&[10, 0]);
+        let crc = crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
         body
+    }
+
+    /// Every pair of a payload, or `None` if it is not read as a hash.
+    fn dump_hash(payload: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut pairs = Vec::new();
+        read_hash(payload, &mut |f, v| {
+            pairs.push((f.to_vec(), v.to_vec()));
+            true
+        })?;
+        Some(pairs)
     }
 
     /// A listpack of `entries` (already encoded, each with its back-length).
@@ -303,5 +336,24 @@ mod tests {
         for (i, case) in cases.iter().enumerate() {
             assert_eq!(dump_hash(case), None, "case {i}");
         }
+        // A wrong checksum, an empty hash.
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert_eq!(dump_hash(&bad), None);
+        assert!(!dump_hash_all(&with_footer(vec![HASH, 0]), |_, _| true));
+        assert!(dump_hash_all(&good, |_, _| true));
+    }
+
+    #[test]
+    fn reading_stops_at_the_first_refused_pair() {
+        let entries: Vec<[u8; 2]> = (0..20u8).map(|i| [i, 1]).collect();
+        let refs: Vec<&[u8]> = entries.iter().map(|e| &e[..]).collect();
+        let payload = listpack_payload(&listpack(&refs, 20));
+        let mut seen = 0;
+        assert!(!dump_hash_all(&payload, |_, _| {
+            seen += 1;
+            false
+        }));
+        assert_eq!(seen, 1);
     }
 }

@@ -1,7 +1,8 @@
 //! One keyring for the whole cluster (docs/OPERATIONS.md, "Redis Cluster").
 //!
 //! Keyring changes are made on one node, the cluster's keyring authority: the primary with the
-//! lowest node id among those not failing. Any other node refuses a change and names the
+//! lowest node id among those the cluster has not marked `FAIL` (a node only this one suspects,
+//! `PFAIL`, keeps its place, so one node's hiccup does not make a second authority). Any other node refuses a change and names the
 //! authority. The authority sends its whole key store (keys wrapped, never in clear) to every
 //! node over the cluster bus as soon as it changes; every primary merges what it receives, as
 //! it merges `ENC.KEYRING IMPORT` (states only move forward), and propagates the result to its

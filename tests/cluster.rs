@@ -599,3 +599,24 @@ fn failover_keeps_acknowledged_values_openable() {
     );
     drop(killed);
 }
+
+/// The promise: crypto-shredding holds cluster-wide: once the authority destroys a keyring, no
+/// node opens a value sealed under it, whichever shard sealed it.
+#[test]
+fn a_destroyed_keyring_opens_nowhere() {
+    let cluster = Cluster::start(3, 0);
+    let authority = cluster.authority();
+    cmd(&mut authority.client(), "ENC.KEYRING CREATE tenant").unwrap();
+    cluster.converged();
+    for i in 0..30 {
+        cluster
+            .keyed(&format!("ENC.SET tenant:{i} secret-{i} KEYRING tenant"))
+            .unwrap();
+    }
+    cmd(&mut authority.client(), "ENC.KEYRING DESTROY tenant FORCE").unwrap();
+    cluster.converged();
+    for i in 0..30 {
+        let err = cluster.keyed(&format!("ENC.GET tenant:{i}")).unwrap_err();
+        assert!(err.contains("keyring 'tenant' was destroyed"), "{err}");
+    }
+}

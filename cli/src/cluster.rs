@@ -17,28 +17,53 @@ struct Listed {
     host: String,
     port: u16,
     primary: bool,
-    failing: bool,
+    /// `replica`, `primary`, `failing`, or `unknown` (a node in handshake, say).
+    role: &'static str,
 }
 
-/// The nodes in a `CLUSTER NODES` reply: `<id> <ip:port@cport[,hostname]> <flags> ...`.
-fn listed(text: &str) -> Vec<Listed> {
-    text.lines()
+/// The nodes in a `CLUSTER NODES` reply (`<id> <ip:port@cport[,hostname]> <flags> ...`), and
+/// how many non-empty lines could not be read as one.
+fn listed(text: &str) -> (Vec<Listed>, usize) {
+    let mut unreadable = 0;
+    let nodes = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
         .filter_map(|line| {
-            let mut words = line.split(' ');
-            let id = words.next()?.to_owned();
-            let addr = words.next()?;
-            let flags = words.next()?;
-            let hostport = addr.split(['@', ',']).next()?;
-            let (host, port) = hostport.rsplit_once(':')?;
-            Some(Listed {
-                id,
-                host: host.to_owned(),
-                port: port.parse().ok()?,
-                primary: flags.split(',').any(|f| f == "master"),
-                failing: flags.split(',').any(|f| f == "fail" || f == "fail?"),
-            })
+            let node = (|| {
+                let mut words = line.split(' ');
+                let id = words.next()?;
+                let addr = words.next()?;
+                let flags: Vec<&str> = words.next()?.split(',').collect();
+                let hostport = addr.split(['@', ',']).next()?;
+                let (host, port) = hostport.rsplit_once(':')?;
+                let printable = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic());
+                if !printable(id) || !printable(host) {
+                    return None;
+                }
+                let has = |f: &str| flags.contains(&f);
+                Some(Listed {
+                    id: id.to_owned(),
+                    host: host.to_owned(),
+                    port: port.parse().ok()?,
+                    primary: has("master"),
+                    role: if has("fail") || has("fail?") {
+                        "failing"
+                    } else if has("master") {
+                        "primary"
+                    } else if has("slave") {
+                        "replica"
+                    } else {
+                        "unknown"
+                    },
+                })
+            })();
+            if node.is_none() {
+                unreadable += 1;
+            }
+            node
         })
-        .collect()
+        .collect();
+    (nodes, unreadable)
 }
 
 /// What one node said.
@@ -72,11 +97,27 @@ fn ask(
             .map(str::to_owned)
             .ok_or_else(|| format!("INFO enc has no {name}: is the module loaded?"))
     };
+    let digits = |s: String| {
+        (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then_some(s)
+            .ok_or_else(|| "INFO enc holds a count that is not a number".to_owned())
+    };
+    let digest = get("enc_keyring_digest")?;
+    if digest.len() != 16 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("INFO enc holds a keyring digest that is not 16 hex digits".into());
+    }
+    let authority = get("enc_cluster_keyring_authority")?;
+    if authority.is_empty()
+        || authority.len() > 300
+        || !authority.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err("INFO enc names no readable keyring authority".into());
+    }
     Ok((
-        get("enc_keyring_epoch")?,
-        get("enc_keyring_digest")?,
-        get("enc_keyrings")?,
-        get("enc_cluster_keyring_authority")?,
+        digits(get("enc_keyring_epoch")?)?,
+        digest,
+        digits(get("enc_keyrings")?)?,
+        authority,
     ))
 }
 
@@ -84,7 +125,8 @@ fn ask(
 pub fn run_check(seed: &Target, tls: Option<&Tls>, json: bool) -> Result<(), String> {
     let mut con = replication::connect(seed, tls, TIMEOUT)?;
     let nodes = String::from_utf8_lossy(&con.bulk(&["CLUSTER", "NODES"])?).into_owned();
-    let mut seen: Vec<Seen> = listed(&nodes)
+    let (listed, unreadable) = listed(&nodes);
+    let mut seen: Vec<Seen> = listed
         .into_iter()
         .map(|node| {
             let said = ask(&node, seed, tls);
@@ -116,13 +158,13 @@ pub fn run_check(seed: &Target, tls: Option<&Tls>, json: bool) -> Result<(), Str
                 match &s.said {
                     Ok((epoch, digest, keyrings, authority)) => json!({
                         "id": n.id, "addr": format!("{}:{}", n.host, n.port),
-                        "role": if n.primary { "primary" } else { "replica" },
+                        "role": n.role,
                         "epoch": epoch, "digest": digest, "keyrings": keyrings,
                         "authority": authority,
                     }),
                     Err(why) => json!({
                         "id": n.id, "addr": format!("{}:{}", n.host, n.port),
-                        "role": if n.primary { "primary" } else { "replica" },
+                        "role": n.role,
                         "error": why,
                     }),
                 }
@@ -144,11 +186,7 @@ pub fn run_check(seed: &Target, tls: Option<&Tls>, json: bool) -> Result<(), Str
         for s in &seen {
             let n = &s.node;
             let addr = format!("{}:{}", n.host, n.port);
-            let role = match (n.primary, n.failing) {
-                (_, true) => "failing",
-                (true, false) => "primary",
-                (false, false) => "replica",
-            };
+            let role = n.role;
             match &s.said {
                 Ok((epoch, digest, keyrings, authority)) => {
                     say!("{addr:<22} {role:<8} {epoch:>6} {digest:<17} {keyrings:>8}  {authority}")
@@ -158,6 +196,14 @@ pub fn run_check(seed: &Target, tls: Option<&Tls>, json: bool) -> Result<(), Str
         }
     }
     let mut wrong = Vec::new();
+    if seen.is_empty() {
+        wrong.push("the seed listed no node".to_owned());
+    }
+    if unreadable > 0 {
+        wrong.push(format!(
+            "{unreadable} line(s) of CLUSTER NODES could not be read"
+        ));
+    }
     if silent > 0 {
         wrong.push(format!("{silent} node(s) did not answer"));
     }
@@ -185,18 +231,21 @@ mod tests {
                     e7d1 10.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460\n\
                     bad-line\n\
                     67ed 10.0.0.2:30002@31002 master,fail - 0 0 2 disconnected\n";
-        let nodes = listed(text);
+        let (nodes, unreadable) = listed(text);
         let seen: Vec<_> = nodes
             .iter()
-            .map(|n| (n.id.as_str(), n.host.as_str(), n.port, n.primary, n.failing))
+            .map(|n| (n.id.as_str(), n.host.as_str(), n.port, n.primary, n.role))
             .collect();
         assert_eq!(
             seen,
             [
-                ("07c3", "127.0.0.1", 30004, false, false),
-                ("e7d1", "10.0.0.1", 30001, true, false),
-                ("67ed", "10.0.0.2", 30002, true, true),
+                ("07c3", "127.0.0.1", 30004, false, "replica"),
+                ("e7d1", "10.0.0.1", 30001, true, "primary"),
+                ("67ed", "10.0.0.2", 30002, true, "failing"),
             ]
         );
+        assert_eq!(unreadable, 1, "bad-line");
+        let (_, unreadable) = listed("ab 10.0.0.1:99999@1 master - 0 0 1 connected\n");
+        assert_eq!(unreadable, 1, "a port out of range");
     }
 }

@@ -58,7 +58,8 @@ pub struct Node {
     pub addr: String,
     pub primary: bool,
     pub myself: bool,
-    /// Flagged as failing (`PFAIL` or `FAIL`).
+    /// Flagged as failed by the cluster (`FAIL`: a majority of primaries agreed), not merely
+    /// suspected by this node (`PFAIL`).
     pub failing: bool,
 }
 
@@ -109,7 +110,7 @@ impl<'a> Ctx<'a> {
                 addr: format!("{}:{port}", String::from_utf8_lossy(&ip[..ip_len])),
                 primary: has(raw::REDISMODULE_NODE_MASTER),
                 myself: has(raw::REDISMODULE_NODE_MYSELF),
-                failing: has(raw::REDISMODULE_NODE_PFAIL) || has(raw::REDISMODULE_NODE_FAIL),
+                failing: has(raw::REDISMODULE_NODE_FAIL),
             });
         }
         // SAFETY: the list GetClusterNodesList returned, freed once.

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use redis_enc_core::keystore::{Epoch, Locking};
+use redis_enc_core::keystore::{prefetch, Epoch, Locking};
 
 use crate::audit::{self, Access};
 use crate::error::CmdError;
@@ -121,11 +121,12 @@ fn send_keyrings(ctx: Ctx, to: Option<&NodeId>) {
 fn announce_tick(ctx: Ctx) {
     ctx.start_timer(ANNOUNCE_MS, &ANNOUNCE);
     let nodes = ctx.cluster_nodes();
-    refresh_status(&nodes);
+    let epoch = my_epoch();
+    refresh_status(&nodes, epoch);
     if !myself(&nodes).is_some_and(|m| m.primary) {
         return;
     }
-    let Some(epoch) = my_epoch() else { return };
+    let Some(epoch) = epoch else { return };
     let mut message = Vec::with_capacity(EPOCH_LEN);
     message.extend_from_slice(EPOCH_MAGIC);
     message.extend_from_slice(&epoch.number.to_be_bytes());
@@ -176,21 +177,12 @@ fn on_keyrings(ctx: Ctx, sender: &NodeId, blob: &[u8]) {
         return;
     }
     let from_authority = authority(&nodes).is_some_and(|a| &a.id == sender);
+    // A node that has sealed nothing yet takes the authority's keyrings as they are.
     let merged = state::with_mut(|s| {
+        let jobs = s.unwraps_for(blob, from_authority)?;
         let held = s.held();
-        let (masters, unwrappers) = (held.masters(), held.unwrappers());
-        if state::is_unpropagated() && from_authority {
-            // A node that has sealed nothing yet takes the authority's keyrings as they are
-            // (with a KMS, each node made its own `default` at load).
-            let mut fresh = redis_enc_core::KeyStore::empty();
-            let report = fresh.import(blob, &masters, &unwrappers, Locking::Allow)?;
-            if !fresh.is_empty() {
-                s.keys = fresh;
-                state::mark_unpropagated(false);
-            }
-            return Ok(report);
-        }
-        Ok(s.keys.import(blob, &masters, &unwrappers, Locking::Allow)?)
+        let prefetched = prefetch(&jobs, &held.masters(), &held.unwrappers());
+        s.merge(blob, Locking::Allow, prefetched, from_authority)
     });
     redis_enc_core::key::scrub_stack();
     let addr = nodes
@@ -264,8 +256,7 @@ pub fn status() -> Option<Status> {
     STATUS.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-fn refresh_status(nodes: &[Node]) {
-    let epoch = my_epoch();
+fn refresh_status(nodes: &[Node], epoch: Option<Epoch>) {
     let (peers, differing) = PEERS
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use redis_enc_core::keystore::{ImportReport, Locking, Prefetched, UnwrapJobs};
 use redis_enc_core::provider::Master;
 use redis_enc_core::wrap::Wrapper;
 use redis_enc_core::{KeyStore, MasterKey};
@@ -59,6 +60,43 @@ impl Held {
 }
 
 impl State {
+    /// The keys a merge of export `blob` unwraps ([`State::merge`]): every key of the export
+    /// when it would replace this store, else those this store lacks.
+    pub fn unwraps_for(&self, blob: &[u8], adopt: bool) -> Result<UnwrapJobs, CmdError> {
+        Ok(if adopt && is_unpropagated() {
+            KeyStore::empty().unwraps_for(blob)?
+        } else {
+            self.keys.unwraps_for(blob)?
+        })
+    }
+
+    /// Merges export `blob`, whose keys were unwrapped beforehand (`prefetched`). With `adopt`,
+    /// a store that has sealed nothing yet (with a KMS, each server made its own `default` at
+    /// load) is replaced by the export instead, unless the export holds no keyring.
+    pub fn merge(
+        &mut self,
+        blob: &[u8],
+        locking: Locking,
+        prefetched: Prefetched,
+        adopt: bool,
+    ) -> Result<ImportReport, CmdError> {
+        let held = self.held();
+        let (masters, unwrappers) = (held.masters(), held.unwrappers());
+        if adopt && is_unpropagated() {
+            let mut fresh = KeyStore::empty();
+            let report =
+                fresh.import_prefetched(blob, &masters, &unwrappers, locking, prefetched)?;
+            if !fresh.is_empty() {
+                self.keys = fresh;
+                mark_unpropagated(false);
+            }
+            return Ok(report);
+        }
+        Ok(self
+            .keys
+            .import_prefetched(blob, &masters, &unwrappers, locking, prefetched)?)
+    }
+
     /// The master keys, to hand to a thread.
     pub fn held(&self) -> Held {
         Held {

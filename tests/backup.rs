@@ -358,13 +358,6 @@ fn tampered_backups_fail_clearly_and_leave_no_output() {
 
 #[test]
 fn help_and_errors_are_pinned() {
-    let golden = |name: &str| {
-        std::fs::read_to_string(format!(
-            "{}/tests/golden/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    };
     assert_eq!(tool(&["--help"]).1, golden("help.txt"));
     for c in ["backup", "verify", "restore", "inspect"] {
         assert_eq!(

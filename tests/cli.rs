@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 mod common;
-use common::tool_exe;
+use common::{golden, tool_exe};
 
 fn redis_enc(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(tool_exe()).args(args).output().unwrap();
@@ -21,20 +21,10 @@ fn redis_enc(args: &[&str]) -> (i32, String, String) {
 fn help_is_pinned() {
     let (code, out, _) = redis_enc(&["--help"]);
     assert_eq!(code, 0);
-    let golden = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/help.txt"
-    ))
-    .unwrap();
-    assert_eq!(out, golden);
+    assert_eq!(out, golden("help.txt"));
     let (code, out, _) = redis_enc(&["cluster", "check", "--help"]);
     assert_eq!(code, 0);
-    let golden = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/help-cluster-check.txt"
-    ))
-    .unwrap();
-    assert_eq!(out, golden);
+    assert_eq!(out, golden("help-cluster-check.txt"));
     let (code, out, _) = redis_enc(&["keygen", "--help"]);
     assert_eq!(code, 0);
     assert_eq!(

@@ -169,8 +169,9 @@ impl Cluster {
         digest
     }
 
-    /// Moves every slot of `from` to `to` with `redis-cli --cluster reshard`; returns `from`.
-    fn move_every_slot<'a>(&self, from: &'a Server, to: &Server) -> &'a Server {
+    /// Moves every slot of `from` to `to` with `redis-cli --cluster reshard`, and checks that
+    /// every key left `from`.
+    fn move_every_slot(&self, from: &Server, to: &Server) {
         let id = |n: &Server| {
             String::from_utf8(bulk(&cmd(&mut n.client(), "CLUSTER MYID").unwrap()).unwrap())
                 .unwrap()
@@ -187,7 +188,11 @@ impl Cluster {
             "16384".into(),
             "--cluster-yes".into(),
         ]);
-        from
+        assert_eq!(
+            cmd(&mut from.client(), "DBSIZE").unwrap(),
+            redis::Value::Int(0),
+            "every key left the shard"
+        );
     }
 
     /// Runs a keyed command on the node that serves the key, following `MOVED`.
@@ -272,12 +277,7 @@ fn a_keyring_change_reaches_every_node_and_moved_values_open() {
     }
     // Every slot of one shard moves to another (MIGRATE: DUMP, then RESTORE there).
     let primaries = cluster.primaries();
-    let from = cluster.move_every_slot(primaries[1], primaries[2]);
-    assert_eq!(
-        cmd(&mut from.client(), "DBSIZE").unwrap(),
-        redis::Value::Int(0),
-        "every key left the shard"
-    );
+    cluster.move_every_slot(primaries[1], primaries[2]);
     for i in 0..60 {
         let value = cluster.keyed(&format!("ENC.GET card:{i}")).unwrap();
         assert_eq!(bulk(&value).unwrap(), format!("number-{i}").as_bytes());
@@ -465,11 +465,7 @@ fn resharding_moves_phi_hashes_under_the_guard() {
             .unwrap();
     }
     let primaries = cluster.primaries();
-    let from = cluster.move_every_slot(primaries[0], primaries[1]);
-    assert_eq!(
-        cmd(&mut from.client(), "DBSIZE").unwrap(),
-        redis::Value::Int(0)
-    );
+    cluster.move_every_slot(primaries[0], primaries[1]);
     for i in 0..40 {
         let ssn = cluster
             .keyed(&format!("ENC.HGETFIELD patient:{i} ssn"))

@@ -5,7 +5,7 @@
 use crate::setopts::Expiry;
 
 mod dump;
-pub use dump::dump_hash_all;
+pub use dump::{dump_hash_all, dump_string};
 
 /// What is being done to PHI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,28 +135,6 @@ impl TtlBounds {
     pub fn refuses(self, ms: i64) -> bool {
         (self.min > 0 && ms < self.min * 1000) || (self.max > 0 && ms > self.max * 1000)
     }
-}
-
-/// The value of a `DUMP` payload of a plain-encoded string (RDB string encoding: type 0, then
-/// a length in the 6-, 14- or 32-bit form, then the bytes); `None` for any other payload or a
-/// truncated one. The payload comes from a client: any bytes are read without a panic.
-pub fn dump_string(payload: &[u8]) -> Option<&[u8]> {
-    let [0, first, rest @ ..] = payload else {
-        return None;
-    };
-    let (len, body) = match first >> 6 {
-        0 => (usize::from(first & 0x3f), rest),
-        1 => match rest {
-            [b, body @ ..] => ((usize::from(first & 0x3f) << 8) | usize::from(*b), body),
-            _ => return None,
-        },
-        2 if *first == 0x80 && rest.len() >= 4 => (
-            usize::try_from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]])).ok()?,
-            &rest[4..],
-        ),
-        _ => return None,
-    };
-    body.get(..len)
 }
 
 #[cfg(test)]

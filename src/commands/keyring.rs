@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 use redis_enc_core::key::scrub_stack;
 use redis_enc_core::keystore::{changes, prefetch, KeyringInfo, Locking};
-use redis_enc_core::{Error as CoreError, KeyId, KeyStore, KeyVersion, KeyringName};
+use redis_enc_core::{Error as CoreError, KeyId, KeyVersion, KeyringName};
 
 use crate::audit::{self, Access};
 use crate::error::CmdError;
@@ -275,42 +275,13 @@ fn import_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Locking::Refuse
     };
     let blob = args[2].bytes().to_vec();
-    let jobs = state::with(|s| {
-        Ok(if state::is_unpropagated() {
-            KeyStore::empty().unwraps_for(&blob)?
-        } else {
-            s.keys.unwraps_for(&blob)?
-        })
-    })?;
+    let jobs = state::with(|s| s.unwraps_for(&blob, true))?;
     let caller = ctx.caller();
     change(
         ctx,
         move |held| Ok(prefetch(&jobs, &held.masters(), &held.unwrappers())),
         move |ctx, prefetched| {
-            let report = state::with_mut(|s| {
-                let held = s.held();
-                let (masters, unwrappers) = (held.masters(), held.unwrappers());
-                if state::is_unpropagated() {
-                    // A fresh KMS-backed server has sealed nothing with the `default` key it
-                    // made at load: the imported keyrings replace it (an export of no keyring,
-                    // from a server whose KMS could not make one, replaces nothing).
-                    let mut fresh = KeyStore::empty();
-                    let report = fresh.import_prefetched(
-                        &blob,
-                        &masters,
-                        &unwrappers,
-                        locking,
-                        prefetched,
-                    )?;
-                    if !fresh.is_empty() {
-                        s.keys = fresh;
-                        state::mark_unpropagated(false);
-                    }
-                    return Ok(report);
-                }
-                Ok(s.keys
-                    .import_prefetched(&blob, &masters, &unwrappers, locking, prefetched)?)
-            })?;
+            let report = state::with_mut(|s| s.merge(&blob, locking, prefetched, true))?;
             propagate(ctx)?;
             audited(
                 caller,

@@ -120,6 +120,15 @@ pub fn write_key(path: &Path) -> String {
     b64
 }
 
+/// A golden text of `tests/golden/`.
+pub fn golden(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/golden/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
 /// How to start a server.
 pub struct Options {
     /// Arguments after the module path (default: `master-key file:<dir>/master.key`).

@@ -52,11 +52,13 @@ impl KeyStore {
                 number += u64::from(steps(slot.state));
                 digest.update(version.to_be_bytes());
                 digest.update([steps(slot.state)]);
-                // The key's check value names the key, however it is held or wrapped.
+                // The key's check value names the key, however it is held or wrapped: the one
+                // stored with a wrapped key (a key unwrapped is used only if it matches), else
+                // computed from the key held.
                 let check = match (&slot.key, &slot.material) {
                     (_, Material::None) => "none".to_owned(),
+                    (_, Material::Wrapped { check: Some(c), .. }) => c.clone(),
                     (Some(key), _) => key.check(),
-                    (None, Material::Wrapped { check: Some(c), .. }) => c.clone(),
                     (None, Material::Wrapped { check: None, .. }) => "unchecked".to_owned(),
                     (None, Material::Derived { from }) => format!("derived:{from}"),
                 };

@@ -1,16 +1,32 @@
-//! The fields of a hash in a `DUMP` payload, read as the server loads it (RDB types 4, a hash
-//! table, and 16, a listpack), so that the guard can let `RESTORE` of a PHI hash through when
-//! every value is an envelope bound to that key and field (a slot migration moves keys with
-//! `DUMP` and `RESTORE-ASKING`). Anything else, or anything this reader is unsure of, is `None`,
+//! What the guard reads of a `DUMP` payload, as the server loads it: a plain string's value
+//! (RDB type 0), and the fields of a hash (RDB types 4, a hash table, and 16, a listpack), so
+//! that the guard can let `RESTORE` of a PHI value through when the string, or every value of
+//! the hash, is an envelope bound to that key (and field): a slot migration moves keys with
+//! `DUMP` and `RESTORE-ASKING`. Anything else, or anything this reader is unsure of, is `None`,
 //! and the guard refuses: a refusal is the safe side. The payload comes from a client: any
 //! bytes are read without a panic and without allocating much more than they hold.
 
 /// RDB object types.
+const STRING: u8 = 0;
 const HASH: u8 = 4;
 const HASH_LISTPACK: u8 = 16;
 /// A payload ends with the RDB version (2 bytes) and a CRC-64 (8 bytes), which the server
 /// checks before it loads the object.
 const FOOTER: usize = 10;
+
+/// The value of a `DUMP` payload of a plain-encoded string (RDB string encoding: type 0, then
+/// a length, then the bytes); `None` for any other payload (an integer or compressed string
+/// included) or a truncated one.
+pub fn dump_string(payload: &[u8]) -> Option<&[u8]> {
+    let (&STRING, rest) = payload.split_first()? else {
+        return None;
+    };
+    let mut r = Reader(rest);
+    match r.len_or_encoding()? {
+        Len::Plain(n) => r.take(n),
+        Len::Encoded(_) => None,
+    }
+}
 
 /// Whether `payload` is a hash payload (with a valid checksum) of at least one field, every
 /// field-value pair of which `accept` accepts. Pairs are read and given to `accept` one at a

@@ -10,10 +10,15 @@
 //! announces its epoch each second; a primary that hears a peer behind it, or diverged from it,
 //! sends that peer its store. So a node that was down catches up within a second or two of
 //! rejoining, by itself.
+//!
+//! A rotation is two-phase: the authority adds the new version beside the primary and sends
+//! it; every node (replicas too) announces its epoch; once every node the cluster does not
+//! mark `FAIL` has announced the authority's digest, the authority makes the version primary
+//! and sends that. No node seals under a version another node lacks.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis_enc_core::keystore::{prefetch, Epoch, Locking};
 
@@ -98,12 +103,21 @@ pub fn may_change_keyrings(ctx: Ctx) -> Result<(), CmdError> {
     }
 }
 
-/// After a keyring change on this node: every node gets the store now.
+/// After a keyring change on this node: a primary sends every node its store now, and every
+/// node (a replica applying what its primary sent too) says where it stands.
 pub fn announce(ctx: Ctx) {
     if !ctx.in_cluster() {
         return;
     }
-    send_keyrings(ctx, None);
+    let nodes = ctx.cluster_nodes();
+    if myself(&nodes).is_some_and(|m| m.primary) {
+        send_keyrings(ctx, None);
+    }
+    let epoch = my_epoch();
+    if let Some(epoch) = epoch {
+        send_epoch(ctx, epoch);
+    }
+    refresh_status(&nodes, epoch);
 }
 
 fn send_keyrings(ctx: Ctx, to: Option<&NodeId>) {
@@ -121,12 +135,17 @@ fn send_keyrings(ctx: Ctx, to: Option<&NodeId>) {
 fn announce_tick(ctx: Ctx) {
     ctx.start_timer(ANNOUNCE_MS, &ANNOUNCE);
     let nodes = ctx.cluster_nodes();
+    promote_when_held(ctx, &nodes);
     let epoch = my_epoch();
     refresh_status(&nodes, epoch);
-    if !myself(&nodes).is_some_and(|m| m.primary) {
-        return;
+    if let Some(epoch) = epoch {
+        send_epoch(ctx, epoch);
     }
-    let Some(epoch) = epoch else { return };
+}
+
+/// Every node, replicas too, announces where its keyrings stand: the authority promotes a
+/// held version only once every node holds it.
+fn send_epoch(ctx: Ctx, epoch: Epoch) {
     let mut message = Vec::with_capacity(EPOCH_LEN);
     message.extend_from_slice(EPOCH_MAGIC);
     message.extend_from_slice(&epoch.number.to_be_bytes());
@@ -143,8 +162,82 @@ fn parse_epoch(payload: &[u8]) -> Option<Epoch> {
     Some(Epoch { number, digest })
 }
 
-/// A peer's epoch: remembered, and answered with this node's store when the peer is behind
-/// or diverged (a primary only; replicas follow their primary).
+/// Nodes that have not announced the authority's digest in the last few seconds, among those
+/// not failing; `None` when this node is not the authority.
+fn lagging(nodes: &[Node], mine: Epoch) -> Option<usize> {
+    if !authority(nodes).is_some_and(|a| a.myself) {
+        return None;
+    }
+    let peers = PEERS.lock().unwrap_or_else(|p| p.into_inner());
+    let heard = peers.as_ref()?;
+    Some(
+        nodes
+            .iter()
+            .filter(|n| !n.myself && !n.failing)
+            .filter(|n| {
+                !heard.get(&n.id).is_some_and(|h| {
+                    h.at.elapsed() < Duration::from_millis(3 * ANNOUNCE_MS as u64)
+                        && h.epoch == mine
+                })
+            })
+            .count(),
+    )
+}
+
+/// On the authority: versions held beside their primaries become primary once every node
+/// holds them.
+fn promote_when_held(ctx: Ctx, nodes: &[Node]) {
+    let Ok((mine, held)) = state::with(|s| Ok((s.keys.epoch(), s.keys.held_for_promotion())))
+    else {
+        return;
+    };
+    if held.is_empty() || lagging(nodes, mine) != Some(0) {
+        return;
+    }
+    let Ok(promoted) = state::with_mut(|s| Ok(s.keys.promote_held())) else {
+        return;
+    };
+    if persist::propagate(ctx).is_err() {
+        ctx.log(
+            Level::Warning,
+            "redis-enc: cannot propagate a promoted key version",
+        );
+    }
+    announce(ctx);
+    for (name, version) in promoted {
+        ctx.log(
+            Level::Notice,
+            &format!(
+                "redis-enc: keyring '{}' version {} now seals: every node holds it",
+                name.as_str(),
+                version.0
+            ),
+        );
+        audit::record_as(
+            cluster_caller(String::new()),
+            Access {
+                event: "keyring",
+                command: "cluster keyring promote",
+                key: None,
+                keyring: Some(name.as_str().to_owned()),
+                version: Some(version.0),
+                outcome: "ok",
+                detail: Some("every node holds it".into()),
+            },
+        );
+    }
+}
+
+fn cluster_caller(addr: String) -> Caller {
+    Caller {
+        user: "(cluster)".into(),
+        client_id: 0,
+        addr,
+    }
+}
+
+/// A peer's epoch: remembered, and answered with this node's store when the peer is a
+/// primary behind or diverged (replicas follow their primary).
 fn on_epoch(ctx: Ctx, sender: &NodeId, payload: &[u8]) {
     let Some(theirs) = parse_epoch(payload) else {
         return;
@@ -159,7 +252,13 @@ fn on_epoch(ctx: Ctx, sender: &NodeId, payload: &[u8]) {
         );
     }
     let nodes = ctx.cluster_nodes();
-    if !myself(&nodes).is_some_and(|m| m.primary) {
+    if authority(&nodes).is_some_and(|a| a.myself) {
+        // The last node to hold a held version may be this one: it seals now.
+        promote_when_held(ctx, &nodes);
+        refresh_status(&nodes, my_epoch());
+    }
+    let primary = |id: &NodeId| nodes.iter().any(|n| &n.id == id && n.primary);
+    if !myself(&nodes).is_some_and(|m| m.primary) || !primary(sender) {
         return;
     }
     let Some(mine) = my_epoch() else { return };
@@ -178,6 +277,7 @@ fn on_keyrings(ctx: Ctx, sender: &NodeId, blob: &[u8]) {
     }
     let from_authority = authority(&nodes).is_some_and(|a| &a.id == sender);
     // A node that has sealed nothing yet takes the authority's keyrings as they are.
+    let before = my_epoch();
     let merged = state::with_mut(|s| {
         let jobs = s.unwraps_for(blob, from_authority)?;
         let held = s.held();
@@ -189,8 +289,10 @@ fn on_keyrings(ctx: Ctx, sender: &NodeId, blob: &[u8]) {
         .iter()
         .find(|n| &n.id == sender)
         .map_or_else(String::new, |n| n.addr.clone());
+    let after = my_epoch();
     match merged {
-        Ok(report) if report.keyrings_added + report.versions_changed > 0 => {
+        // A promoted primary changes no version but moves the epoch: it is propagated too.
+        Ok(report) if after != before => {
             if persist::propagate(ctx).is_err() {
                 ctx.log(
                     Level::Warning,
@@ -198,19 +300,20 @@ fn on_keyrings(ctx: Ctx, sender: &NodeId, blob: &[u8]) {
                 );
             }
             let detail = format!(
-                "from node {sender}: {} keyrings added, {} versions changed",
-                report.keyrings_added, report.versions_changed
+                "from node {sender}: {} keyrings added, {} versions changed, epoch {}",
+                report.keyrings_added,
+                report.versions_changed,
+                after.map_or(0, |e| e.number)
             );
             ctx.log(
                 Level::Notice,
                 &format!("redis-enc: keyrings merged {detail}"),
             );
+            if let Some(epoch) = after {
+                send_epoch(ctx, epoch);
+            }
             audit::record_as(
-                Caller {
-                    user: "(cluster)".into(),
-                    client_id: 0,
-                    addr,
-                },
+                cluster_caller(addr),
                 Access {
                     event: "keyring",
                     command: "cluster keyring sync",
@@ -247,6 +350,12 @@ pub struct Status {
     /// Of those, how many announced another epoch than this node's.
     pub peers_differing: usize,
     pub conflicts: u64,
+    /// Versions held beside their primaries, waiting for every node (`name:version`).
+    pub held: Vec<String>,
+    /// On the authority: nodes that do not hold its keyrings yet.
+    pub lagging: Option<usize>,
+    /// The highest epoch a node announced lately, when above this node's: it is behind.
+    pub behind: Option<(u64, u64)>,
 }
 
 static STATUS: Mutex<Option<Status>> = Mutex::new(None);
@@ -256,24 +365,48 @@ pub fn status() -> Option<Status> {
     STATUS.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
+/// Why a key version may be missing here: this node's keyrings are behind a peer's.
+pub fn behind() -> Option<String> {
+    let (mine, theirs) = status()?.behind?;
+    Some(format!(
+        "this node's keyrings are behind the cluster's (epoch {mine}, a node holds {theirs}) \
+         and catch up by themselves within seconds; try again"
+    ))
+}
+
 fn refresh_status(nodes: &[Node], epoch: Option<Epoch>) {
-    let (peers, differing) = PEERS
+    let recent_window = Duration::from_secs(5);
+    let (peers, differing, highest) = PEERS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
-        .map_or((0, 0), |peers| {
+        .map_or((0, 0, 0), |peers| {
             let recent: Vec<_> = peers
                 .iter()
                 .filter(|(id, h)| {
-                    h.at.elapsed().as_secs() < 5 && nodes.iter().any(|n| &n.id == *id && n.primary)
+                    h.at.elapsed() < recent_window && nodes.iter().any(|n| &n.id == *id)
                 })
                 .collect();
-            let differing = recent
+            let primaries: Vec<_> = recent
+                .iter()
+                .filter(|(id, _)| nodes.iter().any(|n| &n.id == *id && n.primary))
+                .collect();
+            let differing = primaries
                 .iter()
                 .filter(|(_, h)| Some(h.epoch) != epoch)
                 .count();
-            (recent.len(), differing)
+            let highest = recent
+                .iter()
+                .map(|(_, h)| h.epoch.number)
+                .max()
+                .unwrap_or(0);
+            (primaries.len(), differing, highest)
         });
+    let held = state::with(|s| Ok(s.keys.held_for_promotion()))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, v)| format!("{}:{}", name.as_str(), v.0))
+        .collect();
     *STATUS.lock().unwrap_or_else(|p| p.into_inner()) = Some(Status {
         authority: authority(nodes).map(|a| {
             if a.myself {
@@ -285,5 +418,10 @@ fn refresh_status(nodes: &[Node], epoch: Option<Epoch>) {
         peers,
         peers_differing: differing,
         conflicts: CONFLICTS.load(std::sync::atomic::Ordering::Relaxed),
+        held,
+        lagging: epoch.and_then(|e| lagging(nodes, e)),
+        behind: epoch
+            .filter(|e| e.number < highest)
+            .map(|e| (e.number, highest)),
     });
 }

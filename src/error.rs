@@ -21,6 +21,16 @@ pub fn explain_missing_keyrings_with(why: fn() -> Option<String>) {
     let _ = NO_KEYRING_REASON.set(why);
 }
 
+/// Why a key version may be missing on this node (a cluster node whose keyrings are behind),
+/// registered by the runtime as [`NO_KEYRING_REASON`] is.
+static MISSING_VERSION_REASON: std::sync::OnceLock<fn() -> Option<String>> =
+    std::sync::OnceLock::new();
+
+/// Registers what says why a key version may be missing here.
+pub fn explain_missing_versions_with(why: fn() -> Option<String>) {
+    let _ = MISSING_VERSION_REASON.set(why);
+}
+
 /// Why a command failed.
 #[derive(Debug)]
 pub enum CmdError {
@@ -188,16 +198,22 @@ fn core_reply_text(e: &CoreError) -> Cow<'static, str> {
         CoreError::UnsupportedFormat(v) => {
             format!("ERR envelope format version {v} is not supported by this redis-enc build").into()
         }
-        CoreError::UnknownKey { keyring, name, version } => match name {
-            Some(name) => format!(
-                "ERR unknown data key: version {} of keyring '{}' (id {keyring}) is not held by this server",
-                version.0,
-                name.as_str()
-            ),
-            None => format!(
-                "ERR unknown data key: keyring id {keyring} version {} is not held by this server",
-                version.0
-            ),
+        CoreError::UnknownKey { keyring, name, version } => {
+            let why = MISSING_VERSION_REASON
+                .get()
+                .and_then(|why| why())
+                .map_or_else(String::new, |b| format!(": {b}"));
+            match name {
+                Some(name) => format!(
+                    "ERR unknown data key: version {} of keyring '{}' (id {keyring}) is not held by this server{why}",
+                    version.0,
+                    name.as_str()
+                ),
+                None => format!(
+                    "ERR unknown data key: keyring id {keyring} version {} is not held by this server{why}",
+                    version.0
+                ),
+            }
         }
         .into(),
         CoreError::KeyRetired { keyring, version } => format!(

@@ -60,6 +60,18 @@ pub fn write_info(info: &InfoCtx) {
         info.field_u64("cluster_keyring_peers", c.peers as u64);
         info.field_u64("cluster_keyring_peers_differing", c.peers_differing as u64);
         info.field_u64("cluster_keyring_conflicts", c.conflicts);
+        info.field_str(
+            "cluster_keyring_held",
+            &if c.held.is_empty() {
+                "none".to_owned()
+            } else {
+                c.held.join(",")
+            },
+        );
+        if let Some(n) = c.lagging {
+            info.field_u64("cluster_keyring_nodes_lagging", n as u64);
+        }
+        info.field_u64("cluster_keyring_behind", u64::from(c.behind.is_some()));
     }
     info.field_u64("key_derivations", derivations);
     match reencrypt::progress() {

@@ -42,6 +42,7 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         ));
     }
     crate::error::explain_missing_keyrings_with(state::why_no_keys);
+    crate::error::explain_missing_versions_with(crate::cluster::behind);
     let load_args = config::parse_load_args(args)?;
     let provider =
         Provider::parse(&load_args.master_key).map_err(|e| format!("master key: {e}"))?;

@@ -30,6 +30,8 @@ fn cluster_args(bus_port: u16) -> Vec<String> {
         "nodes.conf",
         "--cluster-node-timeout",
         "2000",
+        "--repl-diskless-sync-delay",
+        "0",
         "--cluster-port",
     ]
     .iter()
@@ -106,6 +108,12 @@ impl Cluster {
         wait_until("the replicas to follow their primaries", || {
             self.primaries().len() == self.primaries
         });
+        for n in self.nodes.iter().filter(|n| !Cluster::is_primary(n)) {
+            let mut c = n.client();
+            wait_until("every replica to finish its first sync", || {
+                info_field(&mut c, "replication", "master_link_status").as_deref() == Some("up")
+            });
+        }
     }
 
     fn is_primary(node: &Server) -> bool {
@@ -152,14 +160,20 @@ impl Cluster {
         found.unwrap()
     }
 
-    /// Waits until every node reports the same keyring digest; returns it.
+    /// Waits until every node reports the same keyring digest and no version waits to be
+    /// promoted; returns the digest.
     fn converged(&self) -> String {
         let mut digest = String::new();
         wait_until("every node to hold the same keyrings", || {
             let digests: Vec<_> = self
                 .nodes
                 .iter()
-                .map(|n| info_field(&mut n.client(), "enc", "enc_keyring_digest"))
+                .map(|n| {
+                    let mut c = n.client();
+                    let held = info_field(&mut c, "enc", "enc_cluster_keyring_held");
+                    info_field(&mut c, "enc", "enc_keyring_digest")
+                        .filter(|_| held.as_deref() == Some("none"))
+                })
                 .collect();
             digest = digests[0].clone().unwrap_or_default();
             digests
@@ -167,6 +181,21 @@ impl Cluster {
                 .all(|d| d.as_deref() == Some(digest.as_str()))
         });
         digest
+    }
+
+    /// The key version a sealed value is under (`ENC.INSPECT`).
+    fn sealed_version(&self, key: &str) -> i64 {
+        let redis::Value::Array(fields) = self.keyed(&format!("ENC.INSPECT {key}")).unwrap() else {
+            panic!("ENC.INSPECT replies with fields")
+        };
+        let at = fields
+            .iter()
+            .position(|v| bulk(v).as_deref() == Some(&b"key-version"[..]))
+            .unwrap();
+        match fields[at + 1] {
+            redis::Value::Int(v) => v,
+            ref other => panic!("{other:?}"),
+        }
     }
 
     /// Moves every slot of `from` to `to` with `redis-cli --cluster reshard`, and checks that
@@ -319,6 +348,94 @@ fn a_rotation_sent_to_every_primary_makes_one_version() {
     for n in &cluster.nodes {
         assert_eq!(keyring_versions(&mut n.client(), "default"), 2);
     }
+}
+
+/// The promise: a rotation is two-phase. The new version is held by every node before any
+/// node seals under it: while one replica does not answer (stopped, not yet marked failing),
+/// every primary keeps sealing under the old version and the authority says what it waits
+/// for; once every node holds it (or the silent node is marked failing), it seals everywhere,
+/// and the node catches up when it answers again.
+#[test]
+fn a_rotation_seals_only_once_every_node_holds_the_new_version() {
+    let cluster = Cluster::start(3, 1);
+    let authority = cluster.authority();
+    let mut a = authority.client();
+    cluster.converged();
+    // A stopped node does not answer: the test asks only the others (`keyed` starts at the
+    // first node).
+    let primaries = cluster.primaries();
+    let replica = cluster.nodes[1..]
+        .iter()
+        .find(|n| !Cluster::is_primary(n))
+        .unwrap();
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &replica.pid().to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    let stopped = std::time::Instant::now();
+    assert_eq!(
+        cmd(&mut a, "ENC.KEYRING ROTATE default").unwrap(),
+        redis::Value::Int(2)
+    );
+    // Wait for the primaries to hold version 2, well inside the 2-second node timeout.
+    wait_until("every primary to hold version 2", || {
+        primaries
+            .iter()
+            .all(|n| keyring_versions(&mut n.client(), "default") == 2)
+    });
+    for i in 0..12 {
+        cluster.keyed(&format!("ENC.SET held:{i} v")).unwrap();
+        assert_eq!(cluster.sealed_version(&format!("held:{i}")), 1, "held:{i}");
+    }
+    wait_until("the authority to wait for the stopped node only", || {
+        info_field(&mut a, "enc", "enc_cluster_keyring_nodes_lagging").as_deref() == Some("1")
+    });
+    assert_eq!(
+        info_field(&mut a, "enc", "enc_cluster_keyring_held").as_deref(),
+        Some("default:2")
+    );
+    assert_eq!(cluster.sealed_version("held:0"), 1);
+    // Had the stopped node been marked failing meanwhile, version 2 would seal already.
+    let nodes = bulk(&cmd(&mut a, "CLUSTER NODES").unwrap()).unwrap();
+    let line = String::from_utf8(nodes)
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{}@", replica.port)))
+        .unwrap()
+        .to_owned();
+    assert!(
+        !line
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .split(',')
+            .any(|f| f == "fail"),
+        "the checks ran before the stopped node was marked failing ({:?}): {line}",
+        stopped.elapsed()
+    );
+    signal("-CONT");
+    let digest = cluster.converged();
+    for i in 0..12 {
+        cluster.keyed(&format!("ENC.SET after:{i} v")).unwrap();
+        assert_eq!(
+            cluster.sealed_version(&format!("after:{i}")),
+            2,
+            "after:{i}"
+        );
+        assert_eq!(cluster.sealed_version(&format!("held:{i}")), 1);
+    }
+    let mut r = replica.client();
+    assert_eq!(
+        info_field(&mut r, "enc", "enc_keyring_digest"),
+        Some(digest)
+    );
+    assert_eq!(
+        info_field(&mut a, "enc", "enc_cluster_keyring_nodes_lagging").as_deref(),
+        Some("0")
+    );
 }
 
 /// The promise: a node that was down while the keyring changed catches up by itself when it

@@ -295,6 +295,7 @@ impl KeyStore {
 }
 
 pub mod changes;
+pub use changes::Sealing;
 mod epoch;
 mod export;
 mod seal;
@@ -347,6 +348,15 @@ impl Slot {
 }
 
 impl Ring {
+    /// Makes `version` the one that seals; the old primary may now hold values a full
+    /// re-encryption has not moved.
+    fn make_primary(&mut self, version: KeyVersion) {
+        if let Some(old) = self.versions.get_mut(&self.primary.0) {
+            old.scanned_clear = false;
+        }
+        self.primary = version;
+    }
+
     fn info(&self) -> KeyringInfo {
         KeyringInfo {
             id: self.id,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use redis_enc_core::key::scrub_stack;
-use redis_enc_core::keystore::{changes, prefetch, KeyringInfo, Locking};
+use redis_enc_core::keystore::{changes, prefetch, KeyringInfo, Locking, Sealing};
 use redis_enc_core::{Error as CoreError, KeyId, KeyVersion, KeyringName};
 
 use crate::audit::{self, Access};
@@ -163,7 +163,14 @@ fn add_key(
         ctx,
         move |held| Ok(changes::make_key(held.master.wrapper(), &for_kms, id)?),
         move |ctx, made| {
-            let v = state::with_mut(|s| Ok(s.keys.add_made(made, crate::clock::now_secs())?))?;
+            // In a cluster a new version seals once every node holds it (two-phase).
+            let sealing = if ctx.in_cluster() {
+                Sealing::WhenHeld
+            } else {
+                Sealing::Now
+            };
+            let now = crate::clock::now_secs();
+            let v = state::with_mut(|s| Ok(s.keys.add_made(made, now, sealing)?))?;
             propagate(ctx)?;
             audited(caller, operation, Some(&name), Some(v), None);
             Ok(reply(v))

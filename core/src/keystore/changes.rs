@@ -11,6 +11,15 @@ use crate::key::{DataKey, KeyId, KeyVersion, KeyringId};
 use crate::keyring::KeyringName;
 use crate::wrap::{WrapContext, Wrapper};
 
+/// When a new version starts sealing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// At once: it becomes the primary.
+    Now,
+    /// Once every server holds it (a cluster): it waits beside the primary.
+    WhenHeld,
+}
+
 /// A key made for a keyring change: a new keyring's version 1, or a keyring's next version.
 pub struct MadeKey {
     keyring: KeyringName,
@@ -81,9 +90,15 @@ impl KeyStore {
         })
     }
 
-    /// Adds a made key: a new keyring, or the next version of one, made primary. Refused if
-    /// the store changed since the key was asked for (another change took its place).
-    pub fn add_made(&mut self, made: MadeKey, now: u64) -> Result<KeyVersion, Error> {
+    /// Adds a made key: a new keyring, or the next version of one, made primary now or, with
+    /// [`Sealing::WhenHeld`], held beside the primary until [`KeyStore::promote_held`]. Refused
+    /// if the store changed since the key was asked for (another change took its place).
+    pub fn add_made(
+        &mut self,
+        made: MadeKey,
+        now: u64,
+        sealing: Sealing,
+    ) -> Result<KeyVersion, Error> {
         let id = made.key.id();
         let slot = Slot::wrapped(made.by, made.wrapped, made.key, now);
         if id.version == KeyVersion(1) && self.rings.iter().all(|r| r.id != id.keyring) {
@@ -106,11 +121,38 @@ impl KeyStore {
         }
         let ring = self.ring_mut(&made.keyring)?;
         ring.versions.insert(id.version.0, slot);
-        if let Some(old) = ring.versions.get_mut(&ring.primary.0) {
-            old.scanned_clear = false;
+        if sealing == Sealing::Now {
+            ring.make_primary(id.version);
         }
-        ring.primary = id.version;
         Ok(id.version)
+    }
+
+    /// Versions held beside their keyring's primary that would seal if promoted: the newest
+    /// active, available version above each primary.
+    pub fn held_for_promotion(&self) -> Vec<(KeyringName, KeyVersion)> {
+        self.rings
+            .iter()
+            .filter(|r| !r.destroyed)
+            .filter_map(|r| {
+                r.versions
+                    .range(r.primary.0 + 1..)
+                    .rev()
+                    .find(|(_, s)| s.state == VersionState::Active && s.key.is_some())
+                    .map(|(v, _)| (r.name.clone(), KeyVersion(*v)))
+            })
+            .collect()
+    }
+
+    /// Makes each version [`KeyStore::held_for_promotion`] names its keyring's primary; returns
+    /// them.
+    pub fn promote_held(&mut self) -> Vec<(KeyringName, KeyVersion)> {
+        let promoted = self.held_for_promotion();
+        for (name, version) in &promoted {
+            if let Some(ring) = self.rings.iter_mut().find(|r| &r.name == name) {
+                ring.make_primary(*version);
+            }
+        }
+        promoted
     }
 
     /// Copies of every key that is not destroyed, to wrap again; fails if one is locked.

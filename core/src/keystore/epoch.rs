@@ -11,7 +11,7 @@ use super::{KeyStore, Material, VersionState};
 /// Where a key store stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Epoch {
-    /// Keyrings, versions and the steps their states took, counted.
+    /// Keyrings, versions, the steps their states took and their primaries, counted.
     pub number: u64,
     /// SHA-256 over the keyrings, their primaries, and each version's state and key check.
     pub digest: [u8; 32],
@@ -41,7 +41,8 @@ impl KeyStore {
         let mut rings: Vec<_> = self.rings.iter().collect();
         rings.sort_by_key(|r| r.id.0);
         for ring in rings {
-            number += 1 + u64::from(ring.destroyed);
+            // A primary only moves up, so it counts too: promoting a held version is a step.
+            number += 1 + u64::from(ring.destroyed) + u64::from(ring.primary.0);
             digest.update(ring.id.0.to_be_bytes());
             let name = ring.name.as_str().as_bytes();
             digest.update((name.len() as u64).to_be_bytes());

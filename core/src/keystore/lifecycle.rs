@@ -12,7 +12,7 @@ impl KeyStore {
         now: u64,
     ) -> Result<KeyringId, Error> {
         let id = self.next_keyring(name)?;
-        self.add_made(changes::make_key(wrapper, name, id)?, now)?;
+        self.add_made(changes::make_key(wrapper, name, id)?, now, Sealing::Now)?;
         Ok(id.keyring)
     }
 
@@ -24,7 +24,7 @@ impl KeyStore {
         now: u64,
     ) -> Result<KeyVersion, Error> {
         let id = self.next_version(name)?;
-        self.add_made(changes::make_key(wrapper, name, id)?, now)
+        self.add_made(changes::make_key(wrapper, name, id)?, now, Sealing::Now)
     }
 
     /// Retires a version that is not the primary: it stops opening values.

@@ -581,3 +581,69 @@ fn the_release_0_1_keyring_export_reads_and_writes_back_byte_for_byte() {
         .import(blob, &[&other], &[&other], Locking::Refuse)
         .is_err());
 }
+
+#[test]
+fn a_held_version_seals_only_once_promoted_and_an_import_carries_both_steps() {
+    let master = MasterKey::generate();
+    let mut authority = KeyStore::new(&master, 100);
+    let mut peer = KeyStore::new(&master, 100);
+    let default = KeyringName::default_name();
+    let id = authority.next_version(&default).unwrap();
+    let made = changes::make_key(&master, &default, id).unwrap();
+    let before = authority.epoch();
+    assert_eq!(
+        authority.add_made(made, 200, Sealing::WhenHeld).unwrap(),
+        KeyVersion(2)
+    );
+    assert!(authority.epoch().number > before.number);
+    let sealed = authority
+        .seal(&default, Flags::default(), &LOC, b"v")
+        .unwrap();
+    let version =
+        |env: &[u8], store: &KeyStore| store.open(env, &LOC).unwrap().header.key_id.version;
+    assert_eq!(
+        version(&sealed, &authority),
+        KeyVersion(1),
+        "held, not sealing"
+    );
+    assert_eq!(
+        authority.held_for_promotion(),
+        vec![(default.clone(), KeyVersion(2))]
+    );
+    peer.import(&authority.export(), &[&master], &[&master], Locking::Refuse)
+        .unwrap();
+    assert_eq!(peer.epoch(), authority.epoch());
+    assert_eq!(peer.info(&default).unwrap().primary, KeyVersion(1));
+
+    let held = authority.epoch();
+    assert_eq!(
+        authority.promote_held(),
+        vec![(default.clone(), KeyVersion(2))]
+    );
+    assert!(
+        authority.epoch().number > held.number,
+        "promotion is a step"
+    );
+    assert!(authority.held_for_promotion().is_empty());
+    let sealed = authority
+        .seal(&default, Flags::default(), &LOC, b"v")
+        .unwrap();
+    assert_eq!(version(&sealed, &peer), KeyVersion(2), "the peer opens it");
+    peer.import(&authority.export(), &[&master], &[&master], Locking::Refuse)
+        .unwrap();
+    assert_eq!(peer.epoch(), authority.epoch());
+    assert_eq!(peer.info(&default).unwrap().primary, KeyVersion(2));
+}
+
+#[test]
+fn a_retired_held_version_is_not_promoted() {
+    let master = MasterKey::generate();
+    let mut store = KeyStore::new(&master, 100);
+    let default = KeyringName::default_name();
+    let id = store.next_version(&default).unwrap();
+    let made = changes::make_key(&master, &default, id).unwrap();
+    store.add_made(made, 200, Sealing::WhenHeld).unwrap();
+    store.retire(&default, KeyVersion(2)).unwrap();
+    assert!(store.promote_held().is_empty());
+    assert_eq!(store.info(&default).unwrap().primary, KeyVersion(1));
+}

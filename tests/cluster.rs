@@ -20,6 +20,8 @@ struct Cluster {
     primaries: usize,
     /// Module arguments after `master-key`.
     module_args: Vec<String>,
+    /// The server binary (default `redis-server`).
+    binary: Option<String>,
 }
 
 fn cluster_args(bus_port: u16) -> Vec<String> {
@@ -46,13 +48,23 @@ impl Cluster {
     }
 
     fn start_with(primaries: usize, replicas: usize, module_args: &[&str]) -> Cluster {
+        Cluster::start_on(None, primaries, replicas, module_args)
+    }
+
+    fn start_on(
+        binary: Option<&str>,
+        primaries: usize,
+        replicas: usize,
+        module_args: &[&str],
+    ) -> Cluster {
+        let binary = binary.map(str::to_owned);
         let key = Arc::new(tempfile::tempdir().unwrap());
         write_key(&key.path().join("master.key"));
         let module_args: Vec<String> = module_args.iter().map(|s| s.to_string()).collect();
         let nodes: Vec<Server> = (0..primaries * (1 + replicas))
             .map(|_| {
                 let dir = Arc::new(tempfile::tempdir().unwrap());
-                Cluster::node(&key, dir, None, &module_args)
+                Cluster::node(&key, dir, None, &module_args, binary.clone())
             })
             .collect();
         let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
@@ -68,6 +80,7 @@ impl Cluster {
             key,
             primaries,
             module_args,
+            binary,
         };
         cluster.wait_ok();
         cluster
@@ -79,6 +92,7 @@ impl Cluster {
         dir: Arc<tempfile::TempDir>,
         port: Option<u16>,
         module_args: &[String],
+        binary: Option<String>,
     ) -> Server {
         let key_file = dir.path().join("master.key");
         std::fs::copy(key.path().join("master.key"), &key_file).unwrap();
@@ -92,6 +106,7 @@ impl Cluster {
             module_args: Some(args),
             dir: Some(dir),
             port,
+            binary,
             ..Options::default()
         })
     }
@@ -357,7 +372,19 @@ fn a_rotation_sent_to_every_primary_makes_one_version() {
 /// and the node catches up when it answers again.
 #[test]
 fn a_rotation_seals_only_once_every_node_holds_the_new_version() {
-    let cluster = Cluster::start(3, 1);
+    two_phase_rotation(None);
+}
+
+/// The same on Valkey 9.1.
+#[test]
+fn on_valkey_9_a_rotation_seals_only_once_every_node_holds_the_new_version() {
+    if let Some(binary) = valkey_9() {
+        two_phase_rotation(Some(&binary));
+    }
+}
+
+fn two_phase_rotation(binary: Option<&str>) {
+    let cluster = Cluster::start_on(binary, 3, 1, &[]);
     let authority = cluster.authority();
     let mut a = authority.client();
     cluster.converged();
@@ -470,7 +497,13 @@ fn a_node_down_during_a_rotation_catches_up() {
         "{out}"
     );
     assert_eq!(err, "redis-enc: 1 node(s) did not answer\n");
-    let back = Cluster::node(&cluster.key, dir, Some(port), &cluster.module_args);
+    let back = Cluster::node(
+        &cluster.key,
+        dir,
+        Some(port),
+        &cluster.module_args,
+        cluster.binary.clone(),
+    );
     let mut c = back.client();
     cluster.nodes.push(back);
     cluster.wait_ok();
@@ -732,4 +765,130 @@ fn a_destroyed_keyring_opens_nowhere() {
         let err = cluster.keyed(&format!("ENC.GET tenant:{i}")).unwrap_err();
         assert!(err.contains("keyring 'tenant' was destroyed"), "{err}");
     }
+}
+
+/// Moves the slot of `key` from the node serving it to `target` with Valkey 9's atomic slot
+/// migration, and waits until the target serves it.
+fn migrate_slot(cluster: &Cluster, key: &str, target: &Server) -> Result<(), String> {
+    let mut any = cluster.nodes[0].client();
+    let slot = match cmd(&mut any, &format!("CLUSTER KEYSLOT {key}")).unwrap() {
+        redis::Value::Int(slot) => slot,
+        other => panic!("{other:?}"),
+    };
+    let target_id = bulk(&cmd(&mut target.client(), "CLUSTER MYID").unwrap()).unwrap();
+    let target_id = String::from_utf8(target_id).unwrap();
+    let source = cluster
+        .nodes
+        .iter()
+        .find(|n| {
+            let mut c = n.client();
+            cmd(&mut c, &format!("CLUSTER COUNTKEYSINSLOT {slot}")).is_ok()
+                && !matches!(cmd(&mut c, &format!("EXISTS {key}")), Err(e) if e.starts_with("MOVED"))
+        })
+        .unwrap();
+    cmd(
+        &mut source.client(),
+        &format!("CLUSTER MIGRATESLOTS SLOTSRANGE {slot} {slot} NODE {target_id}"),
+    )?;
+    let mut t = target.client();
+    let mut last = String::new();
+    wait_until("the target to serve the migrated slot", || {
+        match cmd(&mut t, &format!("EXISTS {key}")) {
+            Ok(_) => true,
+            Err(e) => {
+                last = e;
+                false
+            }
+        }
+    });
+    let _ = last;
+    Ok(())
+}
+
+/// The promise: on Valkey 9.1 the module declares that it handles atomic slot migration, so
+/// `CLUSTER MIGRATESLOTS` works with it loaded, the guard on (with TTL bounds, which the
+/// migration's `HSET` then `PEXPIREAT` would otherwise break) lets the import through, and
+/// sealed strings and hashes open on their new node with their TTLs. A client that sends the
+/// command that opens an import itself gains nothing from the guard.
+#[test]
+fn on_valkey_9_atomic_slot_migration_moves_sealed_values() {
+    let Some(binary) = valkey_9() else { return };
+    let cluster = Cluster::start_on(
+        Some(&binary),
+        3,
+        0,
+        &[
+            "phi-patterns",
+            "patient:*",
+            "phi-guard",
+            "yes",
+            "phi-ttl-min",
+            "60",
+            "phi-ttl-max",
+            "86400",
+            "phi-ttl-default",
+            "3600",
+        ],
+    );
+    let mut any = cluster.nodes[0].client();
+    let modules = format!("{:?}", cmd(&mut any, "INFO modules").unwrap());
+    assert!(
+        modules.contains("handle-atomic-slot-migration"),
+        "{modules}"
+    );
+    for i in 0..20 {
+        cluster
+            .keyed(&format!("ENC.SET patient:{{b}}{i} record-{i}"))
+            .unwrap();
+        cluster
+            .keyed(&format!("ENC.HSETFIELD patient:{{b}}h{i} notes note-{i}"))
+            .unwrap();
+        cluster
+            .keyed(&format!("ENC.SET plain:{{b}}{i} v-{i}"))
+            .unwrap();
+    }
+    let source_port = match cluster.keyed("ENC.GET patient:{b}0") {
+        Ok(_) => {
+            cluster
+                .nodes
+                .iter()
+                .find(|n| cmd(&mut n.client(), "EXISTS patient:{b}0") == Ok(redis::Value::Int(1)))
+                .unwrap()
+                .port
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let target = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port != source_port)
+        .unwrap();
+    migrate_slot(&cluster, "patient:{b}0", target).unwrap();
+    let mut t = target.client();
+    for i in 0..20 {
+        assert_eq!(
+            bulk(&cmd(&mut t, &format!("ENC.GET patient:{{b}}{i}")).unwrap()).unwrap(),
+            format!("record-{i}").as_bytes()
+        );
+        assert_eq!(
+            first(&cmd(&mut t, &format!("ENC.HGETFIELD patient:{{b}}h{i} notes")).unwrap()),
+            format!("note-{i}").as_bytes()
+        );
+        assert_eq!(
+            bulk(&cmd(&mut t, &format!("ENC.GET plain:{{b}}{i}")).unwrap()).unwrap(),
+            format!("v-{i}").as_bytes()
+        );
+        let ttl = cmd(&mut t, &format!("TTL patient:{{b}}h{i}")).unwrap();
+        assert!(
+            matches!(ttl, redis::Value::Int(t) if (60..=3600).contains(&t)),
+            "patient:{{b}}h{i} keeps its TTL: {ttl:?}"
+        );
+    }
+    // A client that asks to open an import itself is not trusted by the guard.
+    let _ = cmd(
+        &mut t,
+        "CLUSTER SYNCSLOTS ESTABLISH SOURCE x NAME y SLOTSRANGE 0 0",
+    );
+    let refused = cmd(&mut t, "SET patient:{b}plain text").unwrap_err();
+    assert!(refused.contains("PHI"), "{refused}");
 }

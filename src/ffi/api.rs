@@ -131,6 +131,7 @@ required_api!(
     RedisModule_SetAbsExpire,
     RedisModule_SetCommandInfo,
     RedisModule_SetExpire,
+    RedisModule_SetModuleOptions,
     RedisModule_StopTimer,
     RedisModule_StringDMA,
     RedisModule_StringPtrLen,

@@ -1,6 +1,6 @@
 //! Redis Cluster: this node's id, the nodes it knows, and messages over the cluster bus.
 
-use std::ffi::{c_char, c_int, c_uchar};
+use std::ffi::{c_char, c_int, c_uchar, c_void};
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -63,7 +63,41 @@ pub struct Node {
     pub failing: bool,
 }
 
+/// Valkey's `VALKEYMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION` (valkeymodule.h, Valkey 9).
+const VALKEY_HANDLES_ATOMIC_SLOT_MIGRATION: c_int = 1 << 5;
+
 impl<'a> Ctx<'a> {
+    /// Whether the server is Valkey with atomic slot migration (`CLUSTER MIGRATESLOTS`): its
+    /// API answers to Valkey's own names, and the options it knows include that one. Known by
+    /// the functions the server offers, not by its version.
+    pub fn has_atomic_slot_migration(self) -> bool {
+        type OptionsAll = unsafe extern "C" fn() -> c_int;
+        let mut all: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `RedisModule_GetApi` is set by `RedisModule_Init`; it writes a function
+        // pointer of the named function's type, or nothing, into `all`.
+        unsafe {
+            let Some(get_api) = std::ptr::addr_of!(raw::RedisModule_GetApi).read() else {
+                return false;
+            };
+            let found = get_api(
+                c"ValkeyModule_GetModuleOptionsAll".as_ptr(),
+                std::ptr::addr_of_mut!(all).cast::<c_void>(),
+            ) == OK;
+            if !found || all.is_null() {
+                return false;
+            }
+            let all: OptionsAll = std::mem::transmute::<*mut c_void, OptionsAll>(all);
+            all() & VALKEY_HANDLES_ATOMIC_SLOT_MIGRATION != 0
+        }
+    }
+
+    /// Tells Valkey the module handles atomic slot migration (the module sets no other
+    /// option). Only where [`Ctx::has_atomic_slot_migration`].
+    pub fn declare_atomic_slot_migration(self) {
+        // SAFETY: valid context during OnLoad.
+        unsafe { api!(RedisModule_SetModuleOptions)(self.0, VALKEY_HANDLES_ATOMIC_SLOT_MIGRATION) }
+    }
+
     /// Whether the server runs in cluster mode.
     pub fn in_cluster(self) -> bool {
         self.flags() & raw::REDISMODULE_CTX_FLAGS_CLUSTER as c_int != 0

@@ -66,13 +66,16 @@ pub enum ServerEvent {
     ReplicationRoleChanged,
     Loading,
     ForkChild,
+    /// Valkey's atomic slot migration (subscribe only where the server has it).
+    AtomicSlotMigration,
 }
 
 impl ServerEvent {
-    const ALL: [ServerEvent; 3] = [
+    const ALL: [ServerEvent; 4] = [
         ServerEvent::ReplicationRoleChanged,
         ServerEvent::Loading,
         ServerEvent::ForkChild,
+        ServerEvent::AtomicSlotMigration,
     ];
 
     fn id(self) -> u64 {
@@ -80,6 +83,8 @@ impl ServerEvent {
             ServerEvent::ReplicationRoleChanged => raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
             ServerEvent::Loading => raw::REDISMODULE_EVENT_LOADING,
             ServerEvent::ForkChild => raw::REDISMODULE_EVENT_FORK_CHILD,
+            // valkeymodule.h VALKEYMODULE_EVENT_ATOMIC_SLOT_MIGRATION (Valkey 9).
+            ServerEvent::AtomicSlotMigration => 19,
         }
     }
 
@@ -88,6 +93,7 @@ impl ServerEvent {
             ServerEvent::ReplicationRoleChanged => "role change",
             ServerEvent::Loading => "loading",
             ServerEvent::ForkChild => "fork",
+            ServerEvent::AtomicSlotMigration => "atomic slot migration",
         }
     }
 }
@@ -140,6 +146,7 @@ impl<'a> Ctx<'a> {
             ServerEvent::ReplicationRoleChanged => Some(on_event::<0>),
             ServerEvent::Loading => Some(on_event::<1>),
             ServerEvent::ForkChild => Some(on_event::<2>),
+            ServerEvent::AtomicSlotMigration => Some(on_event::<3>),
         };
         // SAFETY: valid context during OnLoad; the event struct is the server's constant id with
         // data version 1, and the trampoline is 'static.

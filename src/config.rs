@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use crate::ffi::{ConfigKind, Ctx};
 use crate::settings::{
     keyring_rules, parse_keyring_patterns, parse_phi_patterns, ALLOW_PLAINTEXT_READ,
-    AUDIT_FAIL_CLOSED, AUDIT_HASH_KEYS, AUDIT_LOG, PHI_GUARD, PHI_REQUIRE_TLS, PHI_TTL_DEFAULT,
-    PHI_TTL_MAX, PHI_TTL_MIN,
+    AUDIT_FAIL_CLOSED, AUDIT_HASH_KEYS, AUDIT_LOG, DUAL_CONTROL, DUAL_CONTROL_WINDOW, PHI_GUARD,
+    PHI_REQUIRE_TLS, PHI_TTL_DEFAULT, PHI_TTL_MAX, PHI_TTL_MIN,
 };
 
 mod callbacks;
@@ -53,7 +53,7 @@ struct Config {
 /// A year, the largest TTL bound accepted.
 const MAX_TTL_BOUND: i64 = 366 * 24 * 3600;
 
-static CONFIGS: [Config; 11] = [
+static CONFIGS: [Config; 13] = [
     Config {
         name: "allow-plaintext-read",
         kind: Kind::Bool {
@@ -145,7 +145,52 @@ static CONFIGS: [Config; 11] = [
         },
         policy: true,
     },
+    Config {
+        name: "dual-control",
+        kind: Kind::Bool {
+            value: &DUAL_CONTROL,
+            default: false,
+        },
+        policy: true,
+    },
+    Config {
+        name: "dual-control-window",
+        kind: Kind::Number {
+            value: &DUAL_CONTROL_WINDOW,
+            default: 300,
+            max: 24 * 3600,
+        },
+        policy: true,
+    },
 ];
+
+/// Whether setting policy config `name` from `old` to `new` weakens a control, which under
+/// `enc.dual-control` needs a second user's approval: a yes/no control turned off
+/// (`allow-plaintext-read` turned on), PHI patterns dropped, the audit log closed or moved,
+/// a TTL bound or the approval window changed other than by lowering `phi-ttl-max` to a
+/// non-zero value.
+pub fn weakens(name: &[u8], old: &str, new: &str) -> bool {
+    let Some(config) = by_full_name(name) else {
+        return false;
+    };
+    if !config.policy || old == new {
+        return false;
+    }
+    match (config.name, &config.kind) {
+        ("allow-plaintext-read", _) => parse_bool(new) == Some(true),
+        (_, Kind::Bool { .. }) => parse_bool(new) == Some(false),
+        ("phi-patterns", _) => {
+            let kept: Vec<&str> = new.split_whitespace().collect();
+            old.split_whitespace().any(|p| !kept.contains(&p))
+        }
+        ("audit-log", _) => !old.is_empty(),
+        ("phi-ttl-max", _) => {
+            let (old, new) = (old.parse().unwrap_or(0i64), new.parse().unwrap_or(0i64));
+            !(new > 0 && (old == 0 || new < old))
+        }
+        _ => true,
+    }
+}
 
 /// The current text of each text config.
 static TEXT_VALUES: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());

@@ -28,6 +28,7 @@ mod clock;
 mod cluster;
 mod commands;
 mod config;
+mod dual;
 mod error;
 #[allow(unsafe_code)]
 mod ffi;
@@ -72,6 +73,7 @@ mod layers {
         ("acl_log", 2),
         ("config", 2),
         ("cluster", 2),
+        ("dual", 2),
         ("phi", 3),
         ("guard", 3),
         ("commands", 4),

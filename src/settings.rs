@@ -22,6 +22,19 @@ pub(crate) static PHI_PATTERNS: RwLock<Vec<KeyPattern>> = RwLock::new(Vec::new()
 /// Whether `PHI_PATTERNS` is non-empty: the command filter's first, lock-free test.
 pub(crate) static ANY_PHI_PATTERNS: AtomicBool = AtomicBool::new(false);
 pub(crate) static AUDIT_LOG: RwLock<String> = RwLock::new(String::new());
+pub(crate) static DUAL_CONTROL: AtomicBool = AtomicBool::new(false);
+pub(crate) static DUAL_CONTROL_WINDOW: AtomicI64 = AtomicI64::new(300);
+
+/// `enc.dual-control`: destroying keys, rewrapping them and weakening a PHI or audit control
+/// need a second user's approval.
+pub fn dual_control() -> bool {
+    DUAL_CONTROL.load(Relaxed)
+}
+
+/// `enc.dual-control-window`: seconds a request waits for its approval.
+pub fn dual_control_window() -> i64 {
+    DUAL_CONTROL_WINDOW.load(Relaxed)
+}
 
 /// `enc.allow-plaintext-read`: `ENC.GET` returns values that are not envelopes as they are,
 /// for migrating a dataset to redis-enc. Off by default.

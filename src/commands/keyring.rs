@@ -17,7 +17,7 @@ use crate::error::Handler;
 use crate::ffi::{Arg, Blocked, Caller, Ctx, Outcome};
 use crate::setopts::parse_i64;
 use crate::state::{self, Held};
-use crate::{cluster, persist};
+use crate::{cluster, dual, persist};
 
 mod blocking;
 use blocking::{change, scrubbed};
@@ -63,6 +63,11 @@ fn audited(
             detail,
         },
     );
+}
+
+/// The command as it was sent.
+fn argv(args: &[Arg]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.bytes().to_vec()).collect()
 }
 
 fn exact(args: &[Arg], min: usize, max: usize, name: &'static str) -> Result<(), CmdError> {
@@ -184,6 +189,7 @@ pub fn retire(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 4, 4, "enc.keyring|retire")?;
     let name = keyring_name(args.get(2))?;
     let v = version(args.get(3))?;
+    dual::require_second(ctx, argv(args), "enc.keyring|retire")?;
     state::with_mut(|s| Ok(s.keys.retire(&name, v)?))?;
     propagate(ctx)?;
     audited(ctx.caller(), "RETIRE", Some(&name), Some(v), None);
@@ -210,6 +216,11 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         [one] => Some(version(Some(one))?),
         _ => return Err(CmdError::Syntax),
     };
+    // Under dual control a DESTROY that would be refused is refused now, not after approval.
+    if !force && state::with(|s| Ok(s.keys.destroy_would_shred(&name, v)?))? {
+        return Err(CmdError::NeedsForce);
+    }
+    dual::require_second(ctx, argv(args), "enc.keyring|destroy")?;
     state::with_mut(|s| {
         if !force && s.keys.destroy_would_shred(&name, v)? {
             return Err(CmdError::NeedsForce);
@@ -237,6 +248,7 @@ pub fn rewrap(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
 
 fn rewrap_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     exact(args, 2, 2, "enc.keyring|rewrap")?;
+    dual::require_second(ctx, argv(args), "enc.keyring|rewrap")?;
     let keys = state::with(|s| Ok(s.keys.to_rewrap()?))?;
     let caller = ctx.caller();
     change(
@@ -283,6 +295,8 @@ fn import_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     };
     let blob = args[2].bytes().to_vec();
     let jobs = state::with(|s| s.unwraps_for(&blob, true))?;
+    // An export can retire and destroy versions: under dual control an import waits too.
+    dual::require_second(ctx, argv(args), "enc.keyring|import")?;
     let caller = ctx.caller();
     change(
         ctx,

@@ -82,6 +82,14 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         .iter()
         .map(|(name, _)| config::value_of(name).unwrap_or_default())
         .collect();
+    if pairs
+        .iter()
+        .zip(&before)
+        .any(|((name, value), old)| config::weakens(name, old, value))
+    {
+        let argv = original.iter().map(|a| a.to_vec()).collect();
+        crate::dual::require_second(ctx, argv, "config|set")?;
+    }
     let author = ctx.caller();
     for (i, (name, value)) in pairs.iter().enumerate() {
         if let Err(why) = audit::with_author(author.clone(), || config::set_by_name(name, value)) {

@@ -2,7 +2,7 @@
 //! `ENC.AUDIT`, with their flags, ACL categories, key specs and documentation.
 
 use super::table::{key_spec, one_key};
-use super::{keyring, probes, reencrypt};
+use super::{dualcontrol, keyring, probes, reencrypt};
 use crate::command_entry;
 use crate::ffi::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
 
@@ -177,6 +177,31 @@ pub(super) fn phi_subcommands(phi_category: bool) -> Vec<Subcommand> {
             arity: 3,
             args: vec![ArgDoc::key("key", 0)],
             keys: vec![key_spec(KeyUse::Update, 2, 0, 1)],
+        },
+    ]
+}
+
+pub(super) fn dualcontrol_subcommands() -> Vec<Subcommand> {
+    vec![
+        Subcommand {
+            name: "list",
+            handler: command_entry!("enc.dualcontrol|list", dualcontrol::list),
+            flags: "admin",
+            acl: "admin slow",
+            summary: "Lists the requests that wait for a second user's approval (enc.dual-control).",
+            arity: 2,
+            args: vec![],
+            keys: vec![],
+        },
+        Subcommand {
+            name: "approve",
+            handler: command_entry!("enc.dualcontrol|approve", dualcontrol::approve),
+            flags: "write admin deny-script",
+            acl: "admin dangerous slow",
+            summary: "Approves another user's request and runs its command as the approver, who must be allowed to run it.",
+            arity: 3,
+            args: vec![ArgDoc::string("id")],
+            keys: vec![],
         },
     ]
 }

@@ -2,7 +2,8 @@
 //! documentation, and their registration.
 
 use super::subcommands::{
-    audit_subcommands, keyring_subcommands, phi_subcommands, reencrypt_subcommands, sub_doc,
+    audit_subcommands, dualcontrol_subcommands, keyring_subcommands, phi_subcommands,
+    reencrypt_subcommands, sub_doc,
 };
 use super::{hash, inspect, policy_config, relocate, string};
 use crate::command_entry;
@@ -255,6 +256,11 @@ pub fn register(ctx: Ctx, phi_category: bool) -> Result<(), String> {
             phi_subcommands(phi_category),
         ),
         ("enc.audit", c"Manages the audit log.", audit_subcommands()),
+        (
+            "enc.dualcontrol",
+            c"Requests that wait for a second user's approval.",
+            dualcontrol_subcommands(),
+        ),
     ] {
         ctx.create_container(parent, summary)?;
         for mut sub in subs {

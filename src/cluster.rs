@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis_enc_core::keystore::{prefetch, Epoch, Locking};
+use redis_enc_core::{KeyId, KeyVersion, KeyringId};
 
 use crate::audit::{self, Access};
 use crate::error::CmdError;
@@ -31,6 +32,10 @@ use crate::{persist, state};
 const EPOCH: u8 = 1;
 /// A whole key store: an export (keys wrapped).
 const KEYRINGS: u8 = 2;
+/// Values a primary sealed under each primary version since it loaded: "S1", then per version
+/// the keyring id and version (2 bytes each) and the count (8 bytes), big-endian.
+const SEALED: u8 = 3;
+const SEALED_MAGIC: &[u8; 2] = b"S1";
 
 const EPOCH_MAGIC: &[u8; 2] = b"E1";
 const EPOCH_LEN: usize = 2 + 8 + 32;
@@ -46,6 +51,12 @@ struct Heard {
 
 static PEERS: Mutex<Option<HashMap<NodeId, Heard>>> = Mutex::new(None);
 
+/// When a primary last said how many values it sealed under each primary version.
+type SealCounts = (Instant, Vec<(KeyId, u64)>);
+
+/// What each primary last said it sealed.
+static PEER_SEALS: Mutex<Option<HashMap<NodeId, SealCounts>>> = Mutex::new(None);
+
 /// Keyring conflicts met when merging a peer's store (two different keys for one version).
 static CONFLICTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -60,8 +71,10 @@ pub fn start(ctx: Ctx) -> Result<(), String> {
         return Ok(());
     }
     *PEERS.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
+    *PEER_SEALS.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
     if !ctx.register_cluster_receiver(EPOCH, on_epoch)
         || !ctx.register_cluster_receiver(KEYRINGS, on_keyrings)
+        || !ctx.register_cluster_receiver(SEALED, on_sealed)
     {
         return Err("cannot receive keyring messages over the cluster bus".into());
     }
@@ -141,6 +154,76 @@ fn announce_tick(ctx: Ctx) {
     if let Some(epoch) = epoch {
         send_epoch(ctx, epoch);
     }
+    if myself(&nodes).is_some_and(|m| m.primary) {
+        send_sealed(ctx);
+    }
+}
+
+/// A primary tells the others how many values it sealed under each primary version, so that
+/// the authority can rotate after a number of values sealed cluster-wide.
+fn send_sealed(ctx: Ctx) {
+    let Ok(used) = state::with(|s| Ok(s.keys.primaries_in_use())) else {
+        return;
+    };
+    let mut message = SEALED_MAGIC.to_vec();
+    for p in used.iter().filter(|p| p.sealed > 0) {
+        message.extend_from_slice(&p.id.keyring.0.to_be_bytes());
+        message.extend_from_slice(&p.id.version.0.to_be_bytes());
+        message.extend_from_slice(&p.sealed.to_be_bytes());
+    }
+    ctx.send_cluster_message(None, SEALED, &message);
+}
+
+fn on_sealed(_ctx: Ctx, sender: &NodeId, payload: &[u8]) {
+    let Some(rest) = payload.strip_prefix(SEALED_MAGIC) else {
+        return;
+    };
+    if !rest.len().is_multiple_of(12) {
+        return;
+    }
+    let counts = rest
+        .chunks_exact(12)
+        .map(|c| {
+            let id = KeyId {
+                keyring: KeyringId(u16::from_be_bytes([c[0], c[1]])),
+                version: KeyVersion(u16::from_be_bytes([c[2], c[3]])),
+            };
+            let mut count = [0u8; 8];
+            count.copy_from_slice(&c[4..]);
+            (id, u64::from_be_bytes(count))
+        })
+        .collect();
+    if let Some(seals) = PEER_SEALS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_mut()
+    {
+        seals.insert(*sender, (Instant::now(), counts));
+    }
+}
+
+/// Values the other primaries said, in the last five seconds, they sealed under `id` since
+/// they loaded; 0 outside a cluster.
+pub fn sealed_elsewhere(id: KeyId) -> u64 {
+    PEER_SEALS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map_or(0, |seals| {
+            seals
+                .values()
+                .filter(|(at, _)| at.elapsed() < Duration::from_secs(5))
+                .flat_map(|(_, counts)| counts.iter())
+                .filter(|(k, _)| *k == id)
+                .map(|(_, n)| n)
+                .sum()
+        })
+}
+
+/// Whether this node may make keyring changes of its own accord: outside a cluster, or as
+/// the cluster's keyring authority.
+pub fn may_act(ctx: Ctx) -> bool {
+    !ctx.in_cluster() || authority(&ctx.cluster_nodes()).is_some_and(|a| a.myself)
 }
 
 /// Every node, replicas too, announces where its keyrings stand: the authority promotes a

@@ -13,7 +13,7 @@ use crate::ffi::{ConfigKind, Ctx};
 use crate::settings::{
     keyring_rules, parse_keyring_patterns, parse_phi_patterns, ALLOW_PLAINTEXT_READ,
     AUDIT_FAIL_CLOSED, AUDIT_HASH_KEYS, AUDIT_LOG, DUAL_CONTROL, DUAL_CONTROL_WINDOW, PHI_GUARD,
-    PHI_REQUIRE_TLS, PHI_TTL_DEFAULT, PHI_TTL_MAX, PHI_TTL_MIN,
+    PHI_REQUIRE_TLS, PHI_TTL_DEFAULT, PHI_TTL_MAX, PHI_TTL_MIN, ROTATE_AFTER, ROTATE_AFTER_VALUES,
 };
 
 mod callbacks;
@@ -35,6 +35,8 @@ enum Kind {
         value: &'static AtomicI64,
         default: i64,
         max: i64,
+        /// What the number counts, as the refusal of a bad value says it.
+        unit: &'static str,
     },
     Text {
         default: &'static str,
@@ -53,7 +55,7 @@ struct Config {
 /// A year, the largest TTL bound accepted.
 const MAX_TTL_BOUND: i64 = 366 * 24 * 3600;
 
-static CONFIGS: [Config; 13] = [
+static CONFIGS: [Config; 15] = [
     Config {
         name: "allow-plaintext-read",
         kind: Kind::Bool {
@@ -100,6 +102,7 @@ static CONFIGS: [Config; 13] = [
             value: &PHI_TTL_MIN,
             default: 0,
             max: MAX_TTL_BOUND,
+            unit: "a number of seconds",
         },
         policy: true,
     },
@@ -109,6 +112,7 @@ static CONFIGS: [Config; 13] = [
             value: &PHI_TTL_MAX,
             default: 0,
             max: MAX_TTL_BOUND,
+            unit: "a number of seconds",
         },
         policy: true,
     },
@@ -118,6 +122,7 @@ static CONFIGS: [Config; 13] = [
             value: &PHI_TTL_DEFAULT,
             default: 0,
             max: MAX_TTL_BOUND,
+            unit: "a number of seconds",
         },
         policy: true,
     },
@@ -146,6 +151,26 @@ static CONFIGS: [Config; 13] = [
         policy: true,
     },
     Config {
+        name: "keyring-rotate-after",
+        kind: Kind::Number {
+            value: &ROTATE_AFTER,
+            default: 0,
+            max: 10 * 366 * 24 * 3600,
+            unit: "a number of seconds",
+        },
+        policy: true,
+    },
+    Config {
+        name: "keyring-rotate-after-values",
+        kind: Kind::Number {
+            value: &ROTATE_AFTER_VALUES,
+            default: 0,
+            max: 1 << 62,
+            unit: "a number of values",
+        },
+        policy: true,
+    },
+    Config {
         name: "dual-control",
         kind: Kind::Bool {
             value: &DUAL_CONTROL,
@@ -159,6 +184,7 @@ static CONFIGS: [Config; 13] = [
             value: &DUAL_CONTROL_WINDOW,
             default: 300,
             max: 24 * 3600,
+            unit: "a number of seconds",
         },
         policy: true,
     },
@@ -167,8 +193,8 @@ static CONFIGS: [Config; 13] = [
 /// Whether setting policy config `name` from `old` to `new` weakens a control, which under
 /// `enc.dual-control` needs a second user's approval: a yes/no control turned off
 /// (`allow-plaintext-read` turned on), PHI patterns dropped, the audit log closed or moved,
-/// a TTL bound or the approval window changed other than by lowering `phi-ttl-max` to a
-/// non-zero value.
+/// a TTL bound, a rotation schedule or the approval window changed other than by lowering
+/// `phi-ttl-max` or a rotation schedule to a non-zero value.
 pub fn weakens(name: &[u8], old: &str, new: &str) -> bool {
     let Some(config) = by_full_name(name) else {
         return false;
@@ -184,7 +210,7 @@ pub fn weakens(name: &[u8], old: &str, new: &str) -> bool {
             old.split_whitespace().any(|p| !kept.contains(&p))
         }
         ("audit-log", _) => !old.is_empty(),
-        ("phi-ttl-max", _) => {
+        ("phi-ttl-max" | "keyring-rotate-after" | "keyring-rotate-after-values", _) => {
             let (old, new) = (old.parse().unwrap_or(0i64), new.parse().unwrap_or(0i64));
             !(new > 0 && (old == 0 || new < old))
         }
@@ -264,12 +290,9 @@ fn check_value(config: &Config, value: &str) -> Result<(), String> {
         Kind::Bool { .. } => parse_bool(value)
             .map(|_| ())
             .ok_or_else(|| format!("'{}' takes yes or no", config.name)),
-        Kind::Number { max, .. } => match value.parse::<i64>() {
+        Kind::Number { max, unit, .. } => match value.parse::<i64>() {
             Ok(n) if (0..=max).contains(&n) => Ok(()),
-            _ => Err(format!(
-                "'{}' takes a number of seconds from 0 to {max}",
-                config.name
-            )),
+            _ => Err(format!("'{}' takes {unit} from 0 to {max}", config.name)),
         },
         Kind::Text { .. } => Ok(()),
     }
@@ -294,6 +317,7 @@ pub fn register(ctx: Ctx, args: &LoadArgs) -> Result<(), String> {
                 value,
                 default,
                 max,
+                ..
             } => {
                 let initial = given.and_then(|v| v.parse().ok()).unwrap_or(default);
                 value.store(initial, Relaxed);

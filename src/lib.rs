@@ -40,6 +40,7 @@ mod pattern;
 mod persist;
 mod phi;
 mod reencrypt;
+mod schedule;
 mod setopts;
 mod settings;
 mod state;
@@ -74,6 +75,7 @@ mod layers {
         ("config", 2),
         ("cluster", 2),
         ("dual", 2),
+        ("schedule", 2),
         ("phi", 3),
         ("guard", 3),
         ("commands", 4),

@@ -127,6 +127,7 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     }
     crate::acl_log::start(ctx);
     crate::cluster::start(ctx)?;
+    crate::schedule::start(ctx);
     if state::with(|s| Ok(s.held().any_remote())).unwrap_or(false) {
         crate::kms_retry::start();
     }

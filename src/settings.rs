@@ -22,6 +22,18 @@ pub(crate) static PHI_PATTERNS: RwLock<Vec<KeyPattern>> = RwLock::new(Vec::new()
 /// Whether `PHI_PATTERNS` is non-empty: the command filter's first, lock-free test.
 pub(crate) static ANY_PHI_PATTERNS: AtomicBool = AtomicBool::new(false);
 pub(crate) static AUDIT_LOG: RwLock<String> = RwLock::new(String::new());
+pub(crate) static ROTATE_AFTER: AtomicI64 = AtomicI64::new(0);
+pub(crate) static ROTATE_AFTER_VALUES: AtomicI64 = AtomicI64::new(0);
+
+/// `enc.keyring-rotate-after` and `enc.keyring-rotate-after-values`: rotate a keyring whose
+/// primary version is that many seconds old, or sealed that many values (0: never).
+pub fn rotation_schedule() -> (u64, u64) {
+    (
+        ROTATE_AFTER.load(Relaxed).max(0) as u64,
+        ROTATE_AFTER_VALUES.load(Relaxed).max(0) as u64,
+    )
+}
+
 pub(crate) static DUAL_CONTROL: AtomicBool = AtomicBool::new(false);
 pub(crate) static DUAL_CONTROL_WINDOW: AtomicI64 = AtomicI64::new(300);
 

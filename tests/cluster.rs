@@ -203,14 +203,7 @@ impl Cluster {
         let redis::Value::Array(fields) = self.keyed(&format!("ENC.INSPECT {key}")).unwrap() else {
             panic!("ENC.INSPECT replies with fields")
         };
-        let at = fields
-            .iter()
-            .position(|v| bulk(v).as_deref() == Some(&b"key-version"[..]))
-            .unwrap();
-        match fields[at + 1] {
-            redis::Value::Int(v) => v,
-            ref other => panic!("{other:?}"),
-        }
+        int_field(&fields, "key-version")
     }
 
     /// Moves every slot of `from` to `to` with `redis-cli --cluster reshard`, and checks that
@@ -891,4 +884,39 @@ fn on_valkey_9_atomic_slot_migration_moves_sealed_values() {
     );
     let refused = cmd(&mut t, "SET patient:{b}plain text").unwrap_err();
     assert!(refused.contains("PHI"), "{refused}");
+}
+
+/// The promise: `enc.keyring-rotate-after-values` counts the values sealed on every primary:
+/// 30 values spread over three shards (none sealed 30 itself) rotate the keyring once, on the
+/// authority, and the new version reaches every node.
+#[test]
+fn a_scheduled_rotation_counts_values_sealed_cluster_wide() {
+    let cluster = Cluster::start_with(3, 0, &["keyring-rotate-after-values", "30"]);
+    cluster.converged();
+    for i in 0..30 {
+        cluster.keyed(&format!("ENC.SET counted:{i} v")).unwrap();
+    }
+    for n in &cluster.nodes {
+        let keys = cmd(&mut n.client(), "DBSIZE").unwrap();
+        assert!(
+            matches!(keys, redis::Value::Int(k) if k < 30),
+            "each shard sealed fewer than 30: {keys:?}"
+        );
+    }
+    wait_until("the cluster-wide scheduled rotation", || {
+        cluster
+            .nodes
+            .iter()
+            .all(|n| keyring_versions(&mut n.client(), "default") == 2)
+    });
+    cluster.converged();
+    cluster.keyed("ENC.SET after v").unwrap();
+    assert_eq!(cluster.sealed_version("after"), 2);
+    for n in &cluster.nodes {
+        assert_eq!(
+            keyring_versions(&mut n.client(), "default"),
+            2,
+            "rotated once"
+        );
+    }
 }

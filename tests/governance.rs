@@ -226,3 +226,73 @@ fn weakening_a_phi_control_needs_a_second_user() {
     // Dual control is off now: a weakening change acts at once.
     cmd(&mut a, "CONFIG SET enc.phi-guard no").unwrap();
 }
+
+fn primary_version(con: &mut Connection, keyring: &str) -> i64 {
+    let Value::Array(info) = cmd(con, &format!("ENC.KEYRING INFO {keyring}")).unwrap() else {
+        panic!()
+    };
+    int_field(&info, "primary")
+}
+
+/// The promise: `enc.keyring-rotate-after` rotates a keyring whose primary version is that
+/// old, by itself, audited as a rotation by `(schedule)`; values sealed before still open.
+#[test]
+fn a_keyring_rotates_when_its_primary_is_old_enough() {
+    let (server, log) = governed(&["keyring-rotate-after", "2"]);
+    let mut con = server.client();
+    cmd(&mut con, "ENC.SET k before").unwrap();
+    wait_until("the scheduled rotation", || {
+        primary_version(&mut con, "default") >= 2
+    });
+    assert_eq!(
+        bulk(&cmd(&mut con, "ENC.GET k").unwrap()).unwrap(),
+        b"before"
+    );
+    cmd(&mut con, "ENC.SET k2 after").unwrap();
+    assert!(key_version(&mut con, "k2", None) >= 2);
+    let mut records = Vec::new();
+    wait_until("the rotation's audit record", || {
+        records = audit_records(&log);
+        records.iter().any(|r| r["user"] == "(schedule)")
+    });
+    let record = records.iter().find(|r| r["user"] == "(schedule)").unwrap();
+    assert_eq!(record["command"], "ENC.KEYRING ROTATE");
+    assert!(
+        record["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("scheduled: version 1 is "),
+        "{record}"
+    );
+}
+
+/// The promise: `enc.keyring-rotate-after-values` rotates a keyring once its primary version
+/// sealed that many values; turning the schedule off stops it; a bad value is refused.
+#[test]
+fn a_keyring_rotates_after_a_number_of_values() {
+    let (server, _log) = governed(&["keyring-rotate-after-values", "50"]);
+    let mut con = server.client();
+    cmd(&mut con, "ENC.KEYRING CREATE cards").unwrap();
+    for i in 0..49 {
+        cmd(&mut con, &format!("ENC.SET c:{i} v KEYRING cards")).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(primary_version(&mut con, "cards"), 1, "49 values: not yet");
+    cmd(&mut con, "ENC.SET c:49 v KEYRING cards").unwrap();
+    wait_until("the rotation after 50 values", || {
+        primary_version(&mut con, "cards") == 2
+    });
+    assert_eq!(
+        primary_version(&mut con, "default"),
+        1,
+        "default sealed nothing"
+    );
+    for i in 0..50 {
+        assert_eq!(
+            bulk(&cmd(&mut con, &format!("ENC.GET c:{i}")).unwrap()).unwrap(),
+            b"v"
+        );
+    }
+    let err = cmd(&mut con, "CONFIG SET enc.keyring-rotate-after-values -1").unwrap_err();
+    assert!(err.contains("a number of values"), "{err}");
+}

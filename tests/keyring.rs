@@ -19,14 +19,7 @@ fn get(con: &mut redis::Connection, key: &str) -> Vec<u8> {
 }
 
 fn status_field(status: &[Value], name: &str) -> i64 {
-    let pos = status
-        .iter()
-        .position(|v| bulk(v).as_deref() == Some(name.as_bytes()))
-        .unwrap();
-    match status[pos + 1] {
-        Value::Int(n) => n,
-        ref other => panic!("{other:?}"),
-    }
+    int_field(status, name)
 }
 
 #[test]

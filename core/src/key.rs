@@ -229,6 +229,11 @@ impl DataKey {
         self.held.cipher.derived()
     }
 
+    /// How many values this key has sealed since this process loaded it.
+    pub fn sealed(&self) -> u64 {
+        self.held.cipher.sealed()
+    }
+
     pub(crate) fn cipher(&self) -> &Xaes {
         &self.held.cipher
     }

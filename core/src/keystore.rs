@@ -295,7 +295,7 @@ impl KeyStore {
 }
 
 pub mod changes;
-pub use changes::Sealing;
+pub use changes::{PrimaryInUse, Sealing};
 mod epoch;
 mod export;
 mod seal;

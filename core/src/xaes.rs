@@ -62,6 +62,8 @@ struct Cache {
     /// value, so forged envelopes cannot push real keys out.
     keys: Vec<(Prefix, Arc<Aes256GcmKey>)>,
     derived: u64,
+    /// Nonces drawn for sealing since the key was loaded.
+    sealed: u64,
 }
 
 /// A nonce drawn for one seal, with the key it seals under.
@@ -158,6 +160,7 @@ impl Xaes {
         nonce[PREFIX_LEN..PREFIX_LEN + 4].copy_from_slice(&sealing.used.to_be_bytes());
         sealing.used += 1;
         let key = Arc::clone(&sealing.key);
+        cache.sealed += 1;
         drop(cache);
         rand::thread_rng().fill_bytes(&mut nonce[PREFIX_LEN + 4..]);
         Prepared { nonce, key }
@@ -251,6 +254,11 @@ impl Xaes {
     /// How many keys have been derived so far (each a cache miss, or a new sealing prefix).
     pub(crate) fn derived(&self) -> u64 {
         self.lock().derived
+    }
+
+    /// How many values this key has sealed since it was loaded.
+    pub(crate) fn sealed(&self) -> u64 {
+        self.lock().sealed
     }
 }
 

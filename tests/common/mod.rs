@@ -542,6 +542,19 @@ pub fn skipped(what: &str) {
     eprintln!("skipped: {what} is not installed (scripts/install-deps.sh installs it)");
 }
 
+/// The integer after `name` in a flat field-value reply (`ENC.INSPECT`, `ENC.KEYRING INFO`,
+/// `ENC.REENCRYPT STATUS` under RESP2).
+pub fn int_field(flat: &[Value], name: &str) -> i64 {
+    let pos = flat
+        .iter()
+        .position(|v| bulk(v).as_deref() == Some(name.as_bytes()))
+        .unwrap_or_else(|| panic!("no {name} in {flat:?}"));
+    match flat[pos + 1] {
+        Value::Int(v) => v,
+        ref other => panic!("{name}: {other:?}"),
+    }
+}
+
 /// The key version an envelope names (`ENC.INSPECT`).
 pub fn key_version(con: &mut Connection, key: &str, field: Option<&str>) -> i64 {
     let line = match field {
@@ -551,14 +564,7 @@ pub fn key_version(con: &mut Connection, key: &str, field: Option<&str>) -> i64 
     let Value::Array(flat) = cmd(con, &line).unwrap() else {
         panic!("INSPECT {key}")
     };
-    let pos = flat
-        .iter()
-        .position(|v| bulk(v).as_deref() == Some(b"key-version"))
-        .unwrap();
-    match flat[pos + 1] {
-        Value::Int(v) => v,
-        ref other => panic!("{other:?}"),
-    }
+    int_field(&flat, "key-version")
 }
 
 /// Waits for the re-encryption job to finish; returns its last `STATUS`.

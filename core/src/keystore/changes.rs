@@ -20,12 +20,32 @@ pub enum Sealing {
     WhenHeld,
 }
 
+/// A keyring's primary version in use (see [`KeyStore::primaries_in_use`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryInUse {
+    /// The keyring's name.
+    pub keyring: KeyringName,
+    /// The keyring's id and its primary version.
+    pub id: KeyId,
+    /// Unix seconds.
+    pub created: u64,
+    /// Values this process sealed under it.
+    pub sealed: u64,
+}
+
 /// A key made for a keyring change: a new keyring's version 1, or a keyring's next version.
 pub struct MadeKey {
     keyring: KeyringName,
     key: DataKey,
     wrapped: Vec<u8>,
     by: String,
+}
+
+impl MadeKey {
+    /// The keyring the key is for.
+    pub fn keyring(&self) -> &KeyringName {
+        &self.keyring
+    }
 }
 
 /// Every held key wrapped again, ready to replace the stored wrappings.
@@ -139,6 +159,28 @@ impl KeyStore {
                     .rev()
                     .find(|(_, s)| s.state == VersionState::Active && s.key.is_some())
                     .map(|(v, _)| (r.name.clone(), KeyVersion(*v)))
+            })
+            .collect()
+    }
+
+    /// Each keyring's primary version, for scheduled rotation: when it was made and how many
+    /// values this process sealed under it. Keyrings with a version held beside their primary
+    /// (a rotation under way) and destroyed ones are left out.
+    pub fn primaries_in_use(&self) -> Vec<PrimaryInUse> {
+        self.rings
+            .iter()
+            .filter(|r| !r.destroyed && r.versions.keys().next_back() == Some(&r.primary.0))
+            .filter_map(|r| {
+                let slot = r.versions.get(&r.primary.0)?;
+                Some(PrimaryInUse {
+                    keyring: r.name.clone(),
+                    id: KeyId {
+                        keyring: r.id,
+                        version: r.primary,
+                    },
+                    created: slot.created,
+                    sealed: slot.key.as_ref().map_or(0, DataKey::sealed),
+                })
             })
             .collect()
     }

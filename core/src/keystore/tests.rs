@@ -647,3 +647,32 @@ fn a_retired_held_version_is_not_promoted() {
     assert!(store.promote_held().is_empty());
     assert_eq!(store.info(&default).unwrap().primary, KeyVersion(1));
 }
+
+#[test]
+fn primaries_in_use_count_seals_and_skip_a_rotation_under_way() {
+    let master = MasterKey::generate();
+    let mut store = KeyStore::new(&master, 100);
+    let default = KeyringName::default_name();
+    for _ in 0..3 {
+        store.seal(&default, Flags::default(), &LOC, b"v").unwrap();
+    }
+    let used = store.primaries_in_use();
+    assert_eq!(used.len(), 1);
+    assert_eq!(
+        (used[0].id.version, used[0].created, used[0].sealed),
+        (KeyVersion(1), 100, 3)
+    );
+    let id = store.next_version(&default).unwrap();
+    let made = changes::make_key(&master, &default, id).unwrap();
+    store.add_made(made, 200, Sealing::WhenHeld).unwrap();
+    assert!(
+        store.primaries_in_use().is_empty(),
+        "a version waits to be promoted"
+    );
+    store.promote_held();
+    let used = store.primaries_in_use();
+    assert_eq!(
+        (used[0].id.version, used[0].created, used[0].sealed),
+        (KeyVersion(2), 200, 0)
+    );
+}

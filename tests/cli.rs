@@ -25,6 +25,9 @@ fn help_is_pinned() {
     let (code, out, _) = redis_enc(&["cluster", "check", "--help"]);
     assert_eq!(code, 0);
     assert_eq!(out, golden("help-cluster-check.txt"));
+    let (code, out, _) = redis_enc(&["cluster", "reencrypt", "--help"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, golden("help-cluster-reencrypt.txt"));
     let (code, out, _) = redis_enc(&["keygen", "--help"]);
     assert_eq!(code, 0);
     assert_eq!(

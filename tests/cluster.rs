@@ -920,3 +920,64 @@ fn a_scheduled_rotation_counts_values_sealed_cluster_wide() {
         );
     }
 }
+
+/// The promise: one command re-seals the whole cluster: `redis-enc cluster reencrypt --seed
+/// … --wait` starts `ENC.REENCRYPT` on every primary, follows them to their end and exits 0;
+/// every value is then under the new version; `--status` reports every primary and the total.
+#[test]
+fn one_command_reencrypts_the_whole_cluster() {
+    let cluster = Cluster::start(3, 0);
+    let authority = cluster.authority();
+    for i in 0..45 {
+        cluster.keyed(&format!("ENC.SET r:{i} v-{i}")).unwrap();
+    }
+    cmd(&mut authority.client(), "ENC.KEYRING ROTATE").unwrap();
+    cluster.converged();
+    let seed = format!("127.0.0.1:{}", authority.port);
+    let out = Command::new(tool_exe())
+        .args(["cluster", "reencrypt", "--seed", &seed, "--wait"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..45 {
+        assert_eq!(cluster.sealed_version(&format!("r:{i}")), 2, "r:{i}");
+        assert_eq!(
+            bulk(&cluster.keyed(&format!("ENC.GET r:{i}")).unwrap()).unwrap(),
+            format!("v-{i}").as_bytes()
+        );
+    }
+    let out = Command::new(tool_exe())
+        .args(["cluster", "reencrypt", "--seed", &seed, "--status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let status = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<_> = status.lines().collect();
+    assert_eq!(lines.len(), 5, "header, three primaries, total: {status}");
+    assert!(lines[1..4].iter().all(|l| l.contains(" done ")), "{status}");
+    let total: Vec<_> = lines[4].split_whitespace().collect();
+    assert_eq!(total[0], "TOTAL");
+    assert_eq!(total[2], "45", "every value re-sealed once: {status}");
+    // A second start while nothing runs is fine; a bad option is refused by every primary.
+    let out = Command::new(tool_exe())
+        .args([
+            "cluster",
+            "reencrypt",
+            "--seed",
+            &seed,
+            "--encrypt-plaintext",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs MATCH"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::replication;
 
 /// A progress bar on a terminal, nothing otherwise.
-fn bar(len: Option<u64>, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: Option<u64>, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -8,6 +8,9 @@ use serde_json::json;
 
 use crate::replication::{self, Target, Tls};
 
+mod reencrypt;
+pub use reencrypt::{run as run_reencrypt, Start};
+
 /// How long a node may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -66,6 +69,22 @@ fn listed(text: &str) -> (Vec<Listed>, usize) {
     (nodes, unreadable)
 }
 
+impl Listed {
+    fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// This node, reached with the seed's user and password.
+    fn target(&self, like: &Target) -> Target {
+        Target {
+            host: self.host.clone(),
+            port: self.port,
+            user: like.user.clone(),
+            password: like.password.clone(),
+        }
+    }
+}
+
 /// What one node said.
 struct Seen {
     node: Listed,
@@ -84,13 +103,7 @@ fn ask(
     like: &Target,
     tls: Option<&Tls>,
 ) -> Result<(String, String, String, String), String> {
-    let target = Target {
-        host: node.host.clone(),
-        port: node.port,
-        user: like.user.clone(),
-        password: like.password.clone(),
-    };
-    let mut con = replication::connect(&target, tls, TIMEOUT)?;
+    let mut con = replication::connect(&node.target(like), tls, TIMEOUT)?;
     let info = String::from_utf8_lossy(&con.bulk(&["INFO", "enc"])?).into_owned();
     let get = |name: &str| {
         field(&info, name)

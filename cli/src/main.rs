@@ -145,6 +145,28 @@ struct AuthArgs {
     password_file: Option<PathBuf>,
 }
 
+/// A node of a cluster, and how to reach every node.
+#[derive(clap::Args)]
+struct SeedArgs {
+    /// A node of the cluster: HOST:PORT or redis://[user[:password]@]HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    seed: String,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+impl SeedArgs {
+    fn target(&self) -> Result<replication::Target, String> {
+        replication::target(
+            &self.seed,
+            self.auth.user.as_deref(),
+            self.auth.password_file.as_deref(),
+        )
+    }
+}
+
 /// TLS to a server.
 #[derive(clap::Args)]
 struct TlsArgs {
@@ -179,13 +201,36 @@ enum ClusterCommand {
     /// List every node with its keyring epoch and digest; exit non-zero if a node does not
     /// answer or holds other keyrings than the rest.
     Check {
-        /// A node of the cluster: HOST:PORT or redis://[user[:password]@]HOST:PORT.
-        #[arg(long, value_name = "ADDR")]
-        seed: String,
         #[command(flatten)]
-        auth: AuthArgs,
+        node: SeedArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start ENC.REENCRYPT on every primary (each re-seals its own keys, every database), or
+    /// with --status report every primary's job; --wait follows the jobs to their end.
+    Reencrypt {
         #[command(flatten)]
-        tls: TlsArgs,
+        node: SeedArgs,
+        /// Only report every primary's job; start nothing.
+        #[arg(long)]
+        status: bool,
+        /// Seal values that are not envelopes instead (needs --match).
+        #[arg(long, conflicts_with = "status")]
+        encrypt_plaintext: bool,
+        /// Only values of this keyring.
+        #[arg(long, value_name = "NAME", conflicts_with = "status")]
+        keyring: Option<String>,
+        /// Only keys whose name matches this pattern (* and ?).
+        #[arg(long = "match", value_name = "PATTERN", conflicts_with = "status")]
+        pattern: Option<String>,
+        /// About this many keys scanned per second, on each primary.
+        #[arg(long, value_name = "KEYS", conflicts_with = "status")]
+        rate: Option<u64>,
+        /// Wait until every primary's job ends, showing progress; exit 1 unless all end done
+        /// with no value failed.
+        #[arg(long)]
+        wait: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -350,18 +395,35 @@ fn run(command: Command) -> Result<(), String> {
         } => backup::run_restore(&input, &master_key, &out, json),
         Command::Inspect { input, json } => backup::run_inspect(&input, json),
         Command::Cluster {
+            command: ClusterCommand::Check { node, json },
+        } => cluster::run_check(&node.target()?, node.tls.settings(None).as_ref(), json),
+        Command::Cluster {
             command:
-                ClusterCommand::Check {
-                    seed,
-                    auth,
-                    tls,
+                ClusterCommand::Reencrypt {
+                    node,
+                    status,
+                    encrypt_plaintext,
+                    keyring,
+                    pattern,
+                    rate,
+                    wait,
                     json,
                 },
-        } => cluster::run_check(
-            &replication::target(&seed, auth.user.as_deref(), auth.password_file.as_deref())?,
-            tls.settings(None).as_ref(),
-            json,
-        ),
+        } => {
+            let start = (!status).then_some(cluster::Start {
+                encrypt_plaintext,
+                keyring,
+                pattern,
+                rate,
+            });
+            cluster::run_reencrypt(
+                &node.target()?,
+                node.tls.settings(None).as_ref(),
+                start.as_ref(),
+                wait,
+                json,
+            )
+        }
         Command::Audit {
             command:
                 AuditCommand::Verify {

@@ -236,6 +236,19 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Sends a command whose reply is a status (`OK`) and reads it.
+    pub fn status(&mut self, args: &[&str]) -> Result<String, String> {
+        command(self.0.get_mut(), args).map_err(|e| e.to_string())?;
+        let line = reply_line(&mut self.0)?;
+        match line.split_at_checked(1) {
+            Some(("+", status)) => Ok(status.to_owned()),
+            Some(("-", err)) => Err(err.to_owned()),
+            _ => Err(format!("{}: not a status reply ({line})", args.join(" "))),
+        }
+    }
+}
+
 /// Streams a snapshot into `out`; `progress` gets the bytes received so far.
 pub fn snapshot(
     target: &Target,

@@ -197,6 +197,9 @@ mbps() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / 1e6 /
     echo "| plain cp of the same RDB (the disk's own speed) | $tc | $(mbps "$tc") |"
 } >> "$out"
 
+# Through a cluster client, on a 3-primary cluster.
+bash "$root/scripts/bench-cluster.sh" $([ $quick -eq 1 ] && echo --quick) "$out"
+
 # Seal/open against the raw AEAD (Criterion).
 {
     echo

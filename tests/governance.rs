@@ -296,3 +296,76 @@ fn a_keyring_rotates_after_a_number_of_values() {
     let err = cmd(&mut con, "CONFIG SET enc.keyring-rotate-after-values -1").unwrap_err();
     assert!(err.contains("a number of values"), "{err}");
 }
+
+/// Accepts one replica on a free port as its primary (a partial resync, so the replica keeps
+/// its data) and sends it `commands`, as a primary that is not redis-enc's could. Returns the
+/// port.
+fn foreign_primary(commands: Vec<Vec<&'static str>>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut out = stream;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let Some(n) = line
+                .strip_prefix('*')
+                .and_then(|n| n.trim().parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let mut words = Vec::new();
+            for _ in 0..n {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                words.push(line.trim().to_ascii_uppercase());
+            }
+            match words[0].as_str() {
+                "PSYNC" | "SYNC" => break,
+                "PING" => out.write_all(b"+PONG\r\n").unwrap(),
+                _ => out.write_all(b"+OK\r\n").unwrap(),
+            }
+        }
+        out.write_all(b"+CONTINUE\r\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for words in commands {
+            let mut resp = format!("*{}\r\n", words.len());
+            for w in words {
+                resp.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+            }
+            out.write_all(resp.as_bytes()).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    });
+    port
+}
+
+/// The promise: a primary that is not redis-enc's, attached with `REPLICAOF`, cannot turn a PHI
+/// or audit control off (redis-enc's primaries never send `CONFIG SET`). It can still replace
+/// the data and the keyrings, as any primary can: `REPLICAOF` is an administrator's command
+/// (docs/SECURITY.md, "Dual control").
+#[test]
+fn a_foreign_primary_cannot_weaken_a_control() {
+    let (server, _log) = governed(&[]);
+    let mut admin = server.client();
+    let port = foreign_primary(vec![
+        vec!["CONFIG", "SET", "enc.phi-guard", "no"],
+        vec!["CONFIG", "SET", "enc.dual-control", "no"],
+        vec!["SET", "marker", "arrived"],
+    ]);
+    cmd(&mut admin, &format!("REPLICAOF 127.0.0.1 {port}")).unwrap();
+    wait_until("the foreign primary's stream", || {
+        cmd(&mut admin, "GET marker").unwrap() != Value::Nil
+    });
+    cmd(&mut admin, "REPLICAOF NO ONE").unwrap();
+    assert_eq!(config(&mut admin, "enc.phi-guard"), "yes");
+    assert_eq!(config(&mut admin, "enc.dual-control"), "yes");
+}

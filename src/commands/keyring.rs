@@ -302,7 +302,17 @@ fn import_now(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         ctx,
         move |held| Ok(prefetch(&jobs, &held.masters(), &held.unwrappers())),
         move |ctx, prefetched| {
-            let report = state::with_mut(|s| s.merge(&blob, locking, prefetched, true))?;
+            // In a cluster an imported newer primary waits, as a rotation's does, until every
+            // node holds it.
+            let hold = ctx.in_cluster() && !ctx.is_server_itself();
+            let report = state::with_mut(|s| {
+                let before = s.keys.primary_versions();
+                let report = s.merge(&blob, locking, prefetched, true)?;
+                if hold {
+                    s.keys.hold_new_primaries(&before);
+                }
+                Ok(report)
+            })?;
             propagate(ctx)?;
             audited(
                 caller,

@@ -19,6 +19,15 @@ pub fn set(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     {
         return Err(CmdError::WrongArity("config|set"));
     }
+    // Neither a primary's replication stream nor the AOF carries CONFIG SET: one arriving there
+    // comes from a primary that is not redis-enc's (attached with REPLICAOF) and changes nothing.
+    if ctx.is_server_itself() {
+        return Err(CmdError::Server(
+            "ERR a CONFIG SET of an enc.* policy config from the replication stream or the AOF \
+             is refused: set it on this server"
+                .into(),
+        ));
+    }
     let mut original: Vec<&[u8]> = vec![b"CONFIG"];
     original.extend(args[1..].iter().map(Arg::bytes));
     if let AclCheck::Denied = ctx.acl_check(&original, b"config|set") {

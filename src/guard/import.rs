@@ -1,11 +1,13 @@
 //! Valkey's atomic slot migration (`CLUSTER MIGRATESLOTS`): the target receives the moving
-//! slots from a client of the source node, which Valkey treats as it treats a primary's
-//! replication stream. The guard trusts that client as it trusts the replication stream: its
-//! commands pass unfiltered while the import runs.
+//! slots from a client of the source node, which writes a hash (`HSET`) before the
+//! `PEXPIREAT` that gives it its TTL. The guard leaves that client's TTLs as they come (no
+//! TTL refusal, no default TTL added) while the import runs; everything it writes under a PHI
+//! key must still be an envelope that authenticates there, as anyone's.
 //!
 //! The client is known by the command that opens the import (`CLUSTER SYNCSLOTS ESTABLISH`,
 //! seen by the filter) followed, within that same command, by the server's `IMPORT_STARTED`
-//! event; a client that sends the command without the server starting an import gains nothing.
+//! event. A user allowed `CLUSTER SYNCSLOTS` can open an import and so write PHI keys without
+//! a TTL; not plaintext.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -35,7 +37,7 @@ pub fn note(f: &FilterCtx, name: &[u8]) {
     }
 }
 
-/// Whether the command comes from a running import's client.
+/// Whether the command comes from a running import's client (its TTLs are left as they come).
 pub fn from_importer(f: &FilterCtx) -> bool {
     if RUNNING.load(Ordering::Relaxed) == 0 {
         return false;

@@ -185,6 +185,29 @@ impl KeyStore {
             .collect()
     }
 
+    /// Each keyring's id and primary version.
+    pub fn primary_versions(&self) -> Vec<(KeyringId, KeyVersion)> {
+        self.rings.iter().map(|r| (r.id, r.primary)).collect()
+    }
+
+    /// After an import: a keyring whose primary moved above what `before` names goes back to
+    /// that version, if it is still active and held, so that the new one waits beside it until
+    /// [`KeyStore::promote_held`] (a cluster's two-phase rotation).
+    pub fn hold_new_primaries(&mut self, before: &[(KeyringId, KeyVersion)]) {
+        for ring in self.rings.iter_mut().filter(|r| !r.destroyed) {
+            let Some((_, old)) = before.iter().find(|(id, _)| *id == ring.id) else {
+                continue;
+            };
+            let usable = ring
+                .versions
+                .get(&old.0)
+                .is_some_and(|s| s.state == VersionState::Active && s.key.is_some());
+            if ring.primary > *old && usable {
+                ring.primary = *old;
+            }
+        }
+    }
+
     /// Makes each version [`KeyStore::held_for_promotion`] names its keyring's primary; returns
     /// them.
     pub fn promote_held(&mut self) -> Vec<(KeyringName, KeyVersion)> {

@@ -166,3 +166,23 @@ pub fn run_approved(
     APPROVED_RUNNING.store(false, Ordering::SeqCst);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_lapses_at_the_end_of_its_window() {
+        let request = Request {
+            id: "0123456789abcdef".into(),
+            argv: vec![b"ENC.KEYRING".to_vec(), b"IMPORT".to_vec(), vec![b'x'; 65]],
+            permission: "enc.keyring|import",
+            requester: Caller::default(),
+            made: 1_000,
+        };
+        settings::DUAL_CONTROL_WINDOW.store(300, Ordering::Relaxed);
+        assert!(!request.expired(1_299));
+        assert!(request.expired(1_300));
+        assert_eq!(request.command(), "ENC.KEYRING IMPORT <65 bytes>");
+    }
+}

@@ -189,3 +189,39 @@ fn failed(ctx: Ctx, why: &str) {
         &format!("redis-enc: a scheduled rotation failed ({why}); trying again in a minute"),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_enc_core::{KeyId, KeyVersion, KeyringId};
+
+    fn primary(created: u64, sealed: u64) -> PrimaryInUse {
+        PrimaryInUse {
+            keyring: KeyringName::default_name(),
+            id: KeyId {
+                keyring: KeyringId(0),
+                version: KeyVersion(3),
+            },
+            created,
+            sealed,
+        }
+    }
+
+    #[test]
+    fn a_primary_is_due_by_age_or_by_values_sealed() {
+        let day = 86_400;
+        let p = primary(1_000_000, 10);
+        assert_eq!(due(&p, 1_000_000 + 90 * day - 1, 90 * day, 0), None);
+        assert_eq!(
+            due(&p, 1_000_000 + 90 * day, 90 * day, 0).as_deref(),
+            Some("version 3 is 7776000 s old (enc.keyring-rotate-after 7776000)")
+        );
+        assert_eq!(due(&p, 1_000_000, 0, 11), None);
+        assert_eq!(
+            due(&p, 1_000_000, 0, 10).as_deref(),
+            Some("version 3 sealed 10 values (enc.keyring-rotate-after-values 10)")
+        );
+        assert_eq!(due(&p, u64::MAX, 0, 0), None, "both off");
+        assert_eq!(due(&primary(2_000, 0), 1_000, 1, 0), None, "a clock behind");
+    }
+}

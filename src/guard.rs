@@ -5,7 +5,7 @@
 //!
 //! A command filter sees every command (scripts and transactions included) before it runs.
 //! For commands on keys that match no pattern, the cost is one lookup in a small table of
-//! command names. A refused command is rewritten to `ENC._REFUSED <reason> <command...>`:
+//! command names. A refused command is rewritten to `ENC._REFUSED <reason>:<token>:<command>:<key> …`:
 //! the server then checks authentication first (`NOAUTH`), and `ENC._REFUSED` checks the
 //! user's ACL permission for the original command before it answers with the guard's reason,
 //! so that neither an unauthenticated client nor a user without permission for the command
@@ -63,6 +63,38 @@ enum Verdict {
     RestoreTtl(i64),
 }
 
+/// Rewrites a refused command to `ENC._REFUSED <code>:<token>:<name>:<first argument> <rest>`
+/// by replacing its first two arguments, never adding one (see `refused`).
+fn refuse_in_place(f: &mut FilterCtx, refusal: Refusal) {
+    if f.argc() < 2 {
+        // Every command the guard reads names a key; refused without a reason to tell.
+        f.replace(0, b"ENC._REFUSED");
+        return;
+    }
+    let mut packed = Vec::new();
+    packed.extend_from_slice(refusal.code());
+    packed.push(b':');
+    packed.extend_from_slice(token().as_bytes());
+    packed.push(b':');
+    packed.extend_from_slice(f.arg(0));
+    packed.push(b':');
+    packed.extend_from_slice(f.arg(1));
+    f.replace(0, b"ENC._REFUSED");
+    f.replace(1, &packed);
+}
+
+/// Whether the server runs scripts through the module API (Valkey 9 and later): known once,
+/// at load, by the scripting-engine functions the server offers.
+static SCRIPTS_THROUGH_MODULE_API: AtomicBool = AtomicBool::new(false);
+
+pub fn set_scripts_through_module_api(value: bool) {
+    SCRIPTS_THROUGH_MODULE_API.store(value, Ordering::SeqCst);
+}
+
+fn scripts_through_module_api() -> bool {
+    SCRIPTS_THROUGH_MODULE_API.load(Ordering::Relaxed)
+}
+
 /// The command filter.
 pub fn filter(f: &mut FilterCtx) {
     let name = f.arg(0);
@@ -102,6 +134,11 @@ pub fn filter(f: &mut FilterCtx) {
     }
     match verdict {
         Verdict::Pass => {}
+        // Where scripts call commands through the module API (Valkey 9), a filter that adds
+        // arguments to a script's call corrupts the server's heap: such a write is refused.
+        Verdict::AppendPx(_) if scripts_through_module_api() => {
+            refuse_in_place(f, Refusal::Ttl);
+        }
         Verdict::AppendPx(ms) => {
             let at = f.argc();
             f.insert(at, b"PX");
@@ -113,9 +150,7 @@ pub fn filter(f: &mut FilterCtx) {
             if f.sender_may_run() == Some(false) {
                 return;
             }
-            f.insert(0, b"ENC._REFUSED");
-            f.insert(1, refusal.code());
-            f.insert(2, token().as_bytes());
+            refuse_in_place(f, refusal);
         }
     }
 }
@@ -265,6 +300,14 @@ fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
                 return refuse(Refusal::Plaintext);
             }
             ttl_verdict(Asked::NoneFixed)
+        }
+        Shape::CountedKeyValues => {
+            let keys = std::str::from_utf8(f.arg(1))
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0)
+                .min(argc);
+            refuse_if((0..keys).map(|i| 2 + 2 * i).any(phi_key), Refusal::Options)
         }
         Shape::Write => refuse_if(phi_key(1), Refusal::Plaintext),
         Shape::WriteAt2 => refuse_if(phi_key(2), Refusal::Plaintext),

@@ -103,6 +103,7 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         return Err("cannot register the PHI guard".into());
     }
     guard::set_replica(ctx.is_replica());
+    guard::set_scripts_through_module_api(ctx.scripts_through_module_api());
     let events: [(ServerEvent, EventHandler); 3] = [
         (ServerEvent::ReplicationRoleChanged, guard::on_role_change),
         (ServerEvent::Loading, guard::on_loading),

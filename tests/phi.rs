@@ -665,3 +665,75 @@ fn moving_phi_needs_permission_and_keeps_the_flag() {
         .unwrap_err()
         .starts_with("NOPERM"));
 }
+
+/// The promise: the server never crashes. On Valkey 9.1, whose scripts call commands through
+/// the module API, a write the guard refuses inside `EVAL` or `FCALL` used to corrupt the heap
+/// (the filter added arguments to the script's call); the guard now only replaces arguments,
+/// and refuses a PHI write it would have given the default TTL.
+#[test]
+fn on_valkey_9_a_refused_write_in_a_script_does_not_crash() {
+    let Some(binary) = valkey_9() else { return };
+    let server = phi_server_on(
+        Some(&binary),
+        &["phi-ttl-default", "3600", "phi-ttl-max", "86400"],
+    );
+    let mut con = server.client();
+    cmd(&mut con, "ENC.SET patient:sealed v").unwrap();
+    let envelope = bulk(&cmd(&mut con, "GET patient:sealed").unwrap()).unwrap();
+    cmd(&mut con, "DEL patient:sealed").unwrap();
+    for _ in 0..50 {
+        for script in [
+            "return redis.call('INCR','patient:1')",
+            "return redis.pcall('SET','patient:2','plain')",
+        ] {
+            let err = run(&mut con, &[b"EVAL", script.as_bytes(), b"0"]).unwrap_err();
+            assert!(err.contains("enc.phi-guard"), "{err}");
+        }
+        // PERSIST of a PHI key is refused (with a TTL bound), whether or not the key exists.
+        let persist = b"return redis.call('PERSIST',KEYS[1])";
+        let err = run(&mut con, &[b"EVAL", persist, b"1", b"patient:1"]).unwrap_err();
+        assert!(err.contains("enc.phi-guard"), "{err}");
+        cmd(&mut con, "ENC.SET patient:kept v").unwrap();
+        let err = run(&mut con, &[b"EVAL", persist, b"1", b"patient:kept"]).unwrap_err();
+        assert!(err.contains("enc.phi-guard"), "{err}");
+        let err = run(
+            &mut con,
+            &[
+                b"EVAL",
+                b"return redis.call('SET','patient:sealed',ARGV[1],'GET')",
+                b"0",
+                &envelope,
+            ],
+        )
+        .unwrap_err();
+        assert!(err.contains("ttl") || err.contains("time to live"), "{err}");
+    }
+    // MSETEX (Valkey 9.1) of a PHI key is refused; of other keys it works.
+    let err = cmd(&mut con, "MSETEX 1 patient:m plain PX 1000000").unwrap_err();
+    assert!(err.contains("enc.phi-guard"), "{err}");
+    cmd(&mut con, "MSETEX 1 other:m plain PX 1000000").unwrap();
+    assert_eq!(cmd(&mut con, "EXISTS patient:m").unwrap(), redis::Value::Int(0));
+    assert_eq!(
+        cmd(&mut con, "PING").unwrap(),
+        redis::Value::SimpleString("PONG".into())
+    );
+    assert!(!server.log().contains("BUG REPORT"), "{}", server.log());
+}
+
+/// The promise: on Redis 8.2 the guard also covers vector sets, whose elements and attributes
+/// are plaintext: `VADD` and `VSETATTR` on a PHI key are refused.
+#[test]
+fn on_redis_8_vector_set_writes_to_phi_keys_are_refused() {
+    let Some(binary) = redis_8() else { return };
+    let server = phi_server_on(Some(&binary), &[]);
+    let mut con = server.client();
+    let err = cmd(&mut con, "VADD patient:v VALUES 2 1 2 john-doe").unwrap_err();
+    assert!(err.contains("enc.phi-guard"), "{err}");
+    assert_eq!(
+        cmd(&mut con, "EXISTS patient:v").unwrap(),
+        redis::Value::Int(0)
+    );
+    cmd(&mut con, "VADD other:v VALUES 2 1 2 e").unwrap();
+    let err = cmd(&mut con, "VSETATTR patient:v e {}").unwrap_err();
+    assert!(err.contains("enc.phi-guard"), "{err}");
+}

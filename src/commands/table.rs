@@ -80,9 +80,7 @@ fn table() -> Vec<Command> {
                 arity: -1,
                 keys: Vec::new(),
                 args: vec![
-                    ArgDoc::string("reason").optional(),
-                    ArgDoc::string("token").optional(),
-                    ArgDoc::string("command").optional(),
+                    ArgDoc::string("reason:token:command:first-argument").optional(),
                     ArgDoc::string("arg").optional().multiple(),
                 ],
             },

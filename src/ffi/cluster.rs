@@ -72,22 +72,32 @@ impl<'a> Ctx<'a> {
     /// the functions the server offers, not by its version.
     pub fn has_atomic_slot_migration(self) -> bool {
         type OptionsAll = unsafe extern "C" fn() -> c_int;
-        let mut all: *mut c_void = std::ptr::null_mut();
-        // SAFETY: `RedisModule_GetApi` is set by `RedisModule_Init`; it writes a function
-        // pointer of the named function's type, or nothing, into `all`.
+        let Some(all) = self.valkey_api(c"ValkeyModule_GetModuleOptionsAll") else {
+            return false;
+        };
+        // SAFETY: the server's `GetModuleOptionsAll`, of this type, taking nothing.
         unsafe {
-            let Some(get_api) = std::ptr::addr_of!(raw::RedisModule_GetApi).read() else {
-                return false;
-            };
-            let found = get_api(
-                c"ValkeyModule_GetModuleOptionsAll".as_ptr(),
-                std::ptr::addr_of_mut!(all).cast::<c_void>(),
-            ) == OK;
-            if !found || all.is_null() {
-                return false;
-            }
             let all: OptionsAll = std::mem::transmute::<*mut c_void, OptionsAll>(all);
             all() & VALKEY_HANDLES_ATOMIC_SLOT_MIGRATION != 0
+        }
+    }
+
+    /// Whether the server runs scripts through the module API, as a scripting engine (Valkey 9
+    /// and later): it offers `ValkeyModule_RegisterScriptingEngine`.
+    pub fn scripts_through_module_api(self) -> bool {
+        self.valkey_api(c"ValkeyModule_RegisterScriptingEngine")
+            .is_some()
+    }
+
+    /// A function of Valkey's own API by name, if the server offers it.
+    fn valkey_api(self, name: &std::ffi::CStr) -> Option<*mut c_void> {
+        let mut f: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `RedisModule_GetApi` is set by `RedisModule_Init`; it writes a function
+        // pointer into `f`, or nothing.
+        unsafe {
+            let get_api = std::ptr::addr_of!(raw::RedisModule_GetApi).read()?;
+            let found = get_api(name.as_ptr(), std::ptr::addr_of_mut!(f).cast::<c_void>()) == OK;
+            (found && !f.is_null()).then_some(f)
         }
     }
 

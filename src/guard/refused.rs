@@ -3,21 +3,32 @@
 
 use super::*;
 
-/// `ENC._REFUSED reason token command [args...]`: the reply of a command the guard refused. The
-/// original arguments may hold plaintext: they are redacted from SLOWLOG and MONITOR. The
-/// user's ACL permission for the original command is checked first (after the server's own key
-/// finder checked the arity), so a user who may not run it learns nothing about the key from
-/// the guard. No internal command carries the original arguments (SLOWLOG would show them).
+/// `ENC._REFUSED <reason>:<token>:<command>:<first argument> [args...]`: the reply of a command
+/// the guard refused, which replaced the command's name and first argument (the filter adds no
+/// argument: Valkey 9's scripts call commands through the module API, where an added argument
+/// corrupts the server's heap). The original arguments may hold plaintext: they are redacted
+/// from SLOWLOG and MONITOR. The user's ACL permission for the original command is checked
+/// first, so a user who may not run it learns nothing about the key from the guard. No internal
+/// command carries the original arguments (SLOWLOG would show them).
 pub fn refused(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
-    for pos in 2..args.len() {
+    for pos in 1..args.len() {
         ctx.redact(pos);
     }
-    let refusal = args
-        .get(1)
-        .and_then(|code| Refusal::from_code(code.bytes()))
+    let packed = args.get(1).map_or(&[][..], |a| a.bytes());
+    let mut parts = packed.splitn(4, |b| *b == b':');
+    let (code, token_given, name, first) = (parts.next(), parts.next(), parts.next(), parts.next());
+    let refusal = code
+        .and_then(Refusal::from_code)
         .unwrap_or(Refusal::Plaintext);
-    let from_guard = args.get(2).is_some_and(|t| t.bytes() == token().as_bytes());
-    let original = args.get(3..).unwrap_or_default();
+    let from_guard = token_given == Some(token().as_bytes());
+    let (Some(name), Some(first)) = (name, first) else {
+        return Err(CmdError::Guard(refusal));
+    };
+    let name_arg = ctx.string(name);
+    let first_arg = ctx.string(first);
+    let mut rebuilt = vec![name_arg.arg(), first_arg.arg()];
+    rebuilt.extend_from_slice(&args[2..]);
+    let original = &rebuilt[..];
     let guarded = from_guard
         && original
             .first()

@@ -14,6 +14,9 @@ pub(super) enum Shape {
     FieldValues,
     /// `MSET k v [k v ...]`, `MSETNX`: keys from 1, values from 2, step 2.
     KeyValues,
+    /// `MSETEX numkeys k v [k v ...] [options]` (Valkey 9.1): refused when a key is PHI
+    /// (write PHI with `ENC.MSET`).
+    CountedKeyValues,
     /// Any other write to the key at 1 (lists, sets, sorted sets, streams, counters...).
     Write,
     /// Writes to the key at 2 (`BITOP op dest ...`, `XGROUP CREATE key ...`).
@@ -55,6 +58,10 @@ pub(super) fn shape(command: &[u8]) -> Option<(Shape, i32)> {
         b"hset" | b"hmset" => (Shape::FieldValues, -4),
         b"hsetnx" => (Shape::FieldValues, 4),
         b"mset" | b"msetnx" => (Shape::KeyValues, -3),
+        b"msetex" => (Shape::CountedKeyValues, -4),
+        // Redis 8's vector sets: elements and their attributes are plaintext.
+        b"vadd" => (write, -4),
+        b"vsetattr" => (write, 4),
         b"incr" | b"decr" => (write, 2),
         b"append" | b"incrby" | b"incrbyfloat" | b"decrby" => (write, 3),
         b"setrange" | b"setbit" | b"hincrby" | b"hincrbyfloat" | b"lset" | b"zincrby" => (write, 4),

@@ -712,7 +712,10 @@ fn on_valkey_9_a_refused_write_in_a_script_does_not_crash() {
     let err = cmd(&mut con, "MSETEX 1 patient:m plain PX 1000000").unwrap_err();
     assert!(err.contains("enc.phi-guard"), "{err}");
     cmd(&mut con, "MSETEX 1 other:m plain PX 1000000").unwrap();
-    assert_eq!(cmd(&mut con, "EXISTS patient:m").unwrap(), redis::Value::Int(0));
+    assert_eq!(
+        cmd(&mut con, "EXISTS patient:m").unwrap(),
+        redis::Value::Int(0)
+    );
     assert_eq!(
         cmd(&mut con, "PING").unwrap(),
         redis::Value::SimpleString("PONG".into())

@@ -14,16 +14,8 @@ quick=0
 [ "${1:-}" = "--quick" ] && { quick=1; shift; }
 out="${1:-/dev/stdout}"
 n=$([ $quick -eq 1 ] && echo 50000 || echo 400000)
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# shellcheck source=scripts/bench-common.sh
+. "$root/scripts/bench-common.sh"
 
 "$tool" keygen --out "$work/master.key" >/dev/null
 ports=()

@@ -15,15 +15,8 @@ n_pipelined=$([ $quick -eq 1 ] && echo 20000 || echo 200000)
 n_single=$([ $quick -eq 1 ] && echo 5000 || echo 50000)
 reencrypt_keys=$([ $quick -eq 1 ] && echo 100000 || echo 1000000)
 memory_keys=$([ $quick -eq 1 ] && echo 100000 || echo 1000000)
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench-common.sh
+. "$root/scripts/bench-common.sh"
 
 "$tool" keygen --out "$work/master.key" >/dev/null
 
@@ -47,7 +40,6 @@ bench() {
         awk -F'","' 'NR == 2 { gsub(/"/, "", $2); gsub(/"/, "", $5); gsub(/"/, "", $7); print $2, $5, $7 }'
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 value_of() { head -c "$1" /dev/zero | tr '\0' 'v'; }
 

@@ -303,11 +303,13 @@ fn lagging(nodes: &[Node], mine: Epoch) -> Option<usize> {
 /// On the authority: versions held beside their primaries become primary once every node
 /// holds them.
 fn promote_when_held(ctx: Ctx, nodes: &[Node]) {
-    let Ok((mine, held)) = state::with(|s| Ok((s.keys.epoch(), s.keys.held_for_promotion())))
+    // The digest (a hash over every key's check) only when something waits to be promoted.
+    let Ok(Some(mine)) =
+        state::with(|s| Ok((!s.keys.held_for_promotion().is_empty()).then(|| s.keys.epoch())))
     else {
         return;
     };
-    if held.is_empty() || lagging(nodes, mine) != Some(0) {
+    if lagging(nodes, mine) != Some(0) {
         return;
     }
     let Ok(promoted) = state::with_mut(|s| Ok(s.keys.promote_held())) else {

@@ -122,15 +122,15 @@ pub fn filter(f: &mut FilterCtx) {
         return;
     }
     let mut verdict = check(f, shape, crate::clock::now_ms());
-    if import::from_importer(f) {
-        // A slot import writes a hash before the `PEXPIREAT` that follows it: its TTLs are the
-        // source's, left as they come; what it writes is still checked.
-        if matches!(
-            verdict,
-            Verdict::AppendPx(_) | Verdict::RestoreTtl(_) | Verdict::Refuse(Refusal::Ttl)
-        ) {
-            verdict = Verdict::Pass;
-        }
+    // A slot import writes a hash before the `PEXPIREAT` that follows it: its TTLs are the
+    // source's, left as they come; what it writes is still checked. Asked only of a TTL
+    // verdict.
+    if matches!(
+        verdict,
+        Verdict::AppendPx(_) | Verdict::RestoreTtl(_) | Verdict::Refuse(Refusal::Ttl)
+    ) && import::from_importer(f)
+    {
+        verdict = Verdict::Pass;
     }
     match verdict {
         Verdict::Pass => {}

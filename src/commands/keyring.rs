@@ -216,17 +216,13 @@ pub fn destroy(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         [one] => Some(version(Some(one))?),
         _ => return Err(CmdError::Syntax),
     };
-    // Under dual control a DESTROY that would be refused is refused now, not after approval.
+    // Checked before dual control, so that a DESTROY that would be refused is refused now,
+    // not after approval; nothing changes the store between here and the destroy.
     if !force && state::with(|s| Ok(s.keys.destroy_would_shred(&name, v)?))? {
         return Err(CmdError::NeedsForce);
     }
     dual::require_second(ctx, argv(args), "enc.keyring|destroy")?;
-    state::with_mut(|s| {
-        if !force && s.keys.destroy_would_shred(&name, v)? {
-            return Err(CmdError::NeedsForce);
-        }
-        Ok(s.keys.destroy(&name, v)?)
-    })?;
+    state::with_mut(|s| Ok(s.keys.destroy(&name, v)?))?;
     propagate(ctx)?;
     audited(
         ctx.caller(),

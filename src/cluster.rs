@@ -112,14 +112,26 @@ pub fn may_change_keyrings(ctx: Ctx) -> Result<(), CmdError> {
              send it there (it reaches every node from there)",
             a.id, a.addr
         ))),
-        _ => in_step(&nodes),
+        _ => in_step(&nodes, heard_window(ctx)),
     }
+}
+
+/// How long a peer's last announcement counts as current: the cluster's node timeout, and
+/// never less than three announcements. An authority that stalled for less than that was not
+/// failed by the others, so no other node can have made keyring changes meanwhile; a busy
+/// peer whose announcements come late is not taken for a lost one.
+fn heard_window(ctx: Ctx) -> Duration {
+    let timeout = ctx
+        .config_get(b"cluster-node-timeout")
+        .and_then(|v| String::from_utf8(v).ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_millis(timeout.max(3 * ANNOUNCE_MS as u64))
 }
 
 /// Refuses a change on an authority that does not know it is in step with every primary: one
 /// just started (from an old RDB, say) or back from a stall, which would otherwise make a
 /// version another node already made, with another key.
-fn in_step(nodes: &[Node]) -> Result<(), CmdError> {
+fn in_step(nodes: &[Node], window: Duration) -> Result<(), CmdError> {
     let Some(mine) = my_epoch() else {
         return Ok(());
     };
@@ -131,9 +143,13 @@ fn in_step(nodes: &[Node]) -> Result<(), CmdError> {
     {
         let theirs = heard
             .and_then(|h| h.get(&n.id))
-            .filter(|h| h.at.elapsed() < Duration::from_millis(3 * ANNOUNCE_MS as u64));
+            .filter(|h| h.at.elapsed() < window);
+        let silent = format!(
+            "nothing heard from it in the last {} ms",
+            window.as_millis()
+        );
         let why = match theirs {
-            None => "nothing heard from it in the last 3 s",
+            None => silent.as_str(),
             Some(h) if h.epoch.number > mine.number => "it holds newer keyrings",
             Some(h) if h.epoch.number == mine.number && h.epoch.digest != mine.digest => {
                 "it holds other keyrings; see runbook 16 step 4"
@@ -163,7 +179,7 @@ pub fn announce(ctx: Ctx) {
     if let Some(epoch) = epoch {
         send_epoch(ctx, epoch);
     }
-    refresh_status(&nodes, epoch);
+    refresh_status(ctx, &nodes, epoch);
 }
 
 fn send_keyrings(ctx: Ctx, to: Option<&NodeId>) {
@@ -183,7 +199,7 @@ fn announce_tick(ctx: Ctx) {
     let nodes = ctx.cluster_nodes();
     promote_when_held(ctx, &nodes);
     let epoch = my_epoch();
-    refresh_status(&nodes, epoch);
+    refresh_status(ctx, &nodes, epoch);
     if let Some(epoch) = epoch {
         send_epoch(ctx, epoch);
     }
@@ -373,7 +389,7 @@ fn on_epoch(ctx: Ctx, sender: &NodeId, payload: &[u8]) {
     if authority(&nodes).is_some_and(|a| a.myself) {
         // The last node to hold a held version may be this one: it seals now.
         promote_when_held(ctx, &nodes);
-        refresh_status(&nodes, my_epoch());
+        refresh_status(ctx, &nodes, my_epoch());
     }
     let primary = |id: &NodeId| nodes.iter().any(|n| &n.id == id && n.primary);
     if !myself(&nodes).is_some_and(|m| m.primary) || !primary(sender) {
@@ -463,7 +479,10 @@ fn on_keyrings(ctx: Ctx, sender: &NodeId, blob: &[u8]) {
 pub struct Status {
     /// The authority's `ip:port`, or `myself`.
     pub authority: Option<String>,
-    /// Primaries heard from in the last five seconds.
+    /// On the authority: whether it would make a keyring change now (it is in step with
+    /// every primary).
+    pub ready: Option<bool>,
+    /// Primaries heard from within the cluster's node timeout (at least three seconds).
     pub peers: usize,
     /// Of those, how many announced another epoch than this node's.
     pub peers_differing: usize,
@@ -492,8 +511,8 @@ pub fn behind() -> Option<String> {
     ))
 }
 
-fn refresh_status(nodes: &[Node], epoch: Option<Epoch>) {
-    let recent_window = Duration::from_secs(5);
+fn refresh_status(ctx: Ctx, nodes: &[Node], epoch: Option<Epoch>) {
+    let recent_window = heard_window(ctx);
     let (peers, differing, highest) = PEERS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -525,7 +544,11 @@ fn refresh_status(nodes: &[Node], epoch: Option<Epoch>) {
         .into_iter()
         .map(|(name, v)| format!("{}:{}", name.as_str(), v.0))
         .collect();
+    let ready = authority(nodes)
+        .filter(|a| a.myself)
+        .map(|_| in_step(nodes, recent_window).is_ok());
     *STATUS.lock().unwrap_or_else(|p| p.into_inner()) = Some(Status {
+        ready,
         authority: authority(nodes).map(|a| {
             if a.myself {
                 "myself".to_owned()

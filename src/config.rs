@@ -11,7 +11,8 @@ use std::sync::Mutex;
 
 use crate::ffi::{ConfigKind, Ctx};
 use crate::settings::{
-    keyring_rules, parse_keyring_patterns, parse_phi_patterns, ALLOW_PLAINTEXT_READ,
+    index_rules, keyring_rules, parse_blind_indexes, parse_keyring_patterns, parse_phi_patterns,
+    parse_phi_plain_fields, parse_token_keyring, plain_field_names, ALLOW_PLAINTEXT_READ,
     AUDIT_FAIL_CLOSED, AUDIT_HASH_KEYS, AUDIT_LOG, DUAL_CONTROL, DUAL_CONTROL_WINDOW, PHI_GUARD,
     PHI_REQUIRE_TLS, PHI_TTL_DEFAULT, PHI_TTL_MAX, PHI_TTL_MIN, ROTATE_AFTER, ROTATE_AFTER_VALUES,
 };
@@ -55,7 +56,7 @@ struct Config {
 /// A year, the largest TTL bound accepted.
 const MAX_TTL_BOUND: i64 = 366 * 24 * 3600;
 
-static CONFIGS: [Config; 15] = [
+static CONFIGS: [Config; 18] = [
     Config {
         name: "allow-plaintext-read",
         kind: Kind::Bool {
@@ -79,6 +80,30 @@ static CONFIGS: [Config; 15] = [
             apply: parse_phi_patterns,
         },
         policy: true,
+    },
+    Config {
+        name: "phi-plain-fields",
+        kind: Kind::Text {
+            default: "",
+            apply: parse_phi_plain_fields,
+        },
+        policy: true,
+    },
+    Config {
+        name: "blind-indexes",
+        kind: Kind::Text {
+            default: "",
+            apply: parse_blind_indexes,
+        },
+        policy: true,
+    },
+    Config {
+        name: "token-keyring",
+        kind: Kind::Text {
+            default: "default",
+            apply: parse_token_keyring,
+        },
+        policy: false,
     },
     Config {
         name: "phi-guard",
@@ -192,8 +217,8 @@ static CONFIGS: [Config; 15] = [
 
 /// Whether setting policy config `name` from `old` to `new` weakens a control, which under
 /// `enc.dual-control` needs a second user's approval: a yes/no control turned off
-/// (`allow-plaintext-read` turned on), PHI patterns dropped, the audit log closed or moved,
-/// a TTL bound, a rotation schedule or the approval window changed other than by lowering
+/// (`allow-plaintext-read` turned on), PHI patterns dropped, a plain field allowed under PHI
+/// keys, any blind-index change, the audit log closed or moved, a TTL bound, a rotation schedule or the approval window changed other than by lowering
 /// `phi-ttl-max` or a rotation schedule to a non-zero value.
 pub fn weakens(name: &[u8], old: &str, new: &str) -> bool {
     let Some(config) = by_full_name(name) else {
@@ -210,6 +235,10 @@ pub fn weakens(name: &[u8], old: &str, new: &str) -> bool {
             old.split_whitespace().any(|p| !kept.contains(&p))
         }
         ("audit-log", _) => !old.is_empty(),
+        ("phi-plain-fields", _) => {
+            let had = plain_field_names(old);
+            plain_field_names(new).iter().any(|f| !had.contains(f))
+        }
         ("phi-ttl-max" | "keyring-rotate-after" | "keyring-rotate-after-values", _) => {
             let (old, new) = (old.parse().unwrap_or(0i64), new.parse().unwrap_or(0i64));
             !(new > 0 && (old == 0 || new < old))
@@ -373,6 +402,10 @@ pub fn validate_by_name(name: &[u8], value: &str) -> Result<(), String> {
     check_value(config, value)?;
     match config.name {
         "keyring-patterns" => keyring_rules(value).map(|_| ()),
+        "blind-indexes" => index_rules(value).map(|_| ()),
+        "token-keyring" => redis_enc_core::KeyringName::parse(value.as_bytes())
+            .map(|_| ())
+            .map_err(|_| format!("invalid keyring name '{value}'")),
         "audit-log" => crate::audit::check_path(value),
         _ => Ok(()),
     }

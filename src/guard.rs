@@ -24,6 +24,7 @@ use redis_enc_core::envelope::looks_sealed;
 use redis_enc_core::Location;
 
 use crate::audit::{self, Access};
+use crate::blind;
 use crate::config;
 use crate::error::CmdError;
 use crate::ffi::{self, Arg, Ctx, Denial, FilterCtx};
@@ -275,17 +276,11 @@ fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
             if !phi_key(1) {
                 return Verdict::Pass;
             }
+            let key = f.arg(1);
             let fields_ok = argc > 3
-                && (2..argc).step_by(2).all(|i| {
-                    i + 1 < argc
-                        && authentic(
-                            f.arg(i + 1),
-                            &Location::HashField {
-                                key: f.arg(1),
-                                field: f.arg(i),
-                            },
-                        )
-                });
+                && (2..argc)
+                    .step_by(2)
+                    .all(|i| i + 1 < argc && field_ok(key, f.arg(i), f.arg(i + 1)));
             if !fields_ok {
                 return refuse(Refusal::Plaintext);
             }
@@ -419,9 +414,15 @@ fn dump_holds_envelope(payload: &[u8], key: &[u8]) -> bool {
     if let Some(value) = redis_enc_core::policy::dump_string(payload) {
         return authentic(value, &Location::Value { key });
     }
-    redis_enc_core::policy::dump_hash_all(payload, |field, value| {
-        authentic(value, &Location::HashField { key, field })
-    })
+    redis_enc_core::policy::dump_hash_all(payload, |field, value| field_ok(key, field, value))
+}
+
+/// Whether a hash field may be written under PHI key `key`: an envelope that authenticates
+/// there, a field `enc.phi-plain-fields` names, or a blind-index token where a rule puts one.
+fn field_ok(key: &[u8], field: &[u8], value: &[u8]) -> bool {
+    settings::is_plain_field(field)
+        || blind::is_index_field_of(key, field) && blind::is_token(value)
+        || authentic(value, &Location::HashField { key, field })
 }
 
 /// Server event: replication role changed.

@@ -24,6 +24,7 @@ static ALLOCATOR: ffi::wipe::Wiping = ffi::wipe::Wiping;
 
 mod acl_log;
 mod audit;
+mod blind;
 mod clock;
 mod cluster;
 mod commands;
@@ -75,6 +76,7 @@ mod layers {
         ("config", 2),
         ("cluster", 2),
         ("dual", 2),
+        ("blind", 2),
         ("schedule", 2),
         ("phi", 3),
         ("guard", 3),

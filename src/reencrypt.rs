@@ -11,11 +11,12 @@ use redis_enc_core::{Envelope, Flags, KeyringId, KeyringName, Location};
 use wildmatch::WildMatch;
 
 use crate::audit::{self, Access};
+use crate::blind::{self, IndexEntry};
 use crate::error::CmdError;
 use crate::ffi::{Ctx, KeyType, ScanCursor, Timer};
 use crate::setopts::Expiry;
 use crate::settings;
-use crate::state;
+use crate::state::{self, State};
 use crate::store::{self, Content};
 
 mod values;

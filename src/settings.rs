@@ -137,3 +137,108 @@ pub(crate) fn parse_phi_patterns(text: &str) -> Result<(), String> {
     *PHI_PATTERNS.write().unwrap_or_else(|p| p.into_inner()) = patterns;
     Ok(())
 }
+
+/// One rule of `enc.blind-indexes`: sealed field `field` of keys matching `pattern` gets a
+/// blind-index token of `bits` bits in field `bi_<field>`.
+pub(crate) struct IndexRule {
+    pub pattern: KeyPattern,
+    pub field: Vec<u8>,
+    pub bits: u8,
+}
+
+pub(crate) static BLIND_INDEXES: RwLock<Vec<IndexRule>> = RwLock::new(Vec::new());
+/// Whether `BLIND_INDEXES` is non-empty: the write path's first, lock-free test.
+static ANY_BLIND_INDEXES: AtomicBool = AtomicBool::new(false);
+pub(crate) static PHI_PLAIN_FIELDS: RwLock<Vec<Vec<u8>>> = RwLock::new(Vec::new());
+pub(crate) static TOKEN_KEYRING: RwLock<String> = RwLock::new(String::new());
+
+/// The prefix of the field that holds a sealed field's blind-index token.
+pub const INDEX_FIELD_PREFIX: &[u8] = b"bi_";
+
+/// The bits of the blind index of `field` for keys like `key`, if a rule asks for one.
+pub fn index_bits(key: &[u8], field: &[u8]) -> Option<u8> {
+    if !ANY_BLIND_INDEXES.load(Relaxed) {
+        return None;
+    }
+    let rules = BLIND_INDEXES.read().unwrap_or_else(|p| p.into_inner());
+    rules
+        .iter()
+        .find(|r| r.field == field && r.pattern.matches(key))
+        .map(|r| r.bits)
+}
+
+/// `enc.phi-plain-fields`: hash fields that may be written in plain under PHI keys.
+pub fn is_plain_field(field: &[u8]) -> bool {
+    PHI_PLAIN_FIELDS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|f| f == field)
+}
+
+/// `enc.token-keyring`: the keyring whose key makes key-name tokens.
+pub fn token_keyring() -> KeyringName {
+    let name = TOKEN_KEYRING.read().unwrap_or_else(|p| p.into_inner());
+    KeyringName::parse(name.as_bytes()).unwrap_or_else(|_| KeyringName::default_name())
+}
+
+/// Parses `enc.blind-indexes`: comma-separated `PATTERN FIELD BITS` rules.
+pub(crate) fn index_rules(text: &str) -> Result<Vec<IndexRule>, String> {
+    let max = redis_enc_core::search::MAX_INDEX_BITS;
+    text.split(',')
+        .filter(|rule| !rule.trim().is_empty())
+        .map(|rule| {
+            let words: Vec<&str> = rule.split_whitespace().collect();
+            let [pattern, field, bits] = words[..] else {
+                return Err(format!(
+                    "enc.blind-indexes takes comma-separated 'pattern field bits' rules, not '{}'",
+                    rule.trim()
+                ));
+            };
+            let bits = bits
+                .parse::<u8>()
+                .ok()
+                .filter(|b| (1..=max).contains(b))
+                .ok_or_else(|| format!("blind-index bits must be 1 to {max}, not '{bits}'"))?;
+            if field.as_bytes().starts_with(INDEX_FIELD_PREFIX) {
+                return Err(format!(
+                    "field '{field}' starts with bi_, which names blind-index fields"
+                ));
+            }
+            Ok(IndexRule {
+                pattern: KeyPattern::new(pattern),
+                field: field.as_bytes().to_vec(),
+                bits,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn parse_blind_indexes(text: &str) -> Result<(), String> {
+    let rules = index_rules(text)?;
+    ANY_BLIND_INDEXES.store(!rules.is_empty(), Relaxed);
+    *BLIND_INDEXES.write().unwrap_or_else(|p| p.into_inner()) = rules;
+    Ok(())
+}
+
+/// The names in `enc.phi-plain-fields` (separated by commas or spaces).
+pub(crate) fn plain_field_names(text: &str) -> Vec<&str> {
+    text.split([',', ' ', '\t'])
+        .filter(|f| !f.is_empty())
+        .collect()
+}
+
+pub(crate) fn parse_phi_plain_fields(text: &str) -> Result<(), String> {
+    let fields = plain_field_names(text)
+        .into_iter()
+        .map(|f| f.as_bytes().to_vec())
+        .collect();
+    *PHI_PLAIN_FIELDS.write().unwrap_or_else(|p| p.into_inner()) = fields;
+    Ok(())
+}
+
+pub(crate) fn parse_token_keyring(text: &str) -> Result<(), String> {
+    KeyringName::parse(text.as_bytes()).map_err(|_| format!("invalid keyring name '{text}'"))?;
+    *TOKEN_KEYRING.write().unwrap_or_else(|p| p.into_inner()) = text.to_owned();
+    Ok(())
+}

@@ -145,21 +145,23 @@ pub fn replicate_strings(ctx: Ctx, written: &[(Arg, OwnedString)]) {
     ctx.replicate(c"MSET", &args);
 }
 
-/// Sets sealed hash fields of `name` (open for writing, empty or a hash) and replicates them as
-/// one `HSET`; counts them, notifies `hset` for a command's write (`notify`). Returns how many
-/// fields were added, as `HSET` counts.
+/// Sets sealed hash fields of `name` (open for writing, empty or a hash), and the blind-index
+/// tokens beside them (`tokens`), and replicates them as one `HSET`; counts the sealed ones,
+/// notifies `hset` for a command's write (`notify`). Returns how many sealed fields were
+/// added, as `HSET` counts.
 pub fn write_fields(
     ctx: Ctx,
     key: &mut Key,
     name: Arg,
     fields: &[(Arg, &OwnedString)],
+    tokens: &[(OwnedString, OwnedString)],
     notify: bool,
 ) -> i64 {
     if fields.is_empty() {
         return 0;
     }
     let mut added = 0;
-    let mut replicated = Vec::with_capacity(fields.len() * 2 + 1);
+    let mut replicated = Vec::with_capacity((fields.len() + tokens.len()) * 2 + 1);
     replicated.push(name);
     for (field, value) in fields {
         if !key.hash_set(*field, value) {
@@ -167,6 +169,11 @@ pub fn write_fields(
         }
         replicated.push(*field);
         replicated.push(value.arg());
+    }
+    for (field, token) in tokens {
+        key.hash_set(field.arg(), token);
+        replicated.push(field.arg());
+        replicated.push(token.arg());
     }
     stats::count_sealed(fields.len() as u64);
     if notify {
@@ -194,12 +201,15 @@ pub fn put_moved(ctx: Ctx, name: Arg, moved: Moved, at: Option<i64>) -> Result<(
                 ctx.replicate(c"DEL", &[name]);
                 ctx.notify(NOTIFY_GENERIC, c"del", name);
             }
-            let owned: Vec<_> = fields
+            let (tokens, values): (Vec<_>, Vec<_>) = fields
                 .iter()
                 .map(|(f, v)| (ctx.string(f), ctx.string(v)))
+                .partition(|(f, _)| crate::blind::is_index_field_of(name.bytes(), f.bytes()));
+            let fields: Vec<_> = values
+                .iter()
+                .map(|(f, v)| (Arg::from_owned(f), v))
                 .collect();
-            let fields: Vec<_> = owned.iter().map(|(f, v)| (Arg::from_owned(f), v)).collect();
-            write_fields(ctx, &mut key, name, &fields, true);
+            write_fields(ctx, &mut key, name, &fields, &tokens, true);
             if let Some(at) = at {
                 key.set_expire_at(at);
                 let at = ctx.string(at.to_string().as_bytes());

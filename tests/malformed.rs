@@ -187,6 +187,34 @@ fn malformed_calls_get_errors_and_the_server_keeps_serving() {
             "ERR wrong number of arguments for 'enc.inspect' command",
         ),
         (
+            vec![b"ENC.BLINDINDEX", b"k", b"f"],
+            "ERR wrong number of arguments for 'enc.blindindex' command",
+        ),
+        (
+            vec![b"ENC.BLINDINDEX", b"k", b"f", b"v"],
+            "ERR no enc.blind-indexes rule covers field 'f' of that key",
+        ),
+        (
+            vec![b"ENC.TOKENIZE", b"ns"],
+            "ERR wrong number of arguments for 'enc.tokenize' command",
+        ),
+        (
+            vec![b"ENC.TOKENIZE", &[b'n'; 256], b"v"],
+            "ERR a token namespace is at most 255 bytes",
+        ),
+        (
+            vec![b"ENC.DETOKENIZE", b"a", b"b"],
+            "ERR wrong number of arguments for 'enc.detokenize' command",
+        ),
+        (
+            vec![b"ENC.DETOKENIZE", b"tk1_\xff\x00"],
+            "ERR not a redis-enc token (tk<version>_<lower-case base32>)",
+        ),
+        (
+            vec![b"ENC.DETOKENIZE", b"tk7_aaaaaaaaaaaaaaaaaaaaaaaaaa"],
+            "ERR unknown data key: version 7 of keyring 'default' (id 0) is not held by this server",
+        ),
+        (
             vec![b"ENC.INSPECT", b"str", b"f", b"g"],
             "ERR wrong number of arguments for 'enc.inspect' command",
         ),

@@ -2,6 +2,7 @@
 //! its identifier in `Debug`, so that a stray `{:?}` in a log line cannot leak key material.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use hkdf::Hkdf;
@@ -21,6 +22,10 @@ const HKDF_SALT: &[u8] = b"redis-enc v1";
 const DATA_KEY_INFO: &[u8] = b"redis-enc data key";
 /// HKDF info label for the key-encryption key that wraps data keys (docs/FORMAT.md §2.3).
 const WRAP_KEY_INFO: &[u8] = b"redis-enc key wrap";
+/// HKDF info labels for the blind-index and key-name token keys, derived from a data key
+/// (docs/FORMAT.md §6).
+const INDEX_KEY_INFO: &[u8] = b"redis-enc blind index";
+const TOKEN_KEY_INFO: &[u8] = b"redis-enc key-name token";
 /// HKDF info label for the public master-key identifier (docs/FORMAT.md §3).
 const MASTER_ID_INFO: &[u8] = b"redis-enc master key id";
 
@@ -149,7 +154,7 @@ impl fmt::Debug for MasterKey {
 
 fn hkdf(ikm: &[u8], info: &[u8], out: &mut [u8]) {
     let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), ikm);
-    // Output lengths used here are 8 and 32 bytes, far below HKDF-SHA256's 8160-byte limit.
+    // Output lengths used here are 8, 32 and 64 bytes, far below HKDF-SHA256's 8160-byte limit.
     hk.expand(info, out)
         .expect("HKDF output length is within bounds");
 }
@@ -175,6 +180,10 @@ pub struct DataKey {
 struct Held {
     bytes: Zeroizing<[u8; KEY_LEN]>,
     cipher: Xaes,
+    /// The blind-index key (docs/FORMAT.md §6.1), derived when first needed.
+    index: OnceLock<Zeroizing<[u8; KEY_LEN]>>,
+    /// The key-name token key, two AES-256 keys for AES-SIV (docs/FORMAT.md §6.2).
+    token: OnceLock<Zeroizing<[u8; 2 * KEY_LEN]>>,
 }
 
 impl DataKey {
@@ -185,6 +194,8 @@ impl DataKey {
             held: Box::new(Held {
                 bytes: Zeroizing::new(*bytes),
                 cipher: Xaes::new(bytes),
+                index: OnceLock::new(),
+                token: OnceLock::new(),
             }),
         }
     }
@@ -232,6 +243,25 @@ impl DataKey {
     /// How many values this key has sealed since this process loaded it.
     pub fn sealed(&self) -> u64 {
         self.held.cipher.sealed()
+    }
+
+    /// The key that makes blind-index tokens: HKDF-SHA256 of this key with its own label, so
+    /// that a token never tells anything about the data key.
+    pub(crate) fn index_key(&self) -> &[u8; KEY_LEN] {
+        self.held.index.get_or_init(|| {
+            let mut out = Zeroizing::new([0u8; KEY_LEN]);
+            hkdf(self.bytes().as_ref(), INDEX_KEY_INFO, out.as_mut());
+            out
+        })
+    }
+
+    /// The AES-SIV key that makes key-name tokens, derived likewise with another label.
+    pub(crate) fn token_key(&self) -> &[u8; 2 * KEY_LEN] {
+        self.held.token.get_or_init(|| {
+            let mut out = Zeroizing::new([0u8; 2 * KEY_LEN]);
+            hkdf(self.bytes().as_ref(), TOKEN_KEY_INFO, out.as_mut());
+            out
+        })
     }
 
     pub(crate) fn cipher(&self) -> &Xaes {

@@ -8,6 +8,7 @@
 //! - [`provider`]: where the master key comes from (`file:`, `env:`, `exec:`).
 //! - [`setopts`]: the options of `ENC.SET` and `SET`.
 //! - [`audit`]: audit records and their hash chain.
+//! - [`search`]: blind-index tokens and key-name tokens (search without plaintext).
 //! - [`backup`]: encrypted backup files; [`rdb`]: whether bytes are a whole RDB file.
 //! - [`error`]: the one error type of this layer.
 //!
@@ -27,6 +28,7 @@ mod plaintext;
 pub mod policy;
 pub mod provider;
 pub mod rdb;
+pub mod search;
 pub mod setopts;
 pub mod text;
 pub mod transfer;

@@ -5,6 +5,7 @@ use redis_enc_core::{Flags, KeyringName, Location, Plaintext};
 
 use super::string::pairs_and_phi;
 use super::{open_for_reader, reply_values, PhiReads, Reader};
+use crate::blind;
 use crate::error::arity;
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, KeyType, OwnedString};
@@ -25,6 +26,16 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     let (pairs, phi) = pairs_and_phi(&args[2..]).ok_or(CmdError::WrongArity("enc.hsetfield"))?;
     crate::persist::propagate_if_new(ctx)?;
     phi::check_placement(phi, name)?;
+    if let Some(field) = pairs
+        .chunks(2)
+        .find(|fv| blind::is_index_field_of(name.bytes(), fv[0].bytes()))
+    {
+        return Err(CmdError::Server(format!(
+            "ERR field '{}' holds a blind-index token (enc.blind-indexes), which the module \
+             writes itself",
+            String::from_utf8_lossy(field[0].bytes())
+        )));
+    }
     let mut key = ctx.open_write(name);
     if !matches!(key.key_type(), KeyType::Empty | KeyType::Hash) {
         return Err(CmdError::WrongType);
@@ -49,25 +60,30 @@ pub fn set_fields(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         None
     };
     let keyring = settings::keyring_for(name.bytes()).unwrap_or_else(KeyringName::default_name);
+    let mut tokens = Vec::new();
     let sealed: Vec<OwnedString> = state::with(|s| {
         pairs
             .chunks(2)
             .map(|fv| {
+                let (field, value) = (fv[0].bytes(), fv[1].bytes());
                 let location = Location::HashField {
                     key: name.bytes(),
-                    field: fv[0].bytes(),
+                    field,
                 };
+                if let Some(entry) = blind::entry_for(s, &keyring, name.bytes(), field, value)? {
+                    tokens.push((ctx.string(&entry.field), ctx.string(entry.token.as_bytes())));
+                }
                 Ok(ctx.string(&s.keys.seal(
                     &keyring,
                     Flags { phi: phi_write },
                     &location,
-                    fv[1].bytes(),
+                    value,
                 )?))
             })
             .collect()
     })?;
     let fields: Vec<(Arg, &OwnedString)> = pairs.chunks(2).map(|fv| fv[0]).zip(&sealed).collect();
-    let added = store::write_fields(ctx, &mut key, name, &fields, true);
+    let added = store::write_fields(ctx, &mut key, name, &fields, &tokens, true);
     drop(key);
     if let Some(expiry) = expiry {
         store::apply_expiry(ctx, name, expiry);

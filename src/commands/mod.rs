@@ -12,6 +12,7 @@ mod policy_config;
 mod probes;
 mod reencrypt;
 mod relocate;
+mod search;
 mod string;
 mod subcommands;
 mod table;

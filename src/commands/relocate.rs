@@ -13,6 +13,7 @@ use std::ffi::CStr;
 use redis_enc_core::envelope::looks_sealed;
 use redis_enc_core::{Error as CoreError, Flags, KeyringName, Location};
 
+use crate::blind::{self, IndexEntry};
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, KeyType};
 use crate::phi::{self, Op};
@@ -34,6 +35,9 @@ enum Source {
 /// Opens a stored value at `from` and seals it again at `to`, in the same keyring with the
 /// same flags (`phi` added). Bytes that are not an envelope stay as they are, unless `phi`:
 /// then they are sealed, so that no plaintext arrives under a PHI key.
+///
+/// A hash field sealed at `to` comes with the blind-index entry a rule for the destination
+/// asks for.
 fn reseal(
     state: &State,
     stored: &[u8],
@@ -41,14 +45,21 @@ fn reseal(
     to: &Location<'_>,
     phi: bool,
     dst: &[u8],
-) -> Result<Vec<u8>, CmdError> {
+) -> Result<(Vec<u8>, Option<IndexEntry>), CmdError> {
+    let index = |keyring: &KeyringName, plaintext: &[u8]| match to {
+        Location::HashField { key, field } => {
+            blind::entry_for(state, keyring, key, field, plaintext)
+        }
+        _ => Ok(None),
+    };
     if !looks_sealed(stored) {
         if !phi {
-            return Ok(stored.to_vec());
+            return Ok((stored.to_vec(), None));
         }
         let keyring = settings::keyring_for(dst).unwrap_or_else(KeyringName::default_name);
         stats::count_sealed(1);
-        return Ok(state.keys.seal(&keyring, Flags { phi }, to, stored)?);
+        let sealed = state.keys.seal(&keyring, Flags { phi }, to, stored)?;
+        return Ok((sealed, index(&keyring, stored)?));
     }
     let mut opened = state.keys.open(stored, from)?;
     opened.header.flags.phi |= phi;
@@ -61,7 +72,7 @@ fn reseal(
         .seal(keyring, opened.header.flags, to, &opened.plaintext)?;
     stats::count_opened(1);
     stats::count_sealed(1);
-    Ok(sealed)
+    Ok((sealed, index(keyring, &opened.plaintext)?))
 }
 
 /// Whether the source of a move is PHI (by name or flag) and whether the destination is (by
@@ -125,35 +136,37 @@ fn read_for(ctx: Ctx, src: Arg, dst: Arg, command: &str) -> Result<Source, CmdEr
             state::with(|s| {
                 let from = Location::Value { key: src.bytes() };
                 let to = Location::Value { key: dst.bytes() };
-                Ok(Moved::String(reseal(
-                    s,
-                    key.string_value(),
-                    &from,
-                    &to,
-                    phi,
-                    dst.bytes(),
-                )?))
+                let (sealed, _) = reseal(s, key.string_value(), &from, &to, phi, dst.bytes())?;
+                Ok(Moved::String(sealed))
             })?
         }
         KeyType::Hash => {
-            let fields = all_fields(ctx, src)?;
+            // The source's blind-index tokens are made again for the destination's rules.
+            let fields: Vec<_> = all_fields(ctx, src)?
+                .into_iter()
+                .filter(|(field, _)| {
+                    !blind::is_index_field_of(src.bytes(), field)
+                        && !blind::is_index_field_of(dst.bytes(), field)
+                })
+                .collect();
             state::with(|s| {
-                fields
-                    .into_iter()
-                    .map(|(field, stored)| {
-                        let from = Location::HashField {
-                            key: src.bytes(),
-                            field: &field,
-                        };
-                        let to = Location::HashField {
-                            key: dst.bytes(),
-                            field: &field,
-                        };
-                        let value = reseal(s, &stored, &from, &to, phi, dst.bytes())?;
-                        Ok((field, value))
-                    })
-                    .collect::<Result<Vec<_>, CmdError>>()
-                    .map(Moved::Hash)
+                let mut moved = Vec::with_capacity(fields.len());
+                let mut tokens = Vec::new();
+                for (field, stored) in fields {
+                    let from = Location::HashField {
+                        key: src.bytes(),
+                        field: &field,
+                    };
+                    let to = Location::HashField {
+                        key: dst.bytes(),
+                        field: &field,
+                    };
+                    let (value, entry) = reseal(s, &stored, &from, &to, phi, dst.bytes())?;
+                    moved.push((field, value));
+                    tokens.extend(entry.map(|e| (e.field, e.token.into_bytes())));
+                }
+                moved.extend(tokens);
+                Ok(Moved::Hash(moved))
             })?
         }
     };

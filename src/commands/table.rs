@@ -5,7 +5,7 @@ use super::subcommands::{
     audit_subcommands, dualcontrol_subcommands, keyring_subcommands, phi_subcommands,
     reencrypt_subcommands, sub_doc,
 };
-use super::{hash, inspect, policy_config, relocate, string};
+use super::{hash, inspect, policy_config, relocate, search, string};
 use crate::command_entry;
 use crate::ffi::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
 use crate::ffi::Ctx;
@@ -213,6 +213,45 @@ fn table() -> Vec<Command> {
                     ArgDoc::key("destination", 1),
                     ArgDoc::token("REPLACE").optional(),
                 ],
+            },
+        },
+        Command {
+            name: "enc.blindindex",
+            handler: command_entry!("enc.blindindex", search::blind_index),
+            flags: "readonly fast", acl: "read hash fast",
+            doc: CommandDoc {
+                summary: "Returns the blind-index tokens under which a value of a sealed hash field is found, one per active key version.",
+                complexity: "O(V) where V is the number of active key versions",
+                since: "0.1.0",
+                arity: 4,
+                keys: one_key(KeyUse::ReadMetadata),
+                args: vec![ArgDoc::key("key", 0), ArgDoc::string("field"), ArgDoc::string("value")],
+            },
+        },
+        Command {
+            name: "enc.tokenize",
+            handler: command_entry!("enc.tokenize", search::tokenize_value),
+            flags: "readonly fast", acl: "read fast",
+            doc: CommandDoc {
+                summary: "Returns the deterministic, reversible token of a value, for use in key names.",
+                complexity: "O(N) where N is the length of the value",
+                since: "0.1.0",
+                arity: 3,
+                keys: Vec::new(),
+                args: vec![ArgDoc::string("namespace"), ArgDoc::string("value")],
+            },
+        },
+        Command {
+            name: "enc.detokenize",
+            handler: command_entry!("enc.detokenize", search::detokenize_value),
+            flags: "readonly fast", acl: "read fast",
+            doc: CommandDoc {
+                summary: "Returns the value a token stands for; needs the PHI read permission on its namespace.",
+                complexity: "O(N) where N is the length of the token",
+                since: "0.1.0",
+                arity: 2,
+                keys: Vec::new(),
+                args: vec![ArgDoc::string("token")],
             },
         },
         Command {

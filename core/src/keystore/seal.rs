@@ -64,3 +64,33 @@ impl KeyStore {
         })
     }
 }
+
+impl KeyStore {
+    /// The keys whose blind-index tokens find values of keyring `name`: every active version
+    /// this store holds, the primary first, then newest to oldest. Values not re-encrypted
+    /// since a rotation carry their old version's token, so a query asks for each.
+    pub fn index_keys(&self, name: &KeyringName) -> Result<Vec<&DataKey>, Error> {
+        let ring = self.ring(name)?;
+        let primary = self.primary(name)?;
+        let older = ring
+            .versions
+            .iter()
+            .rev()
+            .filter(|(v, slot)| **v != ring.primary.0 && slot.state == VersionState::Active)
+            .filter_map(|(_, slot)| slot.key.as_ref());
+        Ok(std::iter::once(primary).chain(older).collect())
+    }
+
+    /// The key that makes key-name tokens for keyring `name`: its oldest active version, so
+    /// that a rotation does not change the tokens (and so the key names) of values already
+    /// stored; retiring that version moves tokens to the next one.
+    pub fn token_key(&self, name: &KeyringName) -> Result<&DataKey, Error> {
+        let ring = self.ring(name)?;
+        let (version, slot) = ring
+            .versions
+            .iter()
+            .find(|(_, slot)| slot.state == VersionState::Active)
+            .ok_or_else(|| Error::KeyringDestroyed(ring.name.clone()))?;
+        slot.available(&ring.name, KeyVersion(*version))
+    }
+}

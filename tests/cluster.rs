@@ -376,6 +376,33 @@ fn check_a_keyring_change_reaches_every_node_and_moved_values_open(binary: Optio
             n.port
         );
     }
+    // Key-name tokens made with the new keyring's key are the same on every node, and every
+    // node reverses them; a token in braces keeps one patient's keys in one slot.
+    let tokens: Vec<Vec<u8>> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut c = n.client();
+            cmd(&mut c, "CONFIG SET enc.token-keyring cards").unwrap();
+            bulk(&cmd(&mut c, "ENC.TOKENIZE patient 81").unwrap()).unwrap()
+        })
+        .collect();
+    assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
+    let token = String::from_utf8(tokens[0].clone()).unwrap();
+    for n in &cluster.nodes {
+        let value = cmd(&mut n.client(), &format!("ENC.DETOKENIZE {token}")).unwrap();
+        assert_eq!(bulk(&value).unwrap(), b"81");
+    }
+    let slot = |key: String| {
+        cmd(
+            &mut cluster.nodes[0].client(),
+            &format!("CLUSTER KEYSLOT {key}"),
+        )
+    };
+    assert_eq!(
+        slot(format!("doc:{{{token}}}:1")).unwrap(),
+        slot(format!("doc:{{{token}}}:2")).unwrap()
+    );
     for i in 0..60 {
         cluster
             .keyed(&format!("ENC.SET card:{i} number-{i} KEYRING cards"))

@@ -593,3 +593,103 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The promise: `redis-enc tokenize` and `detokenize` make and reverse the server's tokens
+/// away from it, with the same master key: from the key alone while `default` v1 makes
+/// them, and from the keyrings' export once another version does (here after `RETIRE` of
+/// v1); values come as arguments or one per line of standard input.
+#[test]
+fn the_tool_makes_and_reverses_the_servers_tokens() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let server = search_server(None, &[]);
+    let mut con = server.client();
+    let master = format!("file:{}", server.dir.path().join("master.key").display());
+    let tool = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(tool_exe())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let server_token = |con: &mut Connection, value: &str| {
+        String::from_utf8(
+            bulk(&cmd(con, &format!("ENC.TOKENIZE patient {value}")).unwrap()).unwrap(),
+        )
+        .unwrap()
+    };
+    let (t81, t82) = (server_token(&mut con, "81"), server_token(&mut con, "82"));
+    let (ok, out, err) = tool(
+        &[
+            "tokenize",
+            "--master-key",
+            &master,
+            "--namespace",
+            "patient",
+            "81",
+            "82",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("{t81}\n{t82}\n"));
+    let (ok, out, err) = tool(
+        &["detokenize", "--master-key", &master],
+        &format!("{t82}\n{t81}\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "82\n81\n");
+
+    // Another version makes tokens once v1 is retired: the tool needs the export for it.
+    cmd(&mut con, "ENC.KEYRING ROTATE default").unwrap();
+    cmd(&mut con, "ENC.KEYRING RETIRE default 1").unwrap();
+    let t81_v2 = server_token(&mut con, "81");
+    assert!(t81_v2.starts_with("tk2_"), "{t81_v2}");
+    let export = bulk(&cmd(&mut con, "ENC.KEYRING EXPORT").unwrap()).unwrap();
+    let file = server.dir.path().join("keyrings.export");
+    std::fs::write(&file, export).unwrap();
+    let keyrings = file.to_str().unwrap();
+    let (ok, out, err) = tool(
+        &[
+            "tokenize",
+            "--master-key",
+            &master,
+            "--keyrings",
+            keyrings,
+            "--namespace",
+            "patient",
+        ],
+        "81\n",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("{t81_v2}\n"));
+    let (ok, _, err) = tool(&["detokenize", "--master-key", &master, "tk2_aaaa"], "");
+    assert!(!ok && err.contains("token 1"), "{err}");
+    let other = tempfile::tempdir().unwrap();
+    let other_key = other.path().join("k");
+    write_key(&other_key);
+    let (ok, _, err) = tool(
+        &[
+            "detokenize",
+            "--master-key",
+            &format!("file:{}", other_key.display()),
+            &t81,
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("does not open"), "{err}");
+}

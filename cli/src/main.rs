@@ -23,6 +23,7 @@ mod backup;
 mod cleanup;
 mod cluster;
 mod replication;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,24 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print the key-name token of each value (the arguments, or each line of standard input),
+    /// as ENC.TOKENIZE makes it.
+    Tokenize {
+        #[command(flatten)]
+        keys: TokenKeyArgs,
+        /// The namespace, as ENC.TOKENIZE's first argument.
+        #[arg(long)]
+        namespace: String,
+        /// Values; none: one per line of standard input.
+        values: Vec<String>,
+    },
+    /// Print the value of each key-name token (the arguments, or each line of standard input).
+    Detokenize {
+        #[command(flatten)]
+        keys: TokenKeyArgs,
+        /// Tokens; none: one per line of standard input.
+        tokens: Vec<String>,
+    },
     /// Redis Cluster tools.
     Cluster {
         #[command(subcommand)]
@@ -194,6 +213,21 @@ impl TlsArgs {
             server_name,
         })
     }
+}
+
+/// Where the token key comes from.
+#[derive(clap::Args)]
+struct TokenKeyArgs {
+    /// The server's master key: file:PATH, env:NAME, exec:PATH [ARGS], or a KMS URI.
+    #[arg(long, value_name = "URI")]
+    master_key: String,
+    /// The server's keyrings, as ENC.KEYRING EXPORT replies (needed with a KMS master key, or
+    /// once keyrings changed); without it, the keyring default derived from a local key.
+    #[arg(long, value_name = "FILE")]
+    keyrings: Option<PathBuf>,
+    /// The keyring whose key makes the tokens (the server's enc.token-keyring).
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    keyring: String,
 }
 
 #[derive(Subcommand)]
@@ -394,6 +428,23 @@ fn run(command: Command) -> Result<(), String> {
             json,
         } => backup::run_restore(&input, &master_key, &out, json),
         Command::Inspect { input, json } => backup::run_inspect(&input, json),
+        Command::Tokenize {
+            keys,
+            namespace,
+            values,
+        } => tokens::run_tokenize(
+            &keys.master_key,
+            keys.keyrings.as_deref(),
+            &keys.keyring,
+            &namespace,
+            values,
+        ),
+        Command::Detokenize { keys, tokens } => tokens::run_detokenize(
+            &keys.master_key,
+            keys.keyrings.as_deref(),
+            &keys.keyring,
+            tokens,
+        ),
         Command::Cluster {
             command: ClusterCommand::Check { node, json },
         } => cluster::run_check(&node.target()?, node.tls.settings(None).as_ref(), json),

@@ -5,7 +5,10 @@
 use redis_enc_core::search::index_token;
 use redis_enc_core::KeyringName;
 
+use redis_enc_core::envelope::looks_sealed;
+
 use crate::error::CmdError;
+use crate::ffi::{Arg, Ctx, KeyType, Level, OwnedString};
 use crate::settings::{self, INDEX_FIELD_PREFIX};
 use crate::state::State;
 
@@ -86,6 +89,65 @@ pub fn is_index_field_of(key: &[u8], field: &[u8]) -> bool {
     field
         .strip_prefix(INDEX_FIELD_PREFIX)
         .is_some_and(|source| settings::index_bits(key, source).is_some())
+}
+
+/// Hash notification: on a key a rule covers, a sealed field may have been removed, expired
+/// or overwritten in plain; once the command is done, its token goes too (where the server
+/// runs jobs after notifications: Redis 7.2+, Valkey 8+).
+pub fn on_hash_event(ctx: Ctx, _event: &[u8], key: &[u8]) {
+    if !settings::any_index_for(key) || ctx.is_replaying() || ctx.is_replica() {
+        return;
+    }
+    let mut data = ctx.selected_db().to_be_bytes().to_vec();
+    data.extend_from_slice(key);
+    ctx.after_notification(drop_stale_tokens, data);
+}
+
+/// Removes the tokens of the rule-covered fields of a key that no longer hold an envelope,
+/// as one replicated `HDEL`.
+fn drop_stale_tokens(ctx: Ctx, data: &[u8]) {
+    let Some((db, key)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    if !ctx.select_db(i32::from_be_bytes(*db)) {
+        return;
+    }
+    let name = ctx.string(key);
+    let handle = ctx.open_read(Arg::from_owned(&name));
+    if handle.key_type() != KeyType::Hash {
+        return;
+    }
+    let stale: Vec<OwnedString> = settings::indexed_fields(key)
+        .into_iter()
+        .filter(|field| {
+            let sealed = handle
+                .hash_get(Arg::from_owned(&ctx.string(field)))
+                .is_some_and(|v| looks_sealed(v.bytes()));
+            !sealed
+                && handle
+                    .hash_get(Arg::from_owned(&ctx.string(&index_field(field))))
+                    .is_some()
+        })
+        .map(|field| ctx.string(&index_field(&field)))
+        .collect();
+    drop(handle);
+    if stale.is_empty() {
+        return;
+    }
+    let args: Vec<Arg> = std::iter::once(&name)
+        .chain(&stale)
+        .map(Arg::from_owned)
+        .collect();
+    let reply = ctx.call(c"HDEL", c"!", &args);
+    if reply.is_error() {
+        ctx.log(
+            Level::Warning,
+            &format!(
+                "redis-enc: cannot remove a stale blind-index token: {}",
+                reply.error_text()
+            ),
+        );
+    }
 }
 
 #[cfg(test)]

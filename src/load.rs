@@ -122,6 +122,11 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
             return Err("cannot follow atomic slot migrations".into());
         }
     }
+    // A blind-index token goes when its sealed field does (HDEL, a field's expiry, a plain
+    // overwrite): a job after the notification removes it, where the server runs such jobs.
+    if ctx.has_post_notification_jobs() && !ctx.subscribe_hash_events(crate::blind::on_hash_event) {
+        return Err("cannot follow hash keyspace events".into());
+    }
     config::register(ctx, &load_args)?;
     if !ctx.register_info(info::write_info) {
         return Err("cannot register the INFO section".into());

@@ -167,6 +167,28 @@ pub fn index_bits(key: &[u8], field: &[u8]) -> Option<u8> {
         .map(|r| r.bits)
 }
 
+/// Whether any blind-index rule covers keys like `key` (the notification's first test).
+pub fn any_index_for(key: &[u8]) -> bool {
+    ANY_BLIND_INDEXES.load(Relaxed)
+        && BLIND_INDEXES
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|r| r.pattern.matches(key))
+}
+
+/// The fields whose blind index a rule keeps for keys like `key`.
+pub fn indexed_fields(key: &[u8]) -> Vec<Vec<u8>> {
+    let rules = BLIND_INDEXES.read().unwrap_or_else(|p| p.into_inner());
+    let mut fields: Vec<Vec<u8>> = rules
+        .iter()
+        .filter(|r| r.pattern.matches(key))
+        .map(|r| r.field.clone())
+        .collect();
+    fields.dedup();
+    fields
+}
+
 /// `enc.phi-plain-fields`: hash fields that may be written in plain under PHI keys.
 pub fn is_plain_field(field: &[u8]) -> bool {
     PHI_PLAIN_FIELDS

@@ -53,11 +53,7 @@ impl<'a> Ctx<'a> {
     /// server's clients for those have no user at all, and asking for their user's name
     /// crashes Redis 7.0, so they are recognised first.)
     fn user_name(self) -> Option<OwnedString<'a>> {
-        let flags = self.flags();
-        let server_itself = (raw::REDISMODULE_CTX_FLAGS_REPLICATED
-            | raw::REDISMODULE_CTX_FLAGS_LOADING
-            | raw::REDISMODULE_CTX_FLAGS_ASYNC_LOADING) as c_int;
-        if flags & server_itself != 0 {
+        if self.is_replaying() {
             return None;
         }
         // SAFETY: valid context; a returned string is owned by the OwnedString (freed once).
@@ -73,7 +69,7 @@ impl<'a> Ctx<'a> {
                 }
             }
             // A script's client is no connected client, and carries the caller's user.
-            if flags & raw::REDISMODULE_CTX_FLAGS_LUA as c_int != 0 {
+            if self.flags() & raw::REDISMODULE_CTX_FLAGS_LUA as c_int != 0 {
                 let name = api!(RedisModule_GetCurrentUserName)(self.0);
                 return (!name.is_null()).then_some(OwnedString {
                     ctx: self,
@@ -82,6 +78,15 @@ impl<'a> Ctx<'a> {
             }
         }
         None
+    }
+
+    /// Whether the server replays writes decided elsewhere: the replication stream from the
+    /// primary, or an AOF or RDB being loaded.
+    pub fn is_replaying(self) -> bool {
+        let replay = (raw::REDISMODULE_CTX_FLAGS_REPLICATED
+            | raw::REDISMODULE_CTX_FLAGS_LOADING
+            | raw::REDISMODULE_CTX_FLAGS_ASYNC_LOADING) as c_int;
+        self.flags() & replay != 0
     }
 
     /// Whether the command runs without a client user: the AOF being loaded, the replication

@@ -137,6 +137,8 @@ required_api!(
     RedisModule_StringPtrLen,
     RedisModule_StringTruncate,
     RedisModule_SubscribeToServerEvent,
+    RedisModule_SubscribeToKeyspaceEvents,
+    RedisModule_GetSelectedDb,
     RedisModule_ThreadSafeContextLock,
     RedisModule_ThreadSafeContextUnlock,
     RedisModule_UnblockClient,

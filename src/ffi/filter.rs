@@ -151,6 +151,12 @@ impl<'a> Ctx<'a> {
         self.flags() & raw::REDISMODULE_CTX_FLAGS_AOF as c_int != 0
     }
 
+    /// The database this context works in.
+    pub fn selected_db(self) -> i32 {
+        // SAFETY: valid context.
+        unsafe { api!(RedisModule_GetSelectedDb)(self.0) }
+    }
+
     /// Selects database `db` for the rest of this context; false if it does not exist.
     pub fn select_db(self, db: i32) -> bool {
         // SAFETY: valid context; the server checks the range.

@@ -249,3 +249,86 @@ impl<'a> Ctx<'a> {
         )
     }
 }
+
+/// What runs on a hash keyspace notification: the event's name and the key's name.
+pub type HashEventHandler = fn(Ctx, &[u8], &[u8]);
+
+static HASH_EVENTS: OnceLock<HashEventHandler> = OnceLock::new();
+
+extern "C" fn on_hash_event(
+    ctx: *mut raw::RedisModuleCtx,
+    _type: c_int,
+    event: *const c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    run_callback("hash notification", OK, || {
+        if let Some(handle) = HASH_EVENTS.get() {
+            // SAFETY: Redis passes the event's C string and the key for the call.
+            let event = unsafe { CStr::from_ptr(event) }.to_bytes();
+            handle(Ctx::new(ctx), event, super::string_bytes(key));
+        }
+        OK
+    })
+}
+
+/// A job run after the notification that scheduled it, with the bytes it was given.
+pub type PostJob = fn(Ctx, &[u8]);
+
+struct PostJobData {
+    run: PostJob,
+    data: Vec<u8>,
+}
+
+extern "C" fn on_post_job(ctx: *mut raw::RedisModuleCtx, pd: *mut c_void) {
+    // SAFETY: `pd` is the PostJobData that `after_notification` boxed; `free_post_job` frees
+    // it after this call.
+    let job = unsafe { &*pd.cast_const().cast::<PostJobData>() };
+    run_callback("post-notification job", (), || {
+        (job.run)(Ctx::new(ctx), &job.data)
+    });
+}
+
+extern "C" fn free_post_job(pd: *mut c_void) {
+    // SAFETY: `pd` came from Box::into_raw in `after_notification`; the server frees it once.
+    drop(unsafe { Box::from_raw(pd.cast::<PostJobData>()) });
+}
+
+impl Ctx<'_> {
+    /// Calls `handle` on every hash keyspace event (`hset`, `hdel`, `hexpired`, ...).
+    pub fn subscribe_hash_events(self, handle: HashEventHandler) -> bool {
+        if HASH_EVENTS.set(handle).is_err() {
+            return false;
+        }
+        // SAFETY: valid context during OnLoad; the trampoline is 'static.
+        unsafe {
+            api!(RedisModule_SubscribeToKeyspaceEvents)(
+                self.0,
+                raw::REDISMODULE_NOTIFY_HASH as c_int,
+                Some(on_hash_event),
+            ) == OK
+        }
+    }
+
+    /// Whether the server runs jobs after a notification (Redis 7.2+, Valkey 8+), where a
+    /// notification's handler may write.
+    pub fn has_post_notification_jobs(self) -> bool {
+        // SAFETY: reads an optional function pointer of the API table filled at load.
+        unsafe { std::ptr::addr_of!(raw::RedisModule_AddPostNotificationJob).read() }.is_some()
+    }
+
+    /// Runs `run(data)` once the notification being handled is done, inside the same
+    /// execution unit (its writes replicate with the command's). Returns false where the
+    /// server offers no such jobs.
+    pub fn after_notification(self, run: PostJob, data: Vec<u8>) -> bool {
+        // SAFETY: reads an optional function pointer of the API table filled at load.
+        let Some(add) =
+            (unsafe { std::ptr::addr_of!(raw::RedisModule_AddPostNotificationJob).read() })
+        else {
+            return false;
+        };
+        let pd = Box::into_raw(Box::new(PostJobData { run, data })).cast::<c_void>();
+        // SAFETY: valid context inside a notification; the server owns `pd` from here and
+        // frees it with `free_post_job` (also when it refuses the job).
+        unsafe { add(self.0, Some(on_post_job), pd, Some(free_post_job)) == OK }
+    }
+}

@@ -1,6 +1,6 @@
 //! Blind indexes: the `bi_<field>` token written beside a sealed hash field that an
 //! `enc.blind-indexes` rule names, so that a query engine can find equal values without the
-//! plaintext (docs/FORMAT.md §6.1).
+//! plaintext (docs/FORMAT.md §8.1).
 
 use redis_enc_core::search::index_token;
 use redis_enc_core::KeyringName;

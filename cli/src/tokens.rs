@@ -1,5 +1,5 @@
 //! `redis-enc tokenize` and `redis-enc detokenize`: the module's key-name tokens
-//! (docs/FORMAT.md §6.2), made and reversed away from the server for batch jobs.
+//! (docs/FORMAT.md §8.2), made and reversed away from the server for batch jobs.
 
 use std::io::{BufRead, Write};
 use std::path::Path;

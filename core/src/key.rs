@@ -23,7 +23,7 @@ const DATA_KEY_INFO: &[u8] = b"redis-enc data key";
 /// HKDF info label for the key-encryption key that wraps data keys (docs/FORMAT.md §2.3).
 const WRAP_KEY_INFO: &[u8] = b"redis-enc key wrap";
 /// HKDF info labels for the blind-index and key-name token keys, derived from a data key
-/// (docs/FORMAT.md §6).
+/// (docs/FORMAT.md §8).
 const INDEX_KEY_INFO: &[u8] = b"redis-enc blind index";
 const TOKEN_KEY_INFO: &[u8] = b"redis-enc key-name token";
 /// HKDF info label for the public master-key identifier (docs/FORMAT.md §3).
@@ -180,9 +180,9 @@ pub struct DataKey {
 struct Held {
     bytes: Zeroizing<[u8; KEY_LEN]>,
     cipher: Xaes,
-    /// The blind-index key (docs/FORMAT.md §6.1), derived when first needed.
+    /// The blind-index key (docs/FORMAT.md §8.1), derived when first needed.
     index: OnceLock<Zeroizing<[u8; KEY_LEN]>>,
-    /// The key-name token key, two AES-256 keys for AES-SIV (docs/FORMAT.md §6.2).
+    /// The key-name token key, two AES-256 keys for AES-SIV (docs/FORMAT.md §8.2).
     token: OnceLock<Zeroizing<[u8; 2 * KEY_LEN]>>,
 }
 

@@ -1,4 +1,4 @@
-//! Search without plaintext (docs/FORMAT.md §6).
+//! Search without plaintext (docs/FORMAT.md §8).
 //!
 //! - Blind-index tokens: an HMAC-SHA256 of a field's normalised value under a key derived from
 //!   the data key version, truncated on purpose to a few bits so that equal values meet and

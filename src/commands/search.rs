@@ -1,5 +1,5 @@
 //! Search without plaintext: `ENC.BLINDINDEX`, `ENC.TOKENIZE`, `ENC.DETOKENIZE`
-//! (docs/FORMAT.md §6).
+//! (docs/FORMAT.md §8).
 
 use redis_enc_core::search::{detokenize, token_version, tokenize, TokenError};
 use redis_enc_core::{KeyId, KeyringName};

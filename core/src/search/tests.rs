@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::key::{KeyId, KeyringId, MasterKey};
 
-/// The known-answer file, `tests/data/search-v1.json` (docs/FORMAT.md §6.3).
+/// The known-answer file, `tests/data/search-v1.json` (docs/FORMAT.md §8.3).
 #[derive(Serialize, Deserialize)]
 struct VectorFile {
     description: String,
@@ -203,7 +203,7 @@ fn print_vectors() {
     });
     let file = VectorFile {
         description: "redis-enc blind-index and key-name token known-answer vectors \
-                      (docs/FORMAT.md §6.3). master_key is base64; the data keys are default \
+                      (docs/FORMAT.md §8.3). master_key is base64; the data keys are default \
                       vN derived from it (keyring 0)."
             .into(),
         master_key: master_b64.into(),

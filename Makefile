@@ -2,12 +2,13 @@
 #   make run    install what is missing, build (release), start Redis with the module on :6399
 #   make test   install what is missing, build, run every unit and integration test
 #   make bench  the benchmark suite against plain Redis; writes bench/RESULTS.md
+#   make example  the RAG example: encrypted patient notes searched with RediSearch (examples/)
 #   make lint   rustfmt and clippy, as CI would want them
 #   make deb    the Debian package, in target/debian/
 
 CARGO ?= cargo
 
-.PHONY: all deps build release run test bench lint deb clean
+.PHONY: all deps build release run test bench example lint deb clean
 
 all: build
 
@@ -31,6 +32,10 @@ test: deps
 # Side by side with plain Redis in one run; writes bench/RESULTS.md (several minutes).
 bench: release
 	@bash scripts/bench.sh
+
+# examples/rag_patients.py against a throwaway Redis 8.2 with RediSearch and the module.
+example: build
+	@bash scripts/example.sh
 
 # The Debian package: the module, the tool, the example config and the docs; no key.
 deb: deps

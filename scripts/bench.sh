@@ -124,6 +124,23 @@ read -r a b <<< "$(best_of3 "audit ''; bench $PORT_guarded $n_pipelined 16 ENC.G
 audit ""
 echo "| ENC.GET on PHI keys, audit log on vs off, -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
 
+# Blind indexes: a 3-field ENC.HSETFIELD of which 2 fields are indexed, rules set vs none (same
+# server); plain HSET on keys the rules cover (each one schedules the stale-token check) and on
+# other keys; and ENC.TOKENIZE against plain GET.
+rules() { redis-cli -p "$PORT_guarded" CONFIG SET enc.blind-indexes "$1" >/dev/null; }
+indexed="doc:* mrn 24,doc:* patient_name 20"
+write3="ENC.HSETFIELD doc:__rand_int__ mrn MRN-0000042 patient_name Ada_Lovelace note $v"
+read -r a b <<< "$(best_of3 "rules ''; bench $PORT_guarded $n_pipelined 16 $write3" "rules '$indexed'; bench $PORT_guarded $n_pipelined 16 $write3")"
+echo "| ENC.HSETFIELD of 3 fields (64 B note), 2 with blind indexes vs none, -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
+for key in doc other; do
+    hset="HSET $key:__rand_int__ tenant north"
+    read -r a b <<< "$(best_of3 "rules ''; bench $PORT_guarded $n_pipelined 16 $hset" "rules '$indexed'; bench $PORT_guarded $n_pipelined 16 $hset")"
+    echo "| plain HSET on keys the rules $([ $key = doc ] && echo cover || echo do not cover), blind-index rules set vs none, -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
+done
+rules ""
+read -r a b <<< "$(best_of3 "bench $PORT_guarded $n_pipelined 16 GET bench:__rand_int__" "bench $PORT_guarded $n_pipelined 16 ENC.TOKENIZE patient __rand_int__")"
+echo "| ENC.TOKENIZE (AES-SIV) vs plain GET of 64 B, -P 16 | $a | $b | $(ratio "$b" "$a") |" >> "$out"
+
 # Re-encryption rate over many keys, and the p99 of a concurrent load with and without it.
 start reenc "${with_module[@]}"
 redis-benchmark -p "$PORT_reenc" -n "$reencrypt_keys" -P 64 -r 100000000 -q ENC.SET "r:__rand_int__" "$v" >/dev/null 2>&1

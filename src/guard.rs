@@ -284,6 +284,15 @@ fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
             if !fields_ok {
                 return refuse(Refusal::Plaintext);
             }
+            // Fields the operator declared plain are not PHI: writing only those leaves the
+            // key's TTL to what holds its PHI (`ENC.HSETFIELD` gives the key the default TTL
+            // or refuses), since the guard cannot see the TTL the key has.
+            if (2..argc)
+                .step_by(2)
+                .all(|i| settings::is_plain_field(f.arg(i)))
+            {
+                return Verdict::Pass;
+            }
             ttl_verdict(Asked::NoneFixed)
         }
         Shape::KeyValues => {

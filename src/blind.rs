@@ -2,14 +2,14 @@
 //! `enc.blind-indexes` rule names, so that a query engine can find equal values without the
 //! plaintext (docs/FORMAT.md §8.1).
 
-use redis_enc_core::search::index_token;
+use redis_enc_core::search::{index_token, IndexScope};
 use redis_enc_core::KeyringName;
 
 use redis_enc_core::envelope::looks_sealed;
 
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, KeyType, Level, OwnedString};
-use crate::settings::{self, INDEX_FIELD_PREFIX};
+use crate::settings::{self, IndexOf, INDEX_FIELD_PREFIX};
 use crate::state::State;
 
 /// A blind-index field and its token.
@@ -32,13 +32,17 @@ pub fn entry_for(
     field: &[u8],
     plaintext: &[u8],
 ) -> Result<Option<IndexEntry>, CmdError> {
-    let Some(bits) = settings::index_bits(key, field) else {
+    let Some(rule) = settings::index_of(key, field) else {
         return Ok(None);
     };
     let data_key = state.keys.primary(keyring)?;
+    let scope = IndexScope {
+        pattern: rule.pattern.as_bytes(),
+        field,
+    };
     Ok(Some(IndexEntry {
         field: index_field(field),
-        token: index_token(data_key, field, plaintext, bits),
+        token: index_token(data_key, scope, plaintext, rule.bits),
     }))
 }
 
@@ -47,48 +51,67 @@ pub fn entry_for(
 pub fn query_tokens(
     state: &State,
     keyring: &KeyringName,
-    key: &[u8],
+    rule: &IndexOf,
     field: &[u8],
     value: &[u8],
-) -> Result<Option<Vec<String>>, CmdError> {
-    let Some(bits) = settings::index_bits(key, field) else {
-        return Ok(None);
+) -> Result<Vec<String>, CmdError> {
+    let scope = IndexScope {
+        pattern: rule.pattern.as_bytes(),
+        field,
     };
-    Ok(Some(
-        state
-            .keys
-            .index_keys(keyring)?
-            .into_iter()
-            .map(|k| index_token(k, field, value, bits))
-            .collect(),
-    ))
+    Ok(state
+        .keys
+        .index_keys(keyring)?
+        .into_iter()
+        .map(|k| index_token(k, scope, value, rule.bits))
+        .collect())
 }
 
-/// Whether `value` has the shape of a blind-index token (`v<version>t<hex>`): the only plain
-/// bytes the guard lets into a `bi_` field of a PHI key.
-pub fn is_token(value: &[u8]) -> bool {
-    let Some(rest) = value.strip_prefix(b"v") else {
-        return false;
-    };
-    let Some(t) = rest.iter().position(|&b| b == b't') else {
-        return false;
-    };
+/// The version and value of a blind-index token (`v<version>t<hex>`) of `bits` bits, if
+/// `value` is one: exactly the digits the rule's width gives, the value below 2^bits.
+fn parse_token(value: &[u8], bits: u8) -> Option<(u16, u64)> {
+    let rest = value.strip_prefix(b"v")?;
+    let t = rest.iter().position(|&b| b == b't')?;
     let (version, hex) = (&rest[..t], &rest[t + 1..]);
-    !version.is_empty()
-        && version.len() <= 5
-        && version.iter().all(u8::is_ascii_digit)
-        && !hex.is_empty()
-        && hex.len() <= 16
-        && hex
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    let digits_ok = |d: &[u8], f: fn(&u8) -> bool| !d.is_empty() && d.iter().all(f);
+    let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    if !digits_ok(version, u8::is_ascii_digit)
+        || version[0] == b'0'
+        || !digits_ok(hex, lower_hex)
+        || hex.len() != usize::from(bits).div_ceil(4)
+    {
+        return None;
+    }
+    let version = std::str::from_utf8(version).ok()?.parse().ok()?;
+    let n = u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+    (bits == 64 || n >> bits == 0).then_some((version, n))
+}
+
+/// Whether `value` could be the token the module writes in `bi_<field>` of `key`: a rule
+/// covers the field, the value has that rule's width, and names an active version of the
+/// key's keyring. The only plain bytes the guard lets into a `bi_` field of a PHI key.
+pub fn is_token_for(state: &State, key: &[u8], field: &[u8], value: &[u8]) -> bool {
+    let Some(source) = field.strip_prefix(INDEX_FIELD_PREFIX) else {
+        return false;
+    };
+    let Some(rule) = settings::index_of(key, source) else {
+        return false;
+    };
+    let Some((version, _)) = parse_token(value, rule.bits) else {
+        return false;
+    };
+    let keyring = settings::keyring_for(key).unwrap_or_else(KeyringName::default_name);
+    state
+        .keys
+        .index_keys(&keyring)
+        .is_ok_and(|keys| keys.iter().any(|k| k.id().version.0 == version))
 }
 
 /// Whether `field` is a blind-index field that a rule for `key` writes.
 pub fn is_index_field_of(key: &[u8], field: &[u8]) -> bool {
     field
         .strip_prefix(INDEX_FIELD_PREFIX)
-        .is_some_and(|source| settings::index_bits(key, source).is_some())
+        .is_some_and(|source| settings::index_of(key, source).is_some())
 }
 
 /// Hash notification: on a key a rule covers, a sealed field may have been removed, expired
@@ -152,24 +175,28 @@ fn drop_stale_tokens(ctx: Ctx, data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_token;
+    use super::parse_token;
 
     #[test]
-    fn only_token_shapes_pass() {
-        for good in [&b"v1t0"[..], b"v12tdeadbeef", b"v65535t0123456789abcdef"] {
-            assert!(is_token(good), "{good:?}");
-        }
-        for bad in [
-            &b""[..],
-            b"v1t",
-            b"vt00",
-            b"v1tABC",
-            b"v1t0123456789abcdef0",
-            b"078-05-1120",
-            b"v1x00",
-            b"v123456t0",
+    fn only_tokens_of_the_rules_width_pass() {
+        assert_eq!(parse_token(b"v1tabcde", 20), Some((1, 0xabcde)));
+        assert_eq!(parse_token(b"v12t0f", 5), Some((12, 0x0f)));
+        assert_eq!(parse_token(b"v2tffffffffffffffff", 64), Some((2, u64::MAX)));
+        for (bad, bits) in [
+            (&b""[..], 24),
+            (b"v1t", 24),
+            (b"vt000000", 24),
+            (b"v01t000000", 24),
+            (b"v+1t000000", 24),
+            (b"v1tABCDEF", 24),
+            (b"v1tdeadbeefcafebabe", 24),
+            (b"v1t00000", 24),
+            (b"v1t3f", 5),
+            (b"078-05-1120", 24),
+            (b"v1x000000", 24),
+            (b"v99999999t000000", 24),
         ] {
-            assert!(!is_token(bad), "{bad:?}");
+            assert_eq!(parse_token(bad, bits), None, "{bad:?}");
         }
     }
 }

@@ -430,7 +430,7 @@ fn dump_holds_envelope(payload: &[u8], key: &[u8]) -> bool {
 /// there, a field `enc.phi-plain-fields` names, or a blind-index token where a rule puts one.
 fn field_ok(key: &[u8], field: &[u8], value: &[u8]) -> bool {
     settings::is_plain_field(field)
-        || blind::is_index_field_of(key, field) && blind::is_token(value)
+        || state::with(|s| Ok(blind::is_token_for(s, key, field, value))).unwrap_or(false)
         || authentic(value, &Location::HashField { key, field })
 }
 

@@ -142,7 +142,15 @@ pub(crate) fn parse_phi_patterns(text: &str) -> Result<(), String> {
 /// blind-index token of `bits` bits in field `bi_<field>`.
 pub(crate) struct IndexRule {
     pub pattern: KeyPattern,
+    /// The pattern as configured: part of every token of the rule.
+    pub source: String,
     pub field: Vec<u8>,
+    pub bits: u8,
+}
+
+/// The rule that indexes a field: its pattern as configured, and its bits.
+pub struct IndexOf {
+    pub pattern: String,
     pub bits: u8,
 }
 
@@ -155,8 +163,9 @@ pub(crate) static TOKEN_KEYRING: RwLock<String> = RwLock::new(String::new());
 /// The prefix of the field that holds a sealed field's blind-index token.
 pub const INDEX_FIELD_PREFIX: &[u8] = b"bi_";
 
-/// The bits of the blind index of `field` for keys like `key`, if a rule asks for one.
-pub fn index_bits(key: &[u8], field: &[u8]) -> Option<u8> {
+/// The rule that keeps a blind index of `field` for keys like `key`, if one does (the first
+/// that matches).
+pub fn index_of(key: &[u8], field: &[u8]) -> Option<IndexOf> {
     if !ANY_BLIND_INDEXES.load(Relaxed) {
         return None;
     }
@@ -164,7 +173,10 @@ pub fn index_bits(key: &[u8], field: &[u8]) -> Option<u8> {
     rules
         .iter()
         .find(|r| r.field == field && r.pattern.matches(key))
-        .map(|r| r.bits)
+        .map(|r| IndexOf {
+            pattern: r.source.clone(),
+            bits: r.bits,
+        })
 }
 
 /// Whether any blind-index rule covers keys like `key` (the notification's first test).
@@ -229,6 +241,7 @@ pub(crate) fn index_rules(text: &str) -> Result<Vec<IndexRule>, String> {
             }
             Ok(IndexRule {
                 pattern: KeyPattern::new(pattern),
+                source: pattern.to_owned(),
                 field: field.as_bytes().to_vec(),
                 bits,
             })
@@ -250,7 +263,22 @@ pub(crate) fn plain_field_names(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Checks `enc.phi-plain-fields`: a blind-index field is never a plain one (the guard lets
+/// only tokens into those).
+pub(crate) fn check_plain_fields(text: &str) -> Result<(), String> {
+    match plain_field_names(text)
+        .into_iter()
+        .find(|f| f.as_bytes().starts_with(INDEX_FIELD_PREFIX))
+    {
+        Some(f) => Err(format!(
+            "field '{f}' starts with bi_, which names blind-index fields"
+        )),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn parse_phi_plain_fields(text: &str) -> Result<(), String> {
+    check_plain_fields(text)?;
     let fields = plain_field_names(text)
         .into_iter()
         .map(|f| f.as_bytes().to_vec())

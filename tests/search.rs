@@ -162,6 +162,18 @@ fn blind_indexes_follow_the_sealed_fields() {
     )
     .unwrap_err();
     assert!(denied.starts_with("NOPERM"), "{denied}");
+    // PHI read on one document is not enough: a token finds every key of its rule.
+    cmd(
+        &mut con,
+        "ACL SETUSER one-doc on >pw %R~doc:1 +enc.blindindex +enc.phi|read",
+    )
+    .unwrap();
+    let denied = cmd(
+        &mut server.client_as("one-doc", "pw"),
+        "ENC.BLINDINDEX doc:1 mrn MRN-0043",
+    )
+    .unwrap_err();
+    assert!(denied.starts_with("NOPERM"), "{denied}");
     let allowed = cmd(
         &mut server.client_as("clinician", "pw"),
         "ENC.BLINDINDEX doc:1 mrn MRN-0043",
@@ -192,6 +204,18 @@ fn only_named_plain_fields_and_tokens_pass_the_guard() {
     cmd(&mut con, "HSET doc:1 embedding \x01\x02\x03 tenant north").unwrap();
     cmd(&mut con, "HSETNX doc:1 tenant south").unwrap();
     cmd(&mut con, "HSET doc:1 bi_mrn v1t00ab12").unwrap();
+    // A forged token: wider than the rule's 24 bits, or of a version the keyring lacks.
+    for forged in [
+        "v1tdeadbeefcafebabe",
+        "v99999t000000",
+        "v1t0ab12",
+        "v01t00ab12",
+    ] {
+        let e = cmd(&mut con, &format!("HSET doc:1 bi_mrn {forged}")).unwrap_err();
+        assert!(e.contains("enc.phi-guard"), "{forged}: {e}");
+    }
+    let e = cmd(&mut con, "CONFIG SET enc.phi-plain-fields embedding,bi_mrn").unwrap_err();
+    assert!(e.contains("blind-index"), "{e}");
     for refused in [
         "HSET doc:1 mrn MRN-1",
         "HSET doc:1 tenant north diagnosis flu",
@@ -584,6 +608,10 @@ fn on_redis_8_filtered_knn_over_sealed_fields_matches_a_plaintext_control() {
     // The plaintext finds nothing in the sealed index (asked last: the query itself holds it).
     let plain = cmd(&mut con, "FT.SEARCH docs @bi_mrn:{mrn0042} NOCONTENT").unwrap();
     assert_eq!(found_keys(&plain).len(), 0);
+
+    // RediSearch's own writes of text under a PHI key are refused too.
+    let e = cmd(&mut con, "FT.SUGADD doc:sug Ada 1").unwrap_err();
+    assert!(e.contains("enc.phi-guard"), "{e}");
 
     // A user without the PHI read permission gets no token.
     cmd(&mut con, "ACL SETUSER app on >pw ~* +@all -enc.phi|read").unwrap();

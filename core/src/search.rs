@@ -39,16 +39,29 @@ pub fn normalise(value: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The blind-index token of `value` for `field` under data key `key`, truncated to `bits`:
+/// Where a blind index applies: the key pattern of its rule and the field. Tokens of one
+/// field under two rules differ, so that a rule over keys anyone may write (`pub:*`) cannot
+/// tell the tokens of a rule over PHI keys (`doc:*`).
+#[derive(Debug, Clone, Copy)]
+pub struct IndexScope<'a> {
+    /// The rule's key pattern, as configured.
+    pub pattern: &'a [u8],
+    /// The sealed field.
+    pub field: &'a [u8],
+}
+
+/// The blind-index token of `value` in `scope` under data key `key`, truncated to `bits`:
 /// `v<version>t<hex>` (lower-case letters and digits only).
-pub fn index_token(key: &DataKey, field: &[u8], value: &[u8], bits: u8) -> String {
+pub fn index_token(key: &DataKey, scope: IndexScope<'_>, value: &[u8], bits: u8) -> String {
     let bits = bits.clamp(1, MAX_INDEX_BITS);
     let derived = key.index_key();
     let mut mac =
         <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(derived.as_ref()).expect("any key length");
-    let field_len = u32::try_from(field.len()).unwrap_or(u32::MAX);
-    mac.update(&field_len.to_be_bytes());
-    mac.update(field);
+    for part in [scope.pattern, scope.field] {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        mac.update(&len.to_be_bytes());
+        mac.update(part);
+    }
     mac.update(&normalise(value));
     let digest = mac.finalize().into_bytes();
     let mut top = [0u8; 8];
@@ -77,11 +90,15 @@ pub enum TokenError {
 pub fn token_version(token: &[u8]) -> Option<KeyVersion> {
     let rest = token.strip_prefix(b"tk")?;
     let end = rest.iter().position(|&b| b == b'_')?;
-    let digits = std::str::from_utf8(&rest[..end]).ok()?;
-    if digits.is_empty() || digits.starts_with('0') {
+    let digits = &rest[..end];
+    if digits.is_empty() || digits[0] == b'0' || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits.parse().ok().map(KeyVersion)
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse()
+        .ok()
+        .map(KeyVersion)
 }
 
 /// The key-name token of `value` in `namespace` under data key `key`:
@@ -114,7 +131,15 @@ pub fn detokenize(
         .iter()
         .position(|&b| b == b'_')
         .ok_or(TokenError::Malformed)?;
-    let body = token[start + 1..].to_ascii_uppercase();
+    let body = &token[start + 1..];
+    // One spelling per token: lower-case base32 only.
+    if !body
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(b))
+    {
+        return Err(TokenError::Malformed);
+    }
+    let body = body.to_ascii_uppercase();
     let sealed = BASE32_NOPAD
         .decode(&body)
         .map_err(|_| TokenError::Malformed)?;

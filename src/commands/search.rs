@@ -13,7 +13,8 @@ use crate::state;
 
 /// `ENC.BLINDINDEX key field value`: the tokens under which `value` is found in the
 /// blind index of `field` of keys like `key`, one per active key version, the primary first.
-/// An equality oracle, so it needs the PHI read permission on `key` and is audited.
+/// An equality oracle over every key of the rule, so it needs the PHI read permission on `key`
+/// and on the rule's pattern taken as a key name, and is audited.
 pub fn blind_index(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     if args.len() != 4 {
         return Err(CmdError::WrongArity("enc.blindindex"));
@@ -21,14 +22,18 @@ pub fn blind_index(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     ctx.redact(3);
     let (key, field, value) = (args[1], args[2].bytes(), args[3].bytes());
     phi::authorize(ctx, Op::Read, key, "ENC.BLINDINDEX")?;
+    let rule = settings::index_of(key.bytes(), field).ok_or_else(|| {
+        CmdError::Server(format!(
+            "ERR no enc.blind-indexes rule covers field '{}' of that key",
+            String::from_utf8_lossy(field)
+        ))
+    })?;
+    // A token finds every key of its rule: the permission must cover the rule's pattern (as a
+    // key name), not one key of it only.
+    let pattern = ctx.string(rule.pattern.as_bytes());
+    phi::authorize(ctx, Op::Read, Arg::from_owned(&pattern), "ENC.BLINDINDEX")?;
     let keyring = settings::keyring_for(key.bytes()).unwrap_or_else(KeyringName::default_name);
-    let tokens = state::with(|s| blind::query_tokens(s, &keyring, key.bytes(), field, value))?
-        .ok_or_else(|| {
-            CmdError::Server(format!(
-                "ERR no enc.blind-indexes rule covers field '{}' of that key",
-                String::from_utf8_lossy(field)
-            ))
-        })?;
+    let tokens = state::with(|s| blind::query_tokens(s, &keyring, &rule, field, value))?;
     phi::record(
         ctx,
         Op::Read,

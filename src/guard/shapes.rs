@@ -62,6 +62,12 @@ pub(super) fn shape(command: &[u8]) -> Option<(Shape, i32)> {
         // Redis 8's vector sets: elements and their attributes are plaintext.
         b"vadd" => (write, -4),
         b"vsetattr" => (write, 4),
+        // Module commands that store text under their key: RediSearch's suggestions, and
+        // RedisJSON's writes (the query engine and JSON of Redis 8 and Redis Stack).
+        b"ft.sugadd" => (write, -4),
+        b"json.set" | b"json.merge" | b"json.arrinsert" => (write, -4),
+        b"json.arrappend" | b"json.strappend" => (write, -3),
+        b"json.numincrby" | b"json.nummultby" => (write, 4),
         b"incr" | b"decr" => (write, 2),
         b"append" | b"incrby" | b"incrbyfloat" | b"decrby" => (write, 3),
         b"setrange" | b"setbit" | b"hincrby" | b"hincrbyfloat" | b"lset" | b"zincrby" => (write, 4),

@@ -16,6 +16,7 @@ struct VectorFile {
 #[derive(Serialize, Deserialize)]
 struct IndexVector {
     version: u16,
+    pattern: String,
     field: String,
     value: String,
     bits: u8,
@@ -39,6 +40,11 @@ fn data_key(master: &MasterKey, version: u16) -> DataKey {
     })
 }
 
+const MRN: IndexScope<'static> = IndexScope {
+    pattern: b"doc:*",
+    field: b"mrn",
+};
+
 fn test_key(version: u16) -> DataKey {
     DataKey::from_bytes(
         KeyId {
@@ -56,7 +62,11 @@ fn known_answers() {
     let master = MasterKey::from_base64(&file.master_key, "vectors").unwrap();
     for v in &file.index {
         let key = data_key(&master, v.version);
-        let token = index_token(&key, v.field.as_bytes(), v.value.as_bytes(), v.bits);
+        let scope = IndexScope {
+            pattern: v.pattern.as_bytes(),
+            field: v.field.as_bytes(),
+        };
+        let token = index_token(&key, scope, v.value.as_bytes(), v.bits);
         assert_eq!(token, v.token, "{} {} {}", v.field, v.value, v.bits);
     }
     for v in &file.tokens {
@@ -79,13 +89,13 @@ fn normalising_trims_collapses_and_lowercases() {
 #[test]
 fn truncation_keeps_the_top_bits_in_hex() {
     let key = test_key(3);
-    let full = index_token(&key, b"mrn", b"42", 64);
-    let short = index_token(&key, b"mrn", b"42", 24);
+    let full = index_token(&key, MRN, b"42", 64);
+    let short = index_token(&key, MRN, b"42", 24);
     assert_eq!(full.len(), "v3t".len() + 16);
     assert_eq!(short.len(), "v3t".len() + 6);
     assert!(full.starts_with(&short));
     // 20 bits: five hex digits, the value below 2^20.
-    let twenty = index_token(&key, b"mrn", b"42", 20);
+    let twenty = index_token(&key, MRN, b"42", 20);
     let value = u64::from_str_radix(&twenty[3..], 16).unwrap();
     assert!(value < 1 << 20);
     assert_eq!(value, u64::from_str_radix(&full[3..], 16).unwrap() >> 44);
@@ -114,6 +124,17 @@ fn an_edited_token_or_another_key_does_not_open() {
     for bad in [&b"tk1_"[..], b"tk1_!!", b"tk01_aa", b"k1_aa", b"tk_aa", b""] {
         assert!(detokenize(&key, bad).is_err(), "{bad:?}");
     }
+    // One spelling per token: no upper-case body, no sign in the version.
+    let upper = format!("tk1_{}", token[4..].to_ascii_uppercase());
+    assert_eq!(
+        detokenize(&key, upper.as_bytes()).unwrap_err(),
+        TokenError::Malformed
+    );
+    let signed = format!("tk+1_{}", &token[4..]);
+    assert_eq!(
+        detokenize(&key, signed.as_bytes()).unwrap_err(),
+        TokenError::Malformed
+    );
     assert_eq!(
         tokenize(&key, &[b'n'; 256], b"v").unwrap_err(),
         TokenError::NamespaceTooLong
@@ -148,10 +169,15 @@ proptest! {
         bits in 1u8..=64,
     ) {
         let key = test_key(2);
-        let token = index_token(&key, field.as_bytes(), value.as_bytes(), bits);
+        let scope = IndexScope { pattern: b"doc:*", field: field.as_bytes() };
+        let token = index_token(&key, scope, value.as_bytes(), bits);
         prop_assert!(token.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         let respaced = format!("  {}  ", value.to_uppercase().replace(' ', "  "));
-        prop_assert_eq!(&token, &index_token(&key, field.as_bytes(), respaced.as_bytes(), bits));
+        prop_assert_eq!(&token, &index_token(&key, scope, respaced.as_bytes(), bits));
+        let other = IndexScope { pattern: b"pub:*", field: field.as_bytes() };
+        if bits >= 32 {
+            prop_assert_ne!(&token, &index_token(&key, other, value.as_bytes(), bits));
+        }
         prop_assert_eq!(token.len(), 3 + usize::from(bits).div_ceil(4));
     }
 }
@@ -164,21 +190,26 @@ fn print_vectors() {
     let master_b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let master = MasterKey::from_base64(master_b64, "vectors").unwrap();
     let index = [
-        (1, "mrn", "MRN-0042", 24),
-        (1, "mrn", " mrn-0042 ", 24),
-        (2, "mrn", "MRN-0042", 24),
-        (1, "patient_name", "Ada Lovelace", 20),
-        (1, "patient_name", "Ada Lovelace", 64),
-        (1, "patient_name", "", 1),
+        (1, "doc:*", "mrn", "MRN-0042", 24),
+        (1, "doc:*", "mrn", " mrn-0042 ", 24),
+        (2, "doc:*", "mrn", "MRN-0042", 24),
+        (1, "pub:*", "mrn", "MRN-0042", 24),
+        (1, "doc:*", "patient_name", "Ada Lovelace", 20),
+        (1, "doc:*", "patient_name", "Ada Lovelace", 64),
+        (1, "doc:*", "patient_name", "", 1),
     ]
-    .map(|(version, field, value, bits)| IndexVector {
+    .map(|(version, pattern, field, value, bits)| IndexVector {
         version,
+        pattern: pattern.into(),
         field: field.into(),
         value: value.into(),
         bits,
         token: index_token(
             &data_key(&master, version),
-            field.as_bytes(),
+            IndexScope {
+                pattern: pattern.as_bytes(),
+                field: field.as_bytes(),
+            },
             value.as_bytes(),
             bits,
         ),

@@ -5,6 +5,8 @@
 use redis_enc_core::search::{index_token, IndexScope};
 use redis_enc_core::KeyringName;
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
 use redis_enc_core::envelope::looks_sealed;
 
 use crate::error::CmdError;
@@ -114,11 +116,27 @@ pub fn is_index_field_of(key: &[u8], field: &[u8]) -> bool {
         .is_some_and(|source| settings::index_of(key, source).is_some())
 }
 
+/// Set while the module raises the notification of its own hash write, whose tokens are
+/// current by construction: the job after it would find nothing to do. Main thread only.
+static OWN_WRITE: AtomicBool = AtomicBool::new(false);
+
+/// Raises `hset` for a hash the module wrote (sealed fields and their tokens), for the query
+/// engine and other subscribers, without the stale-token job.
+pub fn notify_own_write(ctx: Ctx, name: Arg) {
+    OWN_WRITE.store(true, Relaxed);
+    ctx.notify(redis_module::raw::REDISMODULE_NOTIFY_HASH, c"hset", name);
+    OWN_WRITE.store(false, Relaxed);
+}
+
 /// Hash notification: on a key a rule covers, a sealed field may have been removed, expired
 /// or overwritten in plain; once the command is done, its token goes too (where the server
 /// runs jobs after notifications: Redis 7.2+, Valkey 8+).
 pub fn on_hash_event(ctx: Ctx, _event: &[u8], key: &[u8]) {
-    if !settings::any_index_for(key) || ctx.is_replaying() || ctx.is_replica() {
+    if OWN_WRITE.load(Relaxed)
+        || !settings::any_index_for(key)
+        || ctx.is_replaying()
+        || ctx.is_replica()
+    {
         return;
     }
     let mut data = ctx.selected_db().to_be_bytes().to_vec();

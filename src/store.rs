@@ -16,7 +16,6 @@ use crate::stats;
 const MAX_STRING: usize = 512 * 1024 * 1024;
 const NOTIFY_STRING: i32 = redis_module::raw::REDISMODULE_NOTIFY_STRING;
 const NOTIFY_GENERIC: i32 = redis_module::raw::REDISMODULE_NOTIFY_GENERIC;
-const NOTIFY_HASH: i32 = redis_module::raw::REDISMODULE_NOTIFY_HASH;
 
 /// What to put into a string key.
 pub enum Content<'a> {
@@ -177,7 +176,7 @@ pub fn write_fields(
     }
     stats::count_sealed(fields.len() as u64);
     if notify {
-        ctx.notify(NOTIFY_HASH, c"hset", name);
+        crate::blind::notify_own_write(ctx, name);
     }
     ctx.replicate(c"HSET", &replicated);
     added

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use hkdf::Hkdf;
+use hmac::Hmac;
 use rand::RngCore;
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
@@ -180,8 +181,9 @@ pub struct DataKey {
 struct Held {
     bytes: Zeroizing<[u8; KEY_LEN]>,
     cipher: Xaes,
-    /// The blind-index key (docs/FORMAT.md §8.1), derived when first needed.
-    index: OnceLock<Zeroizing<[u8; KEY_LEN]>>,
+    /// HMAC-SHA256 under the blind-index key (docs/FORMAT.md §8.1), keyed when first needed
+    /// and cloned for each token (its state is wiped when dropped).
+    index: OnceLock<Hmac<Sha256>>,
     /// The key-name token key, two AES-256 keys for AES-SIV (docs/FORMAT.md §8.2).
     token: OnceLock<Zeroizing<[u8; 2 * KEY_LEN]>>,
 }
@@ -245,14 +247,19 @@ impl DataKey {
         self.held.cipher.sealed()
     }
 
-    /// The key that makes blind-index tokens: HKDF-SHA256 of this key with its own label, so
-    /// that a token never tells anything about the data key.
-    pub(crate) fn index_key(&self) -> &[u8; KEY_LEN] {
-        self.held.index.get_or_init(|| {
-            let mut out = Zeroizing::new([0u8; KEY_LEN]);
-            hkdf(self.bytes().as_ref(), INDEX_KEY_INFO, out.as_mut());
-            out
-        })
+    /// An HMAC-SHA256 keyed with the blind-index key, HKDF-SHA256 of this key with its own
+    /// label, so that a token never tells anything about the data key; a fresh copy of the
+    /// keyed state for each token.
+    pub(crate) fn index_mac(&self) -> Hmac<Sha256> {
+        self.held
+            .index
+            .get_or_init(|| {
+                let mut out = Zeroizing::new([0u8; KEY_LEN]);
+                hkdf(self.bytes().as_ref(), INDEX_KEY_INFO, out.as_mut());
+                <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(out.as_ref())
+                    .expect("HMAC takes keys of any length")
+            })
+            .clone()
     }
 
     /// The AES-SIV key that makes key-name tokens, derived likewise with another label.

@@ -8,11 +8,12 @@
 //!
 //! Both keys come from the data key by HKDF with their own labels; neither is the data key.
 
+use std::fmt::Write as _;
+
 use aes_siv::siv::Aes256Siv;
 use aes_siv::KeyInit;
 use data_encoding::BASE32_NOPAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use zeroize::Zeroizing;
 
 use crate::key::{DataKey, KeyVersion};
@@ -27,8 +28,32 @@ const TOKEN_AD: &[u8] = b"redis-enc token v1";
 /// What a value becomes before it is indexed: UTF-8 text is trimmed, inner runs of white space
 /// become one space and letters are lower-cased, so that `" Ada  LOVELACE"` and
 /// `"ada lovelace"` meet; other bytes are taken as they are.
-pub fn normalise(value: &[u8]) -> Vec<u8> {
-    match std::str::from_utf8(value) {
+pub fn normalise(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    if value.is_ascii() {
+        // Already normal (the common case: an identifier): no copy.
+        let normal = value
+            .iter()
+            .all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase() || *b == b' ')
+            && !value.starts_with(b" ")
+            && !value.ends_with(b" ")
+            && !value.windows(2).any(|w| w == b"  ");
+        if normal {
+            return Cow::Borrowed(value);
+        }
+        let mut out = Vec::with_capacity(value.len());
+        for word in value
+            .split(|b| b.is_ascii_whitespace() || *b == 0x0b)
+            .filter(|w| !w.is_empty())
+        {
+            if !out.is_empty() {
+                out.push(b' ');
+            }
+            out.extend(word.iter().map(u8::to_ascii_lowercase));
+        }
+        return Cow::Owned(out);
+    }
+    Cow::Owned(match std::str::from_utf8(value) {
         Ok(text) => text
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -36,7 +61,7 @@ pub fn normalise(value: &[u8]) -> Vec<u8> {
             .to_lowercase()
             .into_bytes(),
         Err(_) => value.to_vec(),
-    }
+    })
 }
 
 /// Where a blind index applies: the key pattern of its rule and the field. Tokens of one
@@ -54,9 +79,7 @@ pub struct IndexScope<'a> {
 /// `v<version>t<hex>` (lower-case letters and digits only).
 pub fn index_token(key: &DataKey, scope: IndexScope<'_>, value: &[u8], bits: u8) -> String {
     let bits = bits.clamp(1, MAX_INDEX_BITS);
-    let derived = key.index_key();
-    let mut mac =
-        <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(derived.as_ref()).expect("any key length");
+    let mut mac = key.index_mac();
     for part in [scope.pattern, scope.field] {
         let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
         mac.update(&len.to_be_bytes());
@@ -68,11 +91,15 @@ pub fn index_token(key: &DataKey, scope: IndexScope<'_>, value: &[u8], bits: u8)
     top.copy_from_slice(&digest[..8]);
     let truncated = u64::from_be_bytes(top) >> (64 - u32::from(bits));
     let width = usize::from(bits).div_ceil(4);
-    format!(
+    let mut token = String::with_capacity(8 + width);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        token,
         "v{}t{truncated:0width$x}",
         key.id().version.0,
         width = width
-    )
+    );
+    token
 }
 
 /// Why a key-name token cannot be made or reversed.

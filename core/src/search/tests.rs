@@ -81,9 +81,11 @@ fn known_answers() {
 
 #[test]
 fn normalising_trims_collapses_and_lowercases() {
-    assert_eq!(normalise(b"  Ada \t LOVELACE \n"), b"ada lovelace");
-    assert_eq!(normalise("ÉMILE".as_bytes()), "émile".as_bytes());
-    assert_eq!(normalise(b"\xff A"), b"\xff A");
+    assert_eq!(&*normalise(b"  Ada \t LOVELACE \n"), b"ada lovelace");
+    assert_eq!(&*normalise("ÉMILE".as_bytes()), "émile".as_bytes());
+    assert_eq!(&*normalise(b"\xff A"), b"\xff A");
+    assert_eq!(&*normalise(b"mrn-0042 x"), b"mrn-0042 x");
+    assert_eq!(&*normalise(b"a\tb"), b"a b");
 }
 
 #[test]
@@ -142,6 +144,16 @@ fn an_edited_token_or_another_key_does_not_open() {
 }
 
 proptest! {
+    #[test]
+    fn the_ascii_path_normalises_as_unicode_text_does(value in "[ -~\t\n\x0b\x0c\r]{0,40}") {
+        let generic = value
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        prop_assert_eq!(&*normalise(value.as_bytes()), generic.as_bytes());
+    }
+
     #[test]
     fn tokens_are_deterministic_separated_and_reversible(
         ns in proptest::collection::vec(any::<u8>(), 0..40),

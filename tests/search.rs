@@ -186,6 +186,32 @@ fn blind_indexes_follow_the_sealed_fields() {
         audit.contains("ENC.BLINDINDEX") && audit.contains("clinician")
     });
     assert!(!audit.contains("MRN-0043"), "the value is not audited");
+
+    // Sealing a plaintext dataset writes the tokens too.
+    let rules = format!("{RULES},legacy:* mrn 24");
+    run(
+        &mut con,
+        &[b"CONFIG", b"SET", b"enc.blind-indexes", rules.as_bytes()],
+    )
+    .unwrap();
+    cmd(&mut con, "HSET legacy:1 mrn MRN-7 ward north").unwrap();
+    assert_eq!(hget(&mut con, "legacy:1", "bi_mrn"), None);
+    cmd(
+        &mut con,
+        "ENC.REENCRYPT START ENCRYPT-PLAINTEXT MATCH legacy:*",
+    )
+    .unwrap();
+    wait_reencrypt(&mut con);
+    let legacy = tokens(&mut con, "legacy:x", "mrn", "MRN-7");
+    assert_eq!(
+        hget(&mut con, "legacy:1", "bi_mrn"),
+        Some(legacy[0].clone())
+    );
+    assert_ne!(
+        legacy[0],
+        tokens(&mut con, "doc:x", "mrn", "MRN-7")[0],
+        "another rule, another token"
+    );
     assert_eq!(
         cmd(&mut con, "PING").unwrap(),
         Value::SimpleString("PONG".into())

@@ -129,10 +129,15 @@ pub fn notify_own_write(ctx: Ctx, name: Arg) {
 }
 
 /// Hash notification: on a key a rule covers, a sealed field may have been removed, expired
-/// or overwritten in plain; once the command is done, its token goes too (where the server
-/// runs jobs after notifications: Redis 7.2+, Valkey 8+).
-pub fn on_hash_event(ctx: Ctx, _event: &[u8], key: &[u8]) {
+/// or overwritten in plain; its token goes too, in a job after the notification where the
+/// server runs such jobs (Redis 7.2+, Valkey 8+). Redis 7.0 has none: there a write made in
+/// the notification is propagated *before* the command that raised it, which is safe only
+/// when that command cannot have written the token itself, so only `hdel` is followed there,
+/// at once (an `HDEL` of the token field first, then the client's `HDEL`, reach the same state).
+pub fn on_hash_event(ctx: Ctx, event: &[u8], key: &[u8]) {
+    let jobs = ctx.has_post_notification_jobs();
     if OWN_WRITE.load(Relaxed)
+        || !jobs && event != b"hdel"
         || !settings::any_index_for(key)
         || ctx.is_replaying()
         || ctx.is_replica()
@@ -141,7 +146,11 @@ pub fn on_hash_event(ctx: Ctx, _event: &[u8], key: &[u8]) {
     }
     let mut data = ctx.selected_db().to_be_bytes().to_vec();
     data.extend_from_slice(key);
-    ctx.after_notification(drop_stale_tokens, data);
+    if jobs {
+        ctx.after_notification(drop_stale_tokens, data);
+    } else {
+        drop_stale_tokens(ctx, &data);
+    }
 }
 
 /// Removes the tokens of the rule-covered fields of a key that no longer hold an envelope,

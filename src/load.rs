@@ -123,8 +123,8 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
         }
     }
     // A blind-index token goes when its sealed field does (HDEL, a field's expiry, a plain
-    // overwrite): a job after the notification removes it, where the server runs such jobs.
-    if ctx.has_post_notification_jobs() && !ctx.subscribe_hash_events(crate::blind::on_hash_event) {
+    // overwrite).
+    if !ctx.subscribe_hash_events(crate::blind::on_hash_event) {
         return Err("cannot follow hash keyspace events".into());
     }
     config::register(ctx, &load_args)?;

@@ -829,3 +829,85 @@ fn on_redis_8_the_rag_example_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The promise on Redis 7.0, which runs no job after a notification: a sealed field removed
+/// with `HDEL` (directly, in `MULTI`, in a script) takes its token along, on the primary, its
+/// replica and the AOF a restart replays; other fields stay. A plain overwrite keeps the token
+/// there (documented).
+#[test]
+fn on_redis_7_an_hdel_takes_the_token_along() {
+    let server = search_server(None, &["--appendonly", "yes"]);
+    let replica = replica_of(&server);
+    let mut con = server.client();
+    for i in 1..=3 {
+        cmd(
+            &mut con,
+            &format!("ENC.HSETFIELD doc:{i} mrn MRN-{i} patient_name Ada"),
+        )
+        .unwrap();
+    }
+    cmd(&mut con, "HDEL doc:1 mrn").unwrap();
+    let multi = redis::pipe()
+        .atomic()
+        .cmd("HDEL")
+        .arg("doc:2")
+        .arg("mrn")
+        .cmd("HSET")
+        .arg("doc:2")
+        .arg("tenant")
+        .arg("north")
+        .query::<Vec<i64>>(&mut con)
+        .unwrap();
+    assert_eq!(multi, vec![1, 1]);
+    run(
+        &mut con,
+        &[
+            b"EVAL",
+            b"return redis.call('HDEL', KEYS[1], 'mrn')",
+            b"1",
+            b"doc:3",
+        ],
+    )
+    .unwrap();
+    cmd(&mut con, "WAIT 1 5000").unwrap();
+    let fields = |c: &mut Connection, key: &str| {
+        let Value::Array(names) = cmd(c, &format!("HKEYS {key}")).unwrap() else {
+            panic!()
+        };
+        let mut names: Vec<String> = names
+            .iter()
+            .map(|n| String::from_utf8(bulk(n).unwrap()).unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut r = replica.client();
+    for c in [&mut con, &mut r] {
+        assert_eq!(fields(c, "doc:1"), ["bi_patient_name", "patient_name"]);
+        assert_eq!(
+            fields(c, "doc:2"),
+            ["bi_patient_name", "patient_name", "tenant"]
+        );
+        assert_eq!(fields(c, "doc:3"), ["bi_patient_name", "patient_name"]);
+    }
+    wait_persistence(&mut con);
+    let dir = server.stop();
+    let restarted = Server::with(Options {
+        module_args: Some(vec![
+            "master-key".into(),
+            format!("file:{}", dir.path().join("master.key").display()),
+            "phi-patterns".into(),
+            "doc:*".into(),
+            "blind-indexes".into(),
+            RULES.into(),
+        ]),
+        server_args: vec!["--appendonly".into(), "yes".into()],
+        dir: Some(dir),
+        ..Options::default()
+    });
+    let mut again = restarted.client();
+    assert_eq!(
+        fields(&mut again, "doc:2"),
+        ["bi_patient_name", "patient_name", "tenant"]
+    );
+}

@@ -2,12 +2,11 @@
 //! `enc.blind-indexes` rule names, so that a query engine can find equal values without the
 //! plaintext (docs/FORMAT.md §8.1).
 
-use redis_enc_core::search::{index_token, IndexScope};
-use redis_enc_core::KeyringName;
-
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use redis_enc_core::envelope::looks_sealed;
+use redis_enc_core::search::{index_token, IndexScope};
+use redis_enc_core::KeyringName;
 
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, KeyType, Level, OwnedString};
@@ -48,8 +47,8 @@ pub fn entry_for(
     }))
 }
 
-/// The tokens under which `value` is found in `field` of keys like `key`: one per active
-/// version of the key's keyring, the primary first.
+/// The tokens under which `value` is found in `field` under `rule`: one per active version of
+/// `keyring` (the keyring of the keys the rule covers), the primary first.
 pub fn query_tokens(
     state: &State,
     keyring: &KeyringName,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use redis_enc_core::envelope::looks_sealed;
 use redis_enc_core::search::{index_token, IndexScope};
-use redis_enc_core::KeyringName;
+use redis_enc_core::{KeyringName, Location};
 
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, KeyType, Level, OwnedString};
@@ -22,6 +22,20 @@ pub struct IndexEntry {
 /// The name of the field holding `field`'s token.
 pub fn index_field(field: &[u8]) -> Vec<u8> {
     [INDEX_FIELD_PREFIX, field].concat()
+}
+
+/// The entry to write beside a value sealed at `location` under keyring `keyring`'s primary
+/// version: for a hash field a rule names; `None` for anything else.
+pub fn entry_at(
+    state: &State,
+    keyring: &KeyringName,
+    location: &Location<'_>,
+    plaintext: &[u8],
+) -> Result<Option<IndexEntry>, CmdError> {
+    match location {
+        Location::HashField { key, field } => entry_for(state, keyring, key, field, plaintext),
+        Location::Value { .. } => Ok(None),
+    }
 }
 
 /// The entry to write beside `field` of `key`, sealed under keyring `keyring`'s primary
@@ -91,7 +105,7 @@ fn parse_token(value: &[u8], bits: u8) -> Option<(u16, u64)> {
 /// Whether `value` could be the token the module writes in `bi_<field>` of `key`: a rule
 /// covers the field, the value has that rule's width, and names an active version of the
 /// key's keyring. The only plain bytes the guard lets into a `bi_` field of a PHI key.
-pub fn is_token_for(state: &State, key: &[u8], field: &[u8], value: &[u8]) -> bool {
+pub fn is_token_for(key: &[u8], field: &[u8], value: &[u8]) -> bool {
     let Some(source) = field.strip_prefix(INDEX_FIELD_PREFIX) else {
         return false;
     };
@@ -102,10 +116,13 @@ pub fn is_token_for(state: &State, key: &[u8], field: &[u8], value: &[u8]) -> bo
         return false;
     };
     let keyring = settings::keyring_for(key).unwrap_or_else(KeyringName::default_name);
-    state
-        .keys
-        .index_keys(&keyring)
-        .is_ok_and(|keys| keys.iter().any(|k| k.id().version.0 == version))
+    // The key store is asked last, only of a value shaped like this rule's token.
+    crate::state::with(|s| {
+        Ok(s.keys
+            .index_keys(&keyring)
+            .is_ok_and(|keys| keys.iter().any(|k| k.id().version.0 == version)))
+    })
+    .unwrap_or(false)
 }
 
 /// Whether `field` is a blind-index field that a rule for `key` writes.

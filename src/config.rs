@@ -404,9 +404,7 @@ pub fn validate_by_name(name: &[u8], value: &str) -> Result<(), String> {
         "keyring-patterns" => keyring_rules(value).map(|_| ()),
         "blind-indexes" => index_rules(value).map(|_| ()),
         "phi-plain-fields" => crate::settings::check_plain_fields(value),
-        "token-keyring" => redis_enc_core::KeyringName::parse(value.as_bytes())
-            .map(|_| ())
-            .map_err(|_| format!("invalid keyring name '{value}'")),
+        "token-keyring" => crate::settings::keyring_name(value).map(|_| ()),
         "audit-log" => crate::audit::check_path(value),
         _ => Ok(()),
     }

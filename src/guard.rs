@@ -277,20 +277,20 @@ fn check(f: &FilterCtx, shape: Shape, now: i64) -> Verdict {
                 return Verdict::Pass;
             }
             let key = f.arg(1);
+            let mut all_plain = true;
             let fields_ok = argc > 3
-                && (2..argc)
-                    .step_by(2)
-                    .all(|i| i + 1 < argc && field_ok(key, f.arg(i), f.arg(i + 1)));
+                && (2..argc).step_by(2).all(|i| {
+                    let plain = settings::is_plain_field(f.arg(i));
+                    all_plain &= plain;
+                    i + 1 < argc && (plain || sealed_field_ok(key, f.arg(i), f.arg(i + 1)))
+                });
             if !fields_ok {
                 return refuse(Refusal::Plaintext);
             }
             // Fields the operator declared plain are not PHI: writing only those leaves the
             // key's TTL to what holds its PHI (`ENC.HSETFIELD` gives the key the default TTL
             // or refuses), since the guard cannot see the TTL the key has.
-            if (2..argc)
-                .step_by(2)
-                .all(|i| settings::is_plain_field(f.arg(i)))
-            {
+            if all_plain {
                 return Verdict::Pass;
             }
             ttl_verdict(Asked::NoneFixed)
@@ -426,12 +426,15 @@ fn dump_holds_envelope(payload: &[u8], key: &[u8]) -> bool {
     redis_enc_core::policy::dump_hash_all(payload, |field, value| field_ok(key, field, value))
 }
 
-/// Whether a hash field may be written under PHI key `key`: an envelope that authenticates
-/// there, a field `enc.phi-plain-fields` names, or a blind-index token where a rule puts one.
+/// Whether a hash field may be written under PHI key `key`: a field `enc.phi-plain-fields`
+/// names, or one [`sealed_field_ok`] lets through.
 fn field_ok(key: &[u8], field: &[u8], value: &[u8]) -> bool {
-    settings::is_plain_field(field)
-        || state::with(|s| Ok(blind::is_token_for(s, key, field, value))).unwrap_or(false)
-        || authentic(value, &Location::HashField { key, field })
+    settings::is_plain_field(field) || sealed_field_ok(key, field, value)
+}
+
+/// A blind-index token where a rule puts one, or an envelope that authenticates there.
+fn sealed_field_ok(key: &[u8], field: &[u8], value: &[u8]) -> bool {
+    blind::is_token_for(key, field, value) || authentic(value, &Location::HashField { key, field })
 }
 
 /// Server event: replication role changed.

@@ -16,7 +16,7 @@ use crate::error::CmdError;
 use crate::ffi::{Ctx, KeyType, ScanCursor, Timer};
 use crate::setopts::Expiry;
 use crate::settings;
-use crate::state::{self, State};
+use crate::state;
 use crate::store::{self, Content};
 
 mod values;

@@ -118,8 +118,7 @@ pub(crate) fn keyring_rules(text: &str) -> Result<Vec<(KeyPattern, KeyringName)>
     words
         .chunks(2)
         .map(|pair| {
-            let ring = KeyringName::parse(pair[1].as_bytes())
-                .map_err(|_| format!("invalid keyring name '{}'", pair[1]))?;
+            let ring = keyring_name(pair[1])?;
             Ok((KeyPattern::new(pair[0]), ring))
         })
         .collect()
@@ -158,7 +157,8 @@ pub(crate) static BLIND_INDEXES: RwLock<Vec<IndexRule>> = RwLock::new(Vec::new()
 /// Whether `BLIND_INDEXES` is non-empty: the write path's first, lock-free test.
 static ANY_BLIND_INDEXES: AtomicBool = AtomicBool::new(false);
 pub(crate) static PHI_PLAIN_FIELDS: RwLock<Vec<Vec<u8>>> = RwLock::new(Vec::new());
-pub(crate) static TOKEN_KEYRING: RwLock<String> = RwLock::new(String::new());
+/// `enc.token-keyring`, parsed; `None` until set (then `default`).
+static TOKEN_KEYRING: RwLock<Option<KeyringName>> = RwLock::new(None);
 
 /// The prefix of the field that holds a sealed field's blind-index token.
 pub const INDEX_FIELD_PREFIX: &[u8] = b"bi_";
@@ -212,8 +212,11 @@ pub fn is_plain_field(field: &[u8]) -> bool {
 
 /// `enc.token-keyring`: the keyring whose key makes key-name tokens.
 pub fn token_keyring() -> KeyringName {
-    let name = TOKEN_KEYRING.read().unwrap_or_else(|p| p.into_inner());
-    KeyringName::parse(name.as_bytes()).unwrap_or_else(|_| KeyringName::default_name())
+    TOKEN_KEYRING
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(KeyringName::default_name)
 }
 
 /// Parses `enc.blind-indexes`: comma-separated `PATTERN FIELD BITS` rules.
@@ -287,8 +290,13 @@ pub(crate) fn parse_phi_plain_fields(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A keyring name as a config gives it.
+pub(crate) fn keyring_name(text: &str) -> Result<KeyringName, String> {
+    KeyringName::parse(text.as_bytes()).map_err(|_| format!("invalid keyring name '{text}'"))
+}
+
 pub(crate) fn parse_token_keyring(text: &str) -> Result<(), String> {
-    KeyringName::parse(text.as_bytes()).map_err(|_| format!("invalid keyring name '{text}'"))?;
-    *TOKEN_KEYRING.write().unwrap_or_else(|p| p.into_inner()) = text.to_owned();
+    let name = keyring_name(text)?;
+    *TOKEN_KEYRING.write().unwrap_or_else(|p| p.into_inner()) = Some(name);
     Ok(())
 }

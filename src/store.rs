@@ -36,7 +36,11 @@ pub enum Content<'a> {
 /// A key's content, sealed again for the key it moves to.
 pub enum Moved {
     String(Vec<u8>),
-    Hash(Vec<FieldValue>),
+    /// The hash's fields, and the blind-index tokens the destination's rules ask for.
+    Hash {
+        fields: Vec<FieldValue>,
+        tokens: Vec<FieldValue>,
+    },
 }
 
 /// The stored length of an envelope for `plaintext`, or `TooLarge` if Redis cannot hold it.
@@ -194,16 +198,19 @@ pub fn put_moved(ctx: Ctx, name: Arg, moved: Moved, at: Option<i64>) -> Result<(
             let sealed = write_string(ctx, &mut key, existing, name, content, expiry)?;
             replicate_string(ctx, &key, name, &sealed, expiry);
         }
-        Moved::Hash(fields) => {
+        Moved::Hash { fields, tokens } => {
             if existing != KeyType::Empty {
                 key.delete();
                 ctx.replicate(c"DEL", &[name]);
                 ctx.notify(NOTIFY_GENERIC, c"del", name);
             }
-            let (tokens, values): (Vec<_>, Vec<_>) = fields
-                .iter()
-                .map(|(f, v)| (ctx.string(f), ctx.string(v)))
-                .partition(|(f, _)| crate::blind::is_index_field_of(name.bytes(), f.bytes()));
+            let owned = |pairs: &[FieldValue]| -> Vec<_> {
+                pairs
+                    .iter()
+                    .map(|(f, v)| (ctx.string(f), ctx.string(v)))
+                    .collect()
+            };
+            let (values, tokens) = (owned(&fields), owned(&tokens));
             let fields: Vec<_> = values
                 .iter()
                 .map(|(f, v)| (Arg::from_owned(f), v))

@@ -46,12 +46,6 @@ fn reseal(
     phi: bool,
     dst: &[u8],
 ) -> Result<(Vec<u8>, Option<IndexEntry>), CmdError> {
-    let index = |keyring: &KeyringName, plaintext: &[u8]| match to {
-        Location::HashField { key, field } => {
-            blind::entry_for(state, keyring, key, field, plaintext)
-        }
-        _ => Ok(None),
-    };
     if !looks_sealed(stored) {
         if !phi {
             return Ok((stored.to_vec(), None));
@@ -59,7 +53,7 @@ fn reseal(
         let keyring = settings::keyring_for(dst).unwrap_or_else(KeyringName::default_name);
         stats::count_sealed(1);
         let sealed = state.keys.seal(&keyring, Flags { phi }, to, stored)?;
-        return Ok((sealed, index(&keyring, stored)?));
+        return Ok((sealed, blind::entry_at(state, &keyring, to, stored)?));
     }
     let mut opened = state.keys.open(stored, from)?;
     opened.header.flags.phi |= phi;
@@ -72,7 +66,10 @@ fn reseal(
         .seal(keyring, opened.header.flags, to, &opened.plaintext)?;
     stats::count_opened(1);
     stats::count_sealed(1);
-    Ok((sealed, index(keyring, &opened.plaintext)?))
+    Ok((
+        sealed,
+        blind::entry_at(state, keyring, to, &opened.plaintext)?,
+    ))
 }
 
 /// Whether the source of a move is PHI (by name or flag) and whether the destination is (by
@@ -165,8 +162,10 @@ fn read_for(ctx: Ctx, src: Arg, dst: Arg, command: &str) -> Result<Source, CmdEr
                     moved.push((field, value));
                     tokens.extend(entry.map(|e| (e.field, e.token.into_bytes())));
                 }
-                moved.extend(tokens);
-                Ok(Moved::Hash(moved))
+                Ok(Moved::Hash {
+                    fields: moved,
+                    tokens,
+                })
             })?
         }
     };

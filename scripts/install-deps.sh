@@ -27,6 +27,8 @@ fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v ss >/dev/null 2>&1 || missing+=(iproute2)
+# The evidence report's test renders its HTML page in headless Chromium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # The PHI ACL tests also run on Valkey 8 (Debian bookworm-backports).
 need_valkey=0
 [ -x /usr/bin/valkey-server ] || need_valkey=1

@@ -3,7 +3,11 @@
 # DBSIZE and a sample of ENC.GET values with the source, and print how long each step took (the
 # recovery-time figure an auditor asks for).
 #
-#   scripts/restore-drill.sh --url redis://[user:password@]127.0.0.1:6399 --master-key file:.dev/master.key [--sample 100]
+#   scripts/restore-drill.sh --url redis://[user:password@]127.0.0.1:6399 --master-key file:.dev/master.key [--sample 100] [--record FILE]
+#
+# With --record, the drill appends a signed record of its result and timings to FILE (also when
+# it fails), for `redis-enc report --records FILE`; the backup and its verification are recorded
+# there too.
 #
 # The restored server holds production data under the production master key, so it listens on
 # no TCP port: only on a unix socket in a private directory (mode 0700), with the source's enc.*
@@ -16,7 +20,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-url="" master_key="" sample=100
+url="" master_key="" sample=100 record=""
 tool="${REDIS_ENC:-$root/target/release/redis-enc}"
 module="${REDIS_ENC_MODULE:-$root/target/release/libredis_enc.so}"
 while [ $# -gt 0 ]; do
@@ -24,10 +28,11 @@ while [ $# -gt 0 ]; do
         --url) url="$2"; shift 2 ;;
         --master-key) master_key="$2"; shift 2 ;;
         --sample) sample="$2"; shift 2 ;;
+        --record) record="$2"; shift 2 ;;
         *) echo "restore-drill: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[ -n "$url" ] && [ -n "$master_key" ] || { echo "usage: $0 --url redis://[user:password@]HOST:PORT --master-key URI [--sample N]" >&2; exit 2; }
+[ -n "$url" ] && [ -n "$master_key" ] || { echo "usage: $0 --url redis://[user:password@]HOST:PORT --master-key URI [--sample N] [--record FILE]" >&2; exit 2; }
 [ -x "$tool" ] && [ -f "$module" ] || { echo "restore-drill: build first (make release)" >&2; exit 2; }
 tool="$(realpath "$tool")"; module="$(realpath "$module")"
 
@@ -35,7 +40,19 @@ work="$(mktemp -d)"
 chmod 700 "$work"
 socket="$work/drill.sock"
 drill_pid=""
+now() { date +%s.%N; }
+took() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+started=$(now)
+recorded=0 detail='{}'
+# Records the drill's result once: ok from the end of the drill, failed from any other exit.
+record_drill() {
+    [ -n "$record" ] && [ "$recorded" -eq 0 ] || return 0
+    recorded=1
+    "$tool" record --record "$record" --master-key "$master_key" --kind restore-drill \
+        --result "$1" --seconds "$(took "$started" "$(now)")" --detail "$detail" >/dev/null
+}
 cleanup() {
+    record_drill failed || true
     if [ -n "$drill_pid" ]; then
         kill "$drill_pid" 2>/dev/null || true
         wait "$drill_pid" 2>/dev/null || true
@@ -49,8 +66,8 @@ trap 'exit 129' HUP
 
 src() { redis-cli -u "$url" --no-auth-warning "$@"; }
 drill() { redis-cli -s "$socket" "$@"; }
-now() { date +%s.%N; }
-took() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+records=()
+[ -z "$record" ] || records=(--record "$record")
 
 # The drill server's configuration: the module with the source's enc.* PHI policy (its audit
 # log is the drill's own). The source must let the drill read it (CONFIG GET).
@@ -71,9 +88,9 @@ esac
 } > "$work/drill.conf"
 
 t0=$(now)
-"$tool" backup --url "$url" --master-key "$master_key" --out "$work/backup.renc" >/dev/null
+"$tool" backup --url "$url" --master-key "$master_key" --out "$work/backup.renc" "${records[@]}" >/dev/null
 t1=$(now)
-"$tool" verify --in "$work/backup.renc" --master-key "$master_key" >/dev/null
+"$tool" verify --in "$work/backup.renc" --master-key "$master_key" "${records[@]}" >/dev/null
 t2=$(now)
 mkdir -m 700 "$work/data"
 "$tool" restore --in "$work/backup.renc" --master-key "$master_key" --out "$work/data/dump.rdb" >/dev/null
@@ -105,8 +122,10 @@ echo "restore      $(took "$t2" "$t3") s"
 echo "server up    $(took "$t3" "$t4") s   (loading the restored RDB)"
 echo "compare      $(took "$t4" "$t5") s   (DBSIZE $src_size vs $dst_size; $checked keys sampled, $mismatched differ)"
 echo "recovery     $(took "$t1" "$t4") s   (verify + restore + start)"
+detail="{\"backup_s\":$(took "$t0" "$t1"),\"verify_s\":$(took "$t1" "$t2"),\"restore_s\":$(took "$t2" "$t3"),\"start_s\":$(took "$t3" "$t4"),\"recovery_s\":$(took "$t1" "$t4"),\"keys_source\":$src_size,\"keys_restored\":$dst_size,\"sampled\":$checked,\"differing\":$mismatched}"
 if [ "$src_size" != "$dst_size" ] || [ "$mismatched" -ne 0 ]; then
     echo "restore-drill: FAILED" >&2
     exit 1
 fi
+record_drill ok
 echo "restore-drill: OK"

@@ -5,6 +5,14 @@ use crate::ffi::InfoCtx;
 use crate::settings;
 use crate::{cluster, reencrypt, state, stats};
 
+/// The master key's file (`file:` provider), whose mode and owner `INFO enc` shows; never its
+/// path or contents.
+static KEY_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+pub fn remember_key_file(path: &std::path::Path) {
+    let _ = KEY_FILE.set(path.to_owned());
+}
+
 /// Writes the `INFO enc` section.
 pub fn write_info(info: &InfoCtx) {
     info.section("");
@@ -19,6 +27,17 @@ pub fn write_info(info: &InfoCtx) {
     .unwrap_or(("none", String::new()));
     info.field_str("provider", provider);
     info.field_str("master_key_id", &master_key_id);
+    if let Some(meta) = KEY_FILE.get().and_then(|p| std::fs::metadata(p).ok()) {
+        use std::os::unix::fs::MetadataExt;
+        info.field_str(
+            "master_key_file_mode",
+            &format!("{:04o}", meta.mode() & 0o7777),
+        );
+        info.field_u64("master_key_file_uid", u64::from(meta.uid()));
+        if let Ok(me) = std::fs::metadata("/proc/self") {
+            info.field_u64("server_uid", u64::from(me.uid()));
+        }
+    }
     info.field_str("envelope_format", "1");
     info.field_str("algorithm", "XAES-256-GCM");
     info.field_str(

@@ -47,6 +47,9 @@ fn load(ctx: Ctx, args: &[&[u8]]) -> Result<String, String> {
     let provider =
         Provider::parse(&load_args.master_key).map_err(|e| format!("master key: {e}"))?;
     let master = provider.open().map_err(|e| format!("master key: {e}"))?;
+    if let Provider::File(path) = &provider {
+        crate::info::remember_key_file(path);
+    }
     let plain_http = std::iter::once(&load_args.master_key)
         .chain(&load_args.old_master_key)
         .any(|uri| uri.contains("allow-http=yes"));

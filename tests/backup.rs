@@ -412,11 +412,13 @@ fn help_and_errors_are_pinned() {
     );
 }
 
-fn drill(server: &Server, tmp: &Path) -> std::process::Child {
+fn drill(server: &Server, tmp: &Path, record: &Path) -> std::process::Child {
     let root = env!("CARGO_MANIFEST_DIR");
     Command::new("bash")
         .arg(format!("{root}/scripts/restore-drill.sh"))
         .args(["--url", &server.url(), "--master-key", &key_uri(server)])
+        .arg("--record")
+        .arg(record)
         .env("REDIS_ENC", tool_exe())
         .env("REDIS_ENC_MODULE", module_path())
         .env("TMPDIR", tmp)
@@ -448,7 +450,11 @@ fn the_restore_drill_script_passes_and_reports_times() {
     )
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let out = drill(&server, tmp.path()).wait_with_output().unwrap();
+    let records = tempfile::tempdir().unwrap();
+    let record = records.path().join("records.jsonl");
+    let out = drill(&server, tmp.path(), &record)
+        .wait_with_output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -472,6 +478,14 @@ fn the_restore_drill_script_passes_and_reports_times() {
         0,
         "nothing left behind"
     );
+    assert_eq!(
+        recorded(&record),
+        [
+            ("backup".to_owned(), "ok".to_owned()),
+            ("backup-verify".to_owned(), "ok".to_owned()),
+            ("restore-drill".to_owned(), "ok".to_owned())
+        ]
+    );
 }
 
 /// The promise: the drill's server (production data, production key) listens on no TCP port,
@@ -487,7 +501,9 @@ fn the_restore_drill_stays_private_and_cleans_up_when_stopped() {
     )
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = drill(&server, tmp.path());
+    let records = tempfile::tempdir().unwrap();
+    let record = records.path().join("records.jsonl");
+    let mut child = drill(&server, tmp.path(), &record);
     wait_until("the drill's server", || {
         !drill_server_pids(tmp.path()).is_empty()
     });
@@ -526,6 +542,26 @@ fn the_restore_drill_stays_private_and_cleans_up_when_stopped() {
         0,
         "the restored RDB is gone"
     );
+    assert_eq!(
+        recorded(&record).last().unwrap(),
+        &("restore-drill".to_owned(), "failed".to_owned()),
+        "a stopped drill is recorded as failed"
+    );
+}
+
+/// The kind and result of each record in a records file.
+fn recorded(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["kind"].as_str().unwrap().to_owned(),
+                v["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with openssl.
@@ -539,21 +575,10 @@ fn a_backup_over_tls_with_a_client_certificate() {
         .local_addr()
         .unwrap()
         .port();
+    let mut server_args = tls_server_args(certs.path(), tls_port);
+    server_args.extend(["--repl-diskless-sync-delay".into(), "0".into()]);
     let server = Server::with(Options {
-        server_args: vec![
-            "--repl-diskless-sync-delay".into(),
-            "0".into(),
-            "--tls-port".into(),
-            tls_port.to_string(),
-            "--tls-cert-file".into(),
-            c("server.crt"),
-            "--tls-key-file".into(),
-            c("server.key"),
-            "--tls-ca-cert-file".into(),
-            c("ca.crt"),
-            "--tls-auth-clients".into(),
-            "yes".into(),
-        ],
+        server_args,
         ..Options::default()
     });
     cmd(
@@ -564,22 +589,12 @@ fn a_backup_over_tls_with_a_client_certificate() {
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("tls.renc");
     let url = format!("redis://127.0.0.1:{tls_port}");
-    let (code, out, err) = tool(&[
-        "backup",
-        "--url",
-        &url,
-        "--tls",
-        "--tls-ca-cert",
-        &c("ca.crt"),
-        "--tls-cert",
-        &c("client.crt"),
-        "--tls-key",
-        &c("client.key"),
-        "--master-key",
-        &key_uri(&server),
-        "--out",
-        file.to_str().unwrap(),
-    ]);
+    let key = key_uri(&server);
+    let mut args = vec!["backup", "--url", &url, "--master-key", &key, "--out"];
+    args.push(file.to_str().unwrap());
+    let tls = tls_client_args(certs.path());
+    args.extend(tls.iter().map(String::as_str));
+    let (code, out, err) = tool(&args);
     assert_eq!(code, 0, "{out}{err}");
     let (code, _, err) = tool(&[
         "verify",

@@ -28,6 +28,15 @@ fn help_is_pinned() {
     let (code, out, _) = redis_enc(&["cluster", "reencrypt", "--help"]);
     assert_eq!(code, 0);
     assert_eq!(out, golden("help-cluster-reencrypt.txt"));
+    for (args, file) in [
+        (&["report", "--help"][..], "help-report.txt"),
+        (&["report", "verify", "--help"], "help-report-verify.txt"),
+        (&["record", "--help"], "help-record.txt"),
+    ] {
+        let (code, out, _) = redis_enc(args);
+        assert_eq!(code, 0);
+        assert_eq!(out, golden(file), "{file}");
+    }
     let (code, out, _) = redis_enc(&["keygen", "--help"]);
     assert_eq!(code, 0);
     assert_eq!(

@@ -1300,3 +1300,105 @@ fn a_node_added_and_rebalanced_holds_every_keyring_and_opens_every_value() {
     assert_eq!(keyring_versions(&mut added.client(), "cards"), 1);
     assert_eq!(keyring_versions(&mut added.client(), "default"), 2);
 }
+
+/// The evidence report reads every node: coverage summed over the three primaries, a user
+/// without a password found on the one node that has it, TLS and the audit log checked on each.
+#[test]
+fn a_report_covers_every_node_of_a_cluster() {
+    let cluster = Cluster::start_with(3, 1, &["phi-patterns", "patient:*"]);
+    let authority = cluster.authority();
+    for i in 0..28 {
+        cluster
+            .keyed(&format!("ENC.SET patient:{i} v{i} EX 600"))
+            .unwrap();
+    }
+    cluster.keyed("ENC.SET patient:forever v").unwrap();
+    let primaries = cluster.primaries();
+    for p in &primaries {
+        cmd(&mut p.client(), "CONFIG SET enc.phi-guard no").unwrap();
+    }
+    let written = primaries
+        .iter()
+        .filter(|p| cmd(&mut p.client(), "SET patient:plain leaked EX 600").is_ok())
+        .count();
+    assert_eq!(written, 1, "one primary owns the key");
+    for p in &primaries {
+        cmd(&mut p.client(), "CONFIG SET enc.phi-guard yes").unwrap();
+    }
+    let loner = primaries[1];
+    cmd(
+        &mut loner.client(),
+        "ACL SETUSER nurse on nopass ~patient:* +enc.get +enc.phi|read",
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let json = work.path().join("report.json");
+    let out = Command::new(tool_exe())
+        .args(["report", "--cluster", "--url"])
+        .arg(format!("redis://127.0.0.1:{}", authority.port))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("(6 servers)"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let check = |id: &str| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(r["servers"].as_array().unwrap().len(), 6);
+    let coverage = check("phi-coverage");
+    assert_eq!(coverage["status"], "fail");
+    assert_eq!(coverage["figures"]["phi_values"], 30);
+    assert_eq!(coverage["figures"]["phi_values_plain"], 1);
+    assert_eq!(coverage["figures"]["coverage_percent"], 96.6);
+    assert_eq!(
+        coverage["evidence"]["primaries_scanned"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let ttl = check("phi-ttl");
+    assert_eq!(ttl["figures"]["phi_keys_without_ttl"], 1);
+    let access = check("phi-access");
+    assert_eq!(access["status"], "fail");
+    let problems = access["evidence"]["problems"].to_string();
+    assert!(
+        problems.contains(&format!("user 'nurse' on 127.0.0.1:{}", loner.port)),
+        "{problems}"
+    );
+    assert_eq!(
+        problems.matches("user 'nurse'").count(),
+        1,
+        "only the node that has the user"
+    );
+    assert_eq!(check("transport")["status"], "fail");
+    let audit = check("audit");
+    assert_eq!(audit["status"], "fail");
+    assert_eq!(
+        audit["figures"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f.as_str().unwrap().starts_with("the audit log is off"))
+            .count(),
+        6,
+        "every node's audit log is checked"
+    );
+    assert_eq!(check("keys")["status"], "pass", "one keyring digest");
+    assert!(!std::fs::read_to_string(&json).unwrap().contains("leaked"));
+}

@@ -15,18 +15,18 @@ pub use reencrypt::{run as run_reencrypt, Start};
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One line of `CLUSTER NODES`.
-struct Listed {
+pub(crate) struct Listed {
     id: String,
-    host: String,
-    port: u16,
-    primary: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) primary: bool,
     /// `replica`, `primary`, `failing`, or `unknown` (a node in handshake, say).
-    role: &'static str,
+    pub(crate) role: &'static str,
 }
 
 /// The nodes in a `CLUSTER NODES` reply (`<id> <ip:port@cport[,hostname]> <flags> ...`), and
 /// how many non-empty lines could not be read as one.
-fn listed(text: &str) -> (Vec<Listed>, usize) {
+pub(crate) fn listed(text: &str) -> (Vec<Listed>, usize) {
     let mut unreadable = 0;
     let nodes = text
         .lines()

@@ -6,6 +6,9 @@
 //! - `redis-enc cluster check --seed HOST:PORT`: every cluster node's keyring epoch.
 //! - `redis-enc key-id --master-key URI`: prints the public fingerprint of a master key, the
 //!   same that `INFO enc` shows as `enc_master_key_id`.
+//! - `redis-enc report --url URL`: evidence for an auditor, mapped to HIPAA 164.312;
+//!   `redis-enc report verify FILE` checks its MAC.
+//! - `redis-enc record`: records a restore drill for the report.
 
 /// `println!` that handles a closed or full standard output: a reader that went away (`| head`)
 /// ends the program quietly with the status a broken pipe gives (141); any other failure says
@@ -22,7 +25,9 @@ macro_rules! say {
 mod backup;
 mod cleanup;
 mod cluster;
+mod records;
 mod replication;
+mod report;
 mod tokens;
 
 use std::path::PathBuf;
@@ -74,9 +79,6 @@ enum Command {
         auth: AuthArgs,
         #[command(flatten)]
         tls: TlsArgs,
-        /// The name to check the server's certificate against (default: the URL's host).
-        #[arg(long, value_name = "NAME", requires = "tls")]
-        tls_server_name: Option<String>,
         /// The master key that wraps the backup's file key.
         #[arg(long, value_name = "URI")]
         master_key: String,
@@ -86,6 +88,9 @@ enum Command {
         /// Print a JSON summary.
         #[arg(long)]
         json: bool,
+        /// Append a record of this backup to this file, for `redis-enc report --records`.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
     },
     /// Check every chunk of a backup without writing plaintext anywhere; exit 0 only if intact.
     Verify {
@@ -98,6 +103,9 @@ enum Command {
         /// Print a JSON summary.
         #[arg(long)]
         json: bool,
+        /// Append a record of this verification to this file, for `redis-enc report --records`.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
     },
     /// Decrypt and verify a backup into an RDB file, written only if the whole backup verifies.
     Restore {
@@ -151,6 +159,91 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Measure a server (or with --cluster every node) against the encryption, access, audit and
+    /// backup controls, mapped to HIPAA 164.312; write JSON and HTML evidence, signed with a MAC.
+    /// Exit 0 when every check passes, 1 when one fails, 2 when no report could be made.
+    Report(Box<ReportArgs>),
+    /// Append a restore drill's record (what scripts/restore-drill.sh --record does), for
+    /// `redis-enc report --records`.
+    Record {
+        /// The records file to append to (created with mode 0600).
+        #[arg(long, value_name = "FILE")]
+        record: PathBuf,
+        /// The master key whose derived key signs the record.
+        #[arg(long, value_name = "URI")]
+        master_key: String,
+        /// What is recorded.
+        #[arg(long, value_parser = ["restore-drill"])]
+        kind: String,
+        /// How it ended.
+        #[arg(long, value_parser = ["ok", "failed"])]
+        result: String,
+        /// How long it took, in seconds.
+        #[arg(long, value_name = "SECONDS")]
+        seconds: f64,
+        /// Facts to keep with it, as a JSON object (no PHI: key counts, timings).
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        detail: String,
+    },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct ReportArgs {
+    #[command(subcommand)]
+    command: Option<ReportCommand>,
+    /// The server, as redis://[user[:password]@]HOST:PORT (with --cluster, any node).
+    #[arg(long, value_name = "URL", required = true)]
+    url: Option<String>,
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Read every node of the cluster the URL's server belongs to.
+    #[arg(long)]
+    cluster: bool,
+    /// The master key (file:, env: or exec:): signs the report, verifies the audit log and
+    /// the records. Without it the report is not signed.
+    #[arg(long, value_name = "URI")]
+    master_key: Option<String>,
+    /// The audit log to verify and count (several files, oldest first, as one chain).
+    #[arg(long = "audit-log", value_name = "FILE")]
+    audit_log: Vec<PathBuf>,
+    /// A records file of backups, verifications and restore drills (--record of backup,
+    /// verify and scripts/restore-drill.sh).
+    #[arg(long, value_name = "FILE")]
+    records: Vec<PathBuf>,
+    /// Write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the report as a self-contained HTML page to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// The oldest a keyring's primary version may be (90d, 12h, 30m, 45s; default: the servers'
+    /// enc.keyring-rotate-after, else 365d).
+    #[arg(long, value_name = "AGE")]
+    max_key_age: Option<String>,
+    /// The oldest the last verified backup may be.
+    #[arg(long, value_name = "AGE", default_value = "7d")]
+    max_backup_age: String,
+    /// The oldest the last restore drill may be.
+    #[arg(long, value_name = "AGE", default_value = "90d")]
+    max_drill_age: String,
+    /// Keys per ENC.COVERAGE step.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    scan_count: u32,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Check a report's MAC (its JSON file or its HTML page); exit 0 only if nothing was edited.
+    Verify {
+        /// The report: the JSON file or the HTML page.
+        file: PathBuf,
+        /// The master key the report was signed under.
+        #[arg(long, value_name = "URI")]
+        master_key: String,
+    },
 }
 
 /// How to authenticate to a server.
@@ -201,16 +294,19 @@ struct TlsArgs {
     /// The client certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls")]
     tls_key: Option<PathBuf>,
+    /// The name to check the server's certificate against (default: the URL's host).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_server_name: Option<String>,
 }
 
 impl TlsArgs {
     /// The TLS settings, when `--tls` is given.
-    fn settings(self, server_name: Option<String>) -> Option<replication::Tls> {
+    fn settings(self) -> Option<replication::Tls> {
         self.tls.then_some(replication::Tls {
             ca_cert: self.tls_ca_cert,
             cert: self.tls_cert,
             key: self.tls_key,
-            server_name,
+            server_name: self.tls_server_name,
         })
     }
 }
@@ -303,6 +399,9 @@ fn stdout_failed(e: std::io::Error) -> ! {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cleanup::install();
+    if let Command::Report(args) = cli.command {
+        return report(*args);
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -310,6 +409,91 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `redis-enc report`: 0 when every check passes, 1 when one fails (or `verify` finds an edit),
+/// 2 when no report could be made.
+fn report(args: ReportArgs) -> ExitCode {
+    if let Some(ReportCommand::Verify { file, master_key }) = args.command {
+        return match report::verify(&file, &master_key) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("redis-enc: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let made = (|| {
+        let url = args.url.clone().unwrap_or_default();
+        let target = replication::target(
+            &url,
+            args.auth.user.as_deref(),
+            args.auth.password_file.as_deref(),
+        )?;
+        let options = report::Options {
+            url,
+            target,
+            tls: args.tls.settings(),
+            cluster: args.cluster,
+            master_key: args.master_key,
+            audit_logs: args.audit_log,
+            records: args.records,
+            json: args.json,
+            html: args.html,
+            max_key_age: args
+                .max_key_age
+                .as_deref()
+                .map(report::parse_age)
+                .transpose()?,
+            max_backup_age: report::parse_age(&args.max_backup_age)?,
+            max_drill_age: report::parse_age(&args.max_drill_age)?,
+            scan_count: args.scan_count,
+        };
+        report::run(&options)
+    })();
+    match made {
+        Ok(report::Outcome::Passed) => ExitCode::SUCCESS,
+        Ok(report::Outcome::Failed) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("redis-enc: no report: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs `what` and appends its record to `record`, if given, whether it succeeded or not.
+fn recorded(
+    record: Option<&std::path::Path>,
+    master_key: &str,
+    kind: &str,
+    detail: serde_json::Value,
+    what: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let result = what();
+    if let Some(path) = record {
+        let mut detail = detail;
+        if let Err(e) = &result {
+            detail["error"] = serde_json::json!(e);
+        }
+        records::append(
+            path,
+            master_key,
+            &records::Record {
+                kind,
+                ok: result.is_ok(),
+                seconds: started.elapsed().as_secs_f64(),
+                detail,
+            },
+        )?;
+    }
+    result
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `redis-enc audit verify`: exit 0 only when every record verifies.
@@ -402,25 +586,76 @@ fn run(command: Command) -> Result<(), String> {
             rdb,
             auth,
             tls,
-            tls_server_name,
             master_key,
             out,
             json,
-        } => backup::run_backup(
-            url.as_deref(),
-            tls.settings(tls_server_name).as_ref(),
-            rdb.as_deref(),
-            auth.user.as_deref(),
-            auth.password_file.as_deref(),
-            &master_key,
-            &out,
-            json,
-        ),
+            record,
+        } => {
+            let source = match (&url, &rdb) {
+                (Some(url), _) => replication::shown(url),
+                (None, Some(rdb)) => file_name(rdb),
+                (None, None) => String::new(),
+            };
+            recorded(
+                record.as_deref(),
+                &master_key,
+                records::BACKUP,
+                serde_json::json!({ "source": source, "file": file_name(&out) }),
+                || {
+                    backup::run_backup(
+                        url.as_deref(),
+                        tls.settings().as_ref(),
+                        rdb.as_deref(),
+                        auth.user.as_deref(),
+                        auth.password_file.as_deref(),
+                        &master_key,
+                        &out,
+                        json,
+                    )
+                },
+            )
+        }
         Command::Verify {
             input,
             master_key,
             json,
-        } => backup::run_verify(&input, &master_key, json),
+            record,
+        } => recorded(
+            record.as_deref(),
+            &master_key,
+            records::BACKUP_VERIFIED,
+            serde_json::json!({
+                "file": file_name(&input),
+                "bytes": std::fs::metadata(&input).map_or(0, |m| m.len()),
+            }),
+            || backup::run_verify(&input, &master_key, json),
+        ),
+        Command::Record {
+            record,
+            master_key,
+            kind,
+            result,
+            seconds,
+            detail,
+        } => {
+            let detail: serde_json::Value = serde_json::from_str(&detail)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .ok_or("--detail takes a JSON object")?;
+            records::append(
+                &record,
+                &master_key,
+                &records::Record {
+                    kind: &kind,
+                    ok: result == "ok",
+                    seconds,
+                    detail,
+                },
+            )?;
+            say!("recorded the {kind} ({result}) in {}", record.display());
+            Ok(())
+        }
+        Command::Report(_) => unreachable!("handled in main"),
         Command::Restore {
             input,
             master_key,
@@ -447,7 +682,7 @@ fn run(command: Command) -> Result<(), String> {
         ),
         Command::Cluster {
             command: ClusterCommand::Check { node, json },
-        } => cluster::run_check(&node.target()?, node.tls.settings(None).as_ref(), json),
+        } => cluster::run_check(&node.target()?, node.tls.settings().as_ref(), json),
         Command::Cluster {
             command:
                 ClusterCommand::Reencrypt {
@@ -469,7 +704,7 @@ fn run(command: Command) -> Result<(), String> {
             });
             cluster::run_reencrypt(
                 &node.target()?,
-                node.tls.settings(None).as_ref(),
+                node.tls.settings().as_ref(),
                 start.as_ref(),
                 wait,
                 json,

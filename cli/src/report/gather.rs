@@ -138,7 +138,7 @@ impl Progress {
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total);
             if let Ok(style) = ProgressStyle::with_template(
-                "scanning keys [{bar:30}] {pos}/{len} keys, {per_sec}, eta {eta}",
+                "scanning keys [{bar:30}] {pos}/{len} keys ({percent}%), eta {eta}",
             ) {
                 bar.set_style(style.progress_chars("=> "));
             }

@@ -138,6 +138,15 @@ fn each_failed_control_fails_its_check_with_its_figure() {
         (read_json(&json), out)
     };
     let (r, out) = report(&["--audit-log", audit.to_str().unwrap()]);
+    // The scan read every key without touching it: LRU idle times go on.
+    for key in ["patient:0", "patient:plain:0"] {
+        let idle: i64 = redis::cmd("OBJECT")
+            .arg("IDLETIME")
+            .arg(key)
+            .query(&mut con)
+            .unwrap();
+        assert!(idle >= 2, "{key} idle {idle} s after the report");
+    }
     let coverage = check(&r, "phi-coverage");
     assert_eq!(coverage["status"], "fail");
     assert_eq!(coverage["figures"]["coverage_percent"], 97.0);

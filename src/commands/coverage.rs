@@ -2,15 +2,16 @@
 //! values under `enc.phi-patterns` counted as sealed envelopes or plaintext, their keys' times to
 //! live held against `enc.phi-ttl-*`, and the envelopes of every key counted by data key
 //! version. It replies with counts only: no key name, field name or value leaves the server,
-//! and nothing is opened (an envelope is recognised by its header, as `ENC.INSPECT` does).
+//! and nothing is opened (an envelope is recognised by its header, as `ENC.INSPECT` does). Keys
+//! are read without being touched, so their LRU and LFU stay as they were.
 
 use std::collections::HashMap;
 
-use redis_enc_core::{Envelope, KeyId};
+use redis_enc_core::{envelope, Envelope, KeyId};
 
 use crate::error::CmdError;
 use crate::ffi::{Arg, Ctx, KeyType, Reply};
-use crate::{blind, settings, state, store};
+use crate::{blind, settings, state};
 
 /// What one step counted.
 #[derive(Default)]
@@ -52,7 +53,7 @@ impl Counts {
         let phi = settings::is_phi_key(name);
         let owned = ctx.string(name);
         let arg = Arg::from_owned(&owned);
-        let key = ctx.open_read(arg);
+        let key = ctx.open_untouched(arg);
         let kind = key.key_type();
         if phi && kind != KeyType::Empty {
             self.phi_keys += 1;
@@ -68,17 +69,14 @@ impl Counts {
             }
         }
         match kind {
+            // Shorter than an envelope can be: plaintext, counted without reading it (reading a
+            // short string would make the server rewrite it, touching the key).
+            KeyType::String if key.value_len() < envelope::OVERHEAD => {
+                self.value(phi, b"");
+            }
             KeyType::String => self.value(phi, key.string_value()),
             KeyType::Hash => {
-                drop(key);
-                // A hash that cannot be read counts as one plaintext value: the stricter answer.
-                let Ok(fields) = store::all_fields(ctx, arg) else {
-                    if phi {
-                        self.phi_values_plain += 1;
-                    }
-                    return;
-                };
-                for (field, value) in fields {
+                for (field, value) in key.hash_fields() {
                     if phi
                         && (settings::is_plain_field(&field)
                             || blind::is_token_for(name, &field, &value))

@@ -127,6 +127,7 @@ required_api!(
     RedisModule_Scan,
     RedisModule_ScanCursorCreate,
     RedisModule_ScanCursorDestroy,
+    RedisModule_ScanKey,
     RedisModule_SelectDb,
     RedisModule_SendClusterMessage,
     RedisModule_SetAbsExpire,
@@ -142,4 +143,5 @@ required_api!(
     RedisModule_ThreadSafeContextLock,
     RedisModule_ThreadSafeContextUnlock,
     RedisModule_UnblockClient,
+    RedisModule_ValueLength,
 );

@@ -28,6 +28,17 @@ impl<'a> Key<'a> {
         }
     }
 
+    /// The length of the value (bytes of a string, fields of a hash), read without changing
+    /// it: unlike [`Key::string_value`], which makes the server convert a short or integer
+    /// string to its plain form (a new object, with a fresh LRU).
+    pub fn value_len(&self) -> usize {
+        if self.ptr.is_null() {
+            return 0;
+        }
+        // SAFETY: open key handle.
+        unsafe { api!(RedisModule_ValueLength)(self.ptr) }
+    }
+
     /// The bytes of a string value. Valid until the key is modified or closed.
     pub fn string_value(&self) -> &[u8] {
         let mut len = 0usize;
@@ -41,6 +52,38 @@ impl<'a> Key<'a> {
             }
             std::slice::from_raw_parts(p.cast::<u8>(), len)
         }
+    }
+
+    /// Every field and value of a hash, read through the open key (no command runs, so the
+    /// key is not touched).
+    pub fn hash_fields(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        extern "C" fn on_field(
+            _key: *mut raw::RedisModuleKey,
+            field: *mut raw::RedisModuleString,
+            value: *mut raw::RedisModuleString,
+            privdata: *mut c_void,
+        ) {
+            // SAFETY: `privdata` is the `Vec` passed below, alive for the call to RM_ScanKey.
+            let fields = unsafe { &mut *privdata.cast::<Vec<(Vec<u8>, Vec<u8>)>>() };
+            fields.push((string_bytes(field).to_vec(), string_bytes(value).to_vec()));
+        }
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if self.key_type() != KeyType::Hash {
+            return fields;
+        }
+        let cursor = super::ScanCursor::new();
+        // SAFETY: open hash key and live cursor; the callback only copies the field and value
+        // strings, which RM_ScanKey keeps alive for the call.
+        while unsafe {
+            api!(RedisModule_ScanKey)(
+                self.ptr,
+                cursor.0,
+                Some(on_field),
+                ptr::addr_of_mut!(fields).cast::<c_void>(),
+            )
+        } != 0
+        {}
+        fields
     }
 
     /// Deletes the key.

@@ -160,6 +160,15 @@ impl<'a> Ctx<'a> {
         self.open(name, raw::REDISMODULE_READ)
     }
 
+    /// Opens a key for reading without touching it: its LRU or LFU stays as it was, so a
+    /// scan that measures the keyspace does not change what eviction sees.
+    pub fn open_untouched(self, name: Arg) -> Key<'a> {
+        self.open(
+            name,
+            raw::REDISMODULE_READ | raw::REDISMODULE_OPEN_KEY_NOTOUCH,
+        )
+    }
+
     /// Opens a key for reading and writing.
     pub fn open_write(self, name: Arg) -> Key<'a> {
         self.open(name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)

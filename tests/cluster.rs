@@ -1401,4 +1401,16 @@ fn a_report_covers_every_node_of_a_cluster() {
     );
     assert_eq!(check("keys")["status"], "pass", "one keyring digest");
     assert!(!std::fs::read_to_string(&json).unwrap().contains("leaked"));
+    // A node that counts PHI by other patterns would hide its plaintext: the figure fails.
+    cmd(&mut loner.client(), "CONFIG SET enc.phi-patterns unused:*").unwrap();
+    let out = Command::new(tool_exe())
+        .args(["report", "--cluster", "--url"])
+        .arg(format!("redis://127.0.0.1:{}", authority.port))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("FAIL  phi-coverage  the nodes differ in enc.phi-patterns"),
+        "{stdout}"
+    );
 }

@@ -194,7 +194,7 @@ fn each_failed_control_fails_its_check_with_its_figure() {
     );
     let audit_check = check(&r, "audit");
     assert_eq!(audit_check["status"], "pass", "{audit_check}");
-    assert_eq!(audit_check["figures"]["log"]["ends_at_server_head"], true);
+    assert_eq!(audit_check["figures"]["log"]["reaches_server_head"], true);
     assert_eq!(audit_check["figures"]["log"]["first_bad"], Value::Null);
     assert_eq!(status(&r, "backups"), "fail");
     assert_eq!(status(&r, "guard"), "pass");
@@ -235,6 +235,51 @@ fn each_failed_control_fails_its_check_with_its_figure() {
     let audit_check = check(&r, "audit");
     assert_eq!(audit_check["status"], "fail");
     assert_eq!(audit_check["figures"]["log"]["first_bad"]["line"], line);
+    // So does a log cut short: its newest records removed.
+    let cut = work.path().join("cut.log");
+    let lines: Vec<&str> = log.lines().collect();
+    std::fs::write(&cut, lines[..lines.len() - 3].join("\n")).unwrap();
+    let (r, _) = report(&["--audit-log", cut.to_str().unwrap()]);
+    let audit_check = check(&r, "audit");
+    assert_eq!(audit_check["status"], "fail");
+    assert!(audit_check["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("the audit log given does not reach the chain head"));
+    assert_eq!(audit_check["figures"]["log"]["first_bad"], Value::Null);
+
+    // Users whose PHI permission a literal key of the pattern would not show, and one whose
+    // name is not UTF-8 (its permissions cannot be asked about by name): both are found.
+    cmd(
+        &mut con,
+        "ACL SETUSER clerk on >pw %R~patient:?* +enc.get +enc.phi|read",
+    )
+    .unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(b"evil\xff".as_slice())
+        .arg("on")
+        .arg(">pw")
+        .arg("~*")
+        .arg("+@all")
+        .query(&mut con)
+        .unwrap();
+    let (r, _) = report(&[]);
+    let access = check(&r, "phi-access");
+    let readers = access["figures"]["users_phi_read"].to_string();
+    assert!(readers.contains("\"clerk\""), "{readers}");
+    assert!(
+        access["evidence"]["problems"]
+            .to_string()
+            .contains("could not be checked"),
+        "{access}"
+    );
+    cmd(&mut con, "ACL DELUSER clerk").unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(b"evil\xff".as_slice())
+        .query(&mut con)
+        .unwrap();
 
     // The audit log failing, then off.
     cmd(&mut con, "CONFIG SET enc.audit-log /dev/full").unwrap();
@@ -415,6 +460,18 @@ fn a_compliant_server_passes_every_check_and_its_signed_report_verifies() {
         let (code, out, err) = verify(file, &key);
         assert_eq!(code, 0, "{out}{err}");
         assert!(out.contains(": authentic; report of"), "{out}");
+    }
+    // The MAC covers the whole document, its own description included, in one spelling.
+    let text = std::fs::read_to_string(&json).unwrap();
+    let mac = r["mac"]["value"].as_str().unwrap();
+    for edited in [
+        text.replace("\"algorithm\": \"HMAC-SHA256\"", "\"algorithm\": \"NONE\""),
+        text.replace(mac, &mac.to_uppercase()),
+    ] {
+        let copy = work.path().join("copy.json");
+        std::fs::write(&copy, edited).unwrap();
+        let (code, _, err) = verify(&copy, &key);
+        assert_eq!(code, 1, "{err}");
     }
     let other_key = work.path().join("other.key");
     write_key(&other_key);

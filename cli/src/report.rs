@@ -137,16 +137,40 @@ fn read_audit(
     let mut facts = AuditFacts {
         files: files.to_vec(),
         verified,
+        macs: Default::default(),
         events: Default::default(),
         denials: 0,
         first_ms: None,
         last_ms: None,
     };
+    // Only records the chain verified are counted (none without a key): the report carries no
+    // text from lines nobody authenticated.
+    let counted = facts.verified.as_ref().map_or(0, |v| v.good);
+    let mut seen = 0;
     for line in text.split(|&b| b == b'\n') {
         let Ok(event) = serde_json::from_slice::<redis_enc_core::audit::Event>(line) else {
             continue;
         };
-        *facts.events.entry(event.event.clone()).or_default() += 1;
+        if seen >= counted {
+            break;
+        }
+        seen += 1;
+        if let Ok(v) = serde_json::from_slice::<Value>(line) {
+            if let Some(mac) = v["mac"].as_str() {
+                facts.macs.insert(mac.to_owned());
+            }
+        }
+        let name = if event.event.len() <= 32
+            && event
+                .event
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'-')
+        {
+            event.event.clone()
+        } else {
+            "other".to_owned()
+        };
+        *facts.events.entry(name).or_default() += 1;
         if event.event == "denied" || event.outcome.starts_with("denied") {
             facts.denials += 1;
         }
@@ -161,14 +185,12 @@ fn read_records(
     master: Option<&redis_enc_core::MasterKey>,
 ) -> Result<RecordFacts, String> {
     let key = master.map(EvidenceKey::for_records);
-    let mut records = Vec::new();
-    for f in files {
-        records.extend(crate::records::read(f, key.as_ref())?);
-    }
-    records.sort_by_key(|r| r.fields["time"].as_u64().unwrap_or(0));
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let (records, head) = crate::records::read(&paths, key.as_ref())?;
     Ok(RecordFacts {
         files: files.to_vec(),
         records,
+        head,
     })
 }
 
@@ -222,7 +244,7 @@ fn document(opts: &Options, nodes: &[gather::Node], list: &[checks::Check], now:
         .map(|n| {
             json!({
                 "address": n.address,
-                "role": if n.primary { "primary" } else { "replica" },
+                "role": if n.info("role") == "slave" { "replica" } else { "primary" },
                 "server": if n.info.contains_key("valkey_version") { "valkey" } else { "redis" },
                 "version": n.info.get("valkey_version").map_or(n.info("redis_version"), String::as_str),
                 "run_id": n.info("run_id"),
@@ -273,11 +295,12 @@ fn document(opts: &Options, nodes: &[gather::Node], list: &[checks::Check], now:
     })
 }
 
-/// The bytes the MAC covers: the document without `mac`, compact.
+/// The bytes the MAC covers: the canonical JSON of the whole document, `mac` included but for
+/// its `value` (so its algorithm, key and master key id are covered too).
 fn mac_input(doc: &Value) -> Vec<u8> {
     let mut body = doc.clone();
-    if let Some(fields) = body.as_object_mut() {
-        fields.remove("mac");
+    if let Some(mac) = body.get_mut("mac").and_then(Value::as_object_mut) {
+        mac.remove("value");
     }
     body.to_string().into_bytes()
 }
@@ -289,15 +312,30 @@ fn json_text(doc: &Value) -> String {
     text
 }
 
-/// Writes `text` to `path` through a temporary file renamed into place.
+/// Writes `text` to `path` through a new temporary file in the same directory (created
+/// exclusively, under a random name, so no link planted there is followed), renamed into
+/// place. Only a regular file is replaced.
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    let tmp = path.with_extension("tmp-redis-enc");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", path.display())
-        })
+    use std::io::Write as _;
+    let failed = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_file() {
+            return Err(failed(&"it exists and is not a regular file"));
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".redis-enc-report")
+        .tempfile_in(dir)
+        .map_err(|e| failed(&e))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| failed(&e))?;
+    tmp.persist(path).map_err(|e| failed(&e.error))?;
+    Ok(())
 }
 
 /// `redis-enc report`.
@@ -307,12 +345,6 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         .as_deref()
         .map(crate::records::local_master)
         .transpose()?;
-    let audit = (!opts.audit_logs.is_empty())
-        .then(|| read_audit(&opts.audit_logs, master.as_ref()))
-        .transpose()?;
-    let records = (!opts.records.is_empty())
-        .then(|| read_records(&opts.records, master.as_ref()))
-        .transpose()?;
     let reach = reach(opts)?;
     let mut progress = Progress::new(gather::key_total(&reach));
     let nodes = reach
@@ -321,6 +353,13 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         .collect::<Result<Vec<_>, _>>();
     progress.finish();
     let nodes = nodes?;
+    // Read after the servers: a complete log holds the chain head each server had then.
+    let audit = (!opts.audit_logs.is_empty())
+        .then(|| read_audit(&opts.audit_logs, master.as_ref()))
+        .transpose()?;
+    let records = (!opts.records.is_empty())
+        .then(|| read_records(&opts.records, master.as_ref()))
+        .transpose()?;
     let now = crate::records::now_unix();
     let limits = Limits {
         max_key_age: opts.max_key_age,
@@ -334,15 +373,15 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     };
     let list = checks::run(&nodes, &extra, &limits);
     let mut doc = document(opts, &nodes, &list, now);
-    let mac = master.as_ref().map(|m| {
-        json!({
+    doc["mac"] = Value::Null;
+    if let Some(m) = &master {
+        doc["mac"] = json!({
             "algorithm": "HMAC-SHA256",
             "key": "HKDF-SHA256 of the master key, info \"redis-enc report\"",
             "master_key_id": m.id(),
-            "value": EvidenceKey::for_reports(m).mac(&mac_input(&doc)),
-        })
-    });
-    doc["mac"] = mac.unwrap_or(Value::Null);
+        });
+        doc["mac"]["value"] = json!(EvidenceKey::for_reports(m).mac(&mac_input(&doc)));
+    }
     if let Some(path) = &opts.json {
         write_file(path, &json_text(&doc))?;
     }
@@ -481,6 +520,26 @@ mod tests {
         let back: Value = serde_json::from_str(&json_text(&doc)).unwrap();
         assert_eq!(mac_input(&back), mac_input(&doc));
         assert_eq!(json_text(&back), json_text(&doc));
+    }
+
+    #[test]
+    fn report_files_replace_only_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.json");
+        write_file(&out, "one").unwrap();
+        write_file(&out, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "two");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "kept").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(write_file(&link, "x")
+            .unwrap_err()
+            .contains("not a regular file"));
+        assert!(write_file(dir.path(), "x").is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "kept");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 3, "no temporary file left behind");
     }
 
     #[test]

@@ -44,9 +44,12 @@ impl EvidenceKey {
         hex::encode(self.hmac(bytes).finalize().into_bytes())
     }
 
-    /// Whether `mac` (hex) is the MAC of `bytes`; compared in constant time.
+    /// Whether `mac` is the MAC of `bytes`, written as [`EvidenceKey::mac`] writes it (64
+    /// lower-case hex digits: any other spelling is an edit); compared in constant time.
     pub fn verify(&self, bytes: &[u8], mac: &str) -> bool {
-        hex::decode(mac).is_ok_and(|tag| self.hmac(bytes).verify_slice(&tag).is_ok())
+        let spelled =
+            mac.len() == 64 && mac.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        spelled && hex::decode(mac).is_ok_and(|tag| self.hmac(bytes).verify_slice(&tag).is_ok())
     }
 }
 
@@ -66,6 +69,10 @@ mod tests {
         assert!(!records.verify(b"report", &mac), "the two keys differ");
         assert!(!reports.verify(b"report", &mac[..62]), "a cut MAC fails");
         assert!(!reports.verify(b"report", "not hex"));
+        assert!(
+            !reports.verify(b"report", &mac.to_uppercase()),
+            "one spelling only"
+        );
         let other = EvidenceKey::for_reports(&MasterKey::generate());
         assert!(!other.verify(b"report", &mac));
     }
@@ -81,9 +88,9 @@ mod tests {
         );
         assert_eq!(
             EvidenceKey::for_records(&master).mac(RECORD.as_bytes()),
-            "9d4d89d3ff87fdd8e49d3b621d6a2ef252986ca1b2f0fa49367ea7f44af1f081"
+            "7a26bc1526fc218900dde95b94c0beeb47e28edc5ef4dd2fc4feb0a0a1d98b95"
         );
     }
 
-    const RECORD: &str = r#"{"detail":{"differing":0,"recovery_s":0.42},"format":1,"kind":"restore-drill","master_key_id":"2a984a545c1cdbce","result":"ok","seconds":1.25,"time":1796256000}"#;
+    const RECORD: &str = r#"{"detail":{"differing":0,"recovery_s":0.42},"format":1,"kind":"restore-drill","master_key_id":"2a984a545c1cdbce","prev":"d79067ed6657e292ee9154ee2f34f53eb07908b73b217ee70747b45cfc07ba26","result":"ok","seconds":1.25,"seq":0,"time":1796256000}"#;
 }

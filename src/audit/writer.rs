@@ -141,8 +141,9 @@ pub(super) fn write_messages(
                 }
             }
         }
-        set_position(chain.seq(), chain.head());
+        // Written first, then published: the head INFO shows is always in the file.
         flush_batch(&mut file, &mut batch, &mut dirty);
+        set_position(chain.seq(), chain.head());
         // Let records gather for a moment: one write for many, and no wake-up per record.
         std::thread::sleep(GATHER);
         if dirty && last_sync.elapsed() >= FSYNC_EVERY {

@@ -257,7 +257,8 @@ fn table() -> Vec<Command> {
         Command {
             name: "enc.coverage",
             handler: command_entry!("enc.coverage", coverage::coverage),
-            flags: "readonly", acl: "keyspace read slow",
+            // Step by step beside SCAN it tells which named key is sealed: for operators only.
+            flags: "readonly", acl: "admin dangerous slow",
             doc: CommandDoc {
                 summary: "One SCAN step that counts PHI values sealed and in plaintext, PHI keys without a time to live, and envelopes per key version; replies with counts only.",
                 complexity: "O(N) for each call, where N is the number of keys the step returns, plus the fields of each hash among them",

@@ -95,6 +95,9 @@ pub struct AuditFacts {
     pub files: Vec<PathBuf>,
     /// `None`: no master key to verify with.
     pub verified: Option<redis_enc_core::audit::Verification>,
+    /// The MACs of the verified records: a log that is whole to the moment the servers were
+    /// read holds each server's chain head among them.
+    pub macs: std::collections::BTreeSet<String>,
     pub events: BTreeMap<String, u64>,
     pub denials: u64,
     pub first_ms: Option<u64>,
@@ -105,6 +108,8 @@ pub struct AuditFacts {
 pub struct RecordFacts {
     pub files: Vec<PathBuf>,
     pub records: Vec<crate::records::Read>,
+    /// The last record's MAC: compare it with an earlier report's to see nothing was cut.
+    pub head: Option<String>,
 }
 
 const DAY: u64 = 86_400;
@@ -136,6 +141,19 @@ pub fn run(nodes: &[Node], extra: &Extra, limits: &Limits) -> Vec<Check> {
     ]
 }
 
+/// The configs among `names` whose values differ between nodes.
+fn differing(nodes: &[Node], names: &[&'static str]) -> Vec<&'static str> {
+    names
+        .iter()
+        .copied()
+        .filter(|name| {
+            nodes
+                .iter()
+                .any(|n| n.config(name) != nodes[0].config(name))
+        })
+        .collect()
+}
+
 /// The coverage of every primary, summed.
 pub fn total_coverage(nodes: &[Node]) -> Coverage {
     let mut total = Coverage::default();
@@ -150,7 +168,34 @@ fn phi_coverage(nodes: &[Node]) -> Check {
     let patterns = nodes.first().map(Node::phi_patterns).unwrap_or_default();
     let values = c.phi_values_sealed + c.phi_values_plain;
     let pct = percent(c.phi_values_sealed, values);
-    let (status, summary) = if patterns.is_empty() {
+    let differing = differing(
+        nodes,
+        &[
+            "enc.phi-patterns",
+            "enc.phi-plain-fields",
+            "enc.blind-indexes",
+        ],
+    );
+    let unsynced: Vec<&str> = nodes
+        .iter()
+        .filter(|n| {
+            n.coverage.is_some()
+                && n.info("role") == "slave"
+                && n.info("master_link_status") != "up"
+        })
+        .map(|n| n.address.as_str())
+        .collect();
+    let (status, summary) = if let Some(name) = differing.first() {
+        (
+            Status::Fail,
+            format!("the nodes differ in {name}: each counts PHI by its own patterns, so no figure covers the whole"),
+        )
+    } else if let Some(node) = unsynced.first() {
+        (
+            Status::Fail,
+            format!("{node} is a replica not in sync with its primary: what it holds is not what the primary holds"),
+        )
+    } else if patterns.is_empty() {
         (
             Status::Warn,
             "enc.phi-patterns is empty: no key is known to hold PHI, so coverage cannot be measured"
@@ -193,6 +238,8 @@ fn phi_coverage(nodes: &[Node]) -> Check {
         }),
         evidence: json!({
             "phi_patterns": patterns,
+            "phi_patterns_per_node": nodes.iter().map(|n| (n.address.clone(), n.config("enc.phi-patterns").to_owned())).collect::<BTreeMap<_, _>>(),
+            "scanned_replicas": nodes.iter().filter(|n| n.coverage.is_some() && n.info("role") == "slave").map(|n| &n.address).collect::<Vec<_>>(),
             "phi_plain_fields": nodes.first().map(|n| n.config("enc.phi-plain-fields")),
             "primaries_scanned": nodes.iter().filter(|n| n.coverage.is_some()).map(|n| &n.address).collect::<Vec<_>>(),
             "databases_scanned": nodes.iter().filter_map(|n| n.coverage.as_ref().map(|c| (n.address.clone(), c.databases.clone()))).collect::<BTreeMap<_, _>>(),
@@ -215,7 +262,16 @@ fn phi_ttl(nodes: &[Node]) -> Check {
         bound("enc.phi-ttl-max"),
         bound("enc.phi-ttl-default"),
     );
-    let (status, summary) = if c.phi_keys_without_ttl > 0 || c.phi_keys_ttl_over_max > 0 {
+    let differing = differing(
+        nodes,
+        &["enc.phi-ttl-min", "enc.phi-ttl-max", "enc.phi-ttl-default"],
+    );
+    let (status, summary) = if let Some(name) = differing.first() {
+        (
+            Status::Fail,
+            format!("the nodes differ in {name}: keys are held to other bounds on some nodes"),
+        )
+    } else if c.phi_keys_without_ttl > 0 || c.phi_keys_ttl_over_max > 0 {
         (
             Status::Fail,
             format!(
@@ -275,6 +331,13 @@ fn phi_access(nodes: &[Node]) -> Check {
     for n in nodes {
         let mut users = Vec::new();
         for u in &n.users {
+            if u.enabled && !u.checked {
+                problems.push(format!(
+                    "the permissions of user '{}'{} could not be checked (ACL DRYRUN refused, or a name that is not UTF-8)",
+                    u.name,
+                    on(n)
+                ));
+            }
             if u.enabled && u.nopass {
                 problems.push(format!(
                     "user '{}'{} has no password (nopass)",
@@ -302,6 +365,7 @@ fn phi_access(nodes: &[Node]) -> Check {
                 "all_commands": u.all_commands,
                 "phi_read": u.phi_read,
                 "phi_write": u.phi_write,
+                "checked": u.checked,
             }));
         }
         per_node.insert(n.address.clone(), users);
@@ -777,17 +841,20 @@ fn audit(nodes: &[Node], facts: Option<&AuditFacts>) -> Check {
                 (json!(v.good), v.head.clone(), json!(bad))
             }
         };
-        let reaches_head = head.as_deref().is_some_and(|h| heads.contains(&h));
+        let reaches_head = heads.iter().any(|h| !h.is_empty() && a.macs.contains(*h));
         if a.verified.is_some() && !reaches_head && status != Status::Fail {
-            status = status.max(Status::Warn);
-            lines.push("the audit log given does not end at a server's current chain head".into());
+            status = Status::Fail;
+            lines.insert(
+                0,
+                "the audit log given does not reach the chain head a server had when read: records are missing from its end, or it is another server's log".into(),
+            );
         }
         log = json!({
             "files": a.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
             "records_verified": verified,
             "first_bad": first_bad,
             "head": head,
-            "ends_at_server_head": reaches_head,
+            "reaches_server_head": reaches_head,
             "records_by_event": a.events,
             "denials": a.denials,
             "period_start_ms": a.first_ms,
@@ -916,6 +983,9 @@ fn backups(records: Option<&RecordFacts>, now: u64, limits: &Limits) -> Check {
         evidence: json!({
             "files": r.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
             "records": counts,
+            "record_count": r.records.len(),
+            "first_seq": r.records.first().map(|rec| rec.fields["seq"].clone()),
+            "head": r.head,
             "max_backup_age_days": days(limits.max_backup_age),
             "max_drill_age_days": days(limits.max_drill_age),
         }),

@@ -42,6 +42,9 @@ pub struct User {
     pub all_commands: bool,
     pub phi_read: bool,
     pub phi_write: bool,
+    /// False when `ACL DRYRUN` could not answer for this user (a name that is not UTF-8, an
+    /// error): its PHI permissions are then taken as held.
+    pub checked: bool,
 }
 
 /// The counts of a whole-keyspace `ENC.COVERAGE` scan.
@@ -100,7 +103,6 @@ pub struct Keyring {
 #[derive(Debug, Clone)]
 pub struct Node {
     pub address: String,
-    pub primary: bool,
     pub info: BTreeMap<String, String>,
     pub config: BTreeMap<String, String>,
     pub users: Vec<User>,
@@ -232,13 +234,44 @@ pub fn example_key(pattern: &str) -> String {
     out
 }
 
+/// Key names to ask `ACL DRYRUN` about for a PHI pattern and a user's key patterns: names the
+/// PHI pattern matches, built from it (`*` as nothing, `x` and `0`) and from each of the user's
+/// patterns that yields one.
+fn keys_to_try(phi_pattern: &str, user_patterns: &[&str]) -> Vec<String> {
+    let matcher = wildmatch::WildMatch::new(phi_pattern);
+    let mut keys = Vec::new();
+    for pattern in std::iter::once(phi_pattern).chain(user_patterns.iter().copied()) {
+        for star in ["", "x", "0"] {
+            let key = example_key(&pattern.replace('*', &format!("{star}*")));
+            if matcher.matches(&key) && !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+/// The key patterns of a user's ACL rules (`~p`, `%R~p`, `%W~p`, `%RW~p`).
+fn key_patterns<'a>(rules: &[&'a str]) -> Vec<&'a str> {
+    rules
+        .iter()
+        .filter_map(|r| r.split_once('~').map(|(_, p)| p))
+        .collect()
+}
+
 /// The users of `ACL LIST`, and for each, whether `ACL DRYRUN` lets it read or write PHI under
 /// a key of each PHI pattern.
 fn read_users(con: &mut Connection, patterns: &[&str]) -> Result<Vec<User>, String> {
     let list = con.call(&["ACL", "LIST"])?;
     let mut users = Vec::new();
     for line in list.items() {
-        let line = line.text();
+        let (line, utf8) = match line {
+            Reply::Bulk(b) => (
+                String::from_utf8_lossy(b).into_owned(),
+                std::str::from_utf8(b).is_ok(),
+            ),
+            other => (other.text(), true),
+        };
         let mut words = line.split(' ');
         if words.next() != Some("user") {
             continue;
@@ -254,15 +287,23 @@ fn read_users(con: &mut Connection, patterns: &[&str]) -> Result<Vec<User>, Stri
             all_commands: has("+@all") || has("allcommands"),
             phi_read: false,
             phi_write: false,
+            checked: utf8,
         };
+        let own = key_patterns(&rules);
         for pattern in patterns {
-            let key = example_key(pattern);
-            let allowed = |con: &mut Connection, op: &str| {
-                con.call(&["ACL", "DRYRUN", name, "ENC.PHI", op, &key])
-                    .is_ok_and(|r| r.text() == "OK")
-            };
-            user.phi_read |= allowed(con, "READ");
-            user.phi_write |= allowed(con, "WRITE");
+            for key in keys_to_try(pattern, &own) {
+                for (op, held) in [("READ", &mut user.phi_read), ("WRITE", &mut user.phi_write)] {
+                    match con.call(&["ACL", "DRYRUN", name, "ENC.PHI", op, &key]) {
+                        Ok(reply) => *held |= reply.text() == "OK",
+                        Err(_) => user.checked = false,
+                    }
+                }
+            }
+        }
+        if !user.checked {
+            // What could not be asked is taken as held: the stricter answer.
+            user.phi_read = true;
+            user.phi_write = true;
         }
         users.push(user);
     }
@@ -388,8 +429,8 @@ pub struct Reach<'a> {
     pub tls: Option<&'a Tls>,
 }
 
-/// Reads one server. `scan_count` is the `COUNT` of each coverage step; primaries only are
-/// scanned (a replica holds the same values).
+/// Reads one server. `scan_count` is the `COUNT` of each coverage step; in a cluster, primaries
+/// only are scanned (a replica holds the same values).
 pub fn read_node(reach: &Reach, scan_count: u32, progress: &mut Progress) -> Result<Node, String> {
     let mut con = replication::connect(&reach.target, reach.tls, TIMEOUT)?;
     let info = read_info(
@@ -424,7 +465,6 @@ pub fn read_node(reach: &Reach, scan_count: u32, progress: &mut Progress) -> Res
     };
     Ok(Node {
         address: reach.address.clone(),
-        primary: reach.primary,
         info,
         config,
         users,
@@ -457,6 +497,28 @@ mod tests {
         assert_eq!(example_key("p?:[ab]*"), "px:a");
         assert_eq!(example_key("a\\*b"), "a*b");
         assert_eq!(example_key("[^x]"), "x");
+    }
+
+    #[test]
+    fn keys_to_try_follow_the_users_patterns_into_the_phi_pattern() {
+        assert_eq!(
+            keys_to_try("patient:*", &[]),
+            ["patient:", "patient:x", "patient:0"]
+        );
+        let keys = keys_to_try(
+            "patient:*",
+            &["patient:1*", "patient:?*", "patient:[0-9]*", "app:*"],
+        );
+        for wanted in [
+            "patient:1",
+            "patient:x",
+            "patient:0",
+            "patient:1x",
+            "patient:xx",
+        ] {
+            assert!(keys.contains(&wanted.to_owned()), "{wanted} in {keys:?}");
+        }
+        assert!(!keys.iter().any(|k| k.starts_with("app:")));
     }
 
     #[test]

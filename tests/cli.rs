@@ -134,3 +134,36 @@ fn a_closed_or_full_standard_output_is_handled() {
         "{stderr}"
     );
 }
+
+/// The report of `tests/data/report-v1.json` and its page, made by release 0.1 under the vector
+/// master key, verify; one changed byte does not.
+#[test]
+fn the_release_0_1_report_verifies_and_an_edit_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("vector.key");
+    std::fs::write(&key, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = format!("file:{}", key.display());
+    for name in ["report-v1.json", "report-v1.html"] {
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        let (code, out, err) = redis_enc(&["report", "verify", &path, "--master-key", &key]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        assert!(
+            out.contains(": authentic; report of redis://127.0.0.1:7703"),
+            "{out}"
+        );
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
+        let edited = dir.path().join(name);
+        std::fs::write(&edited, bytes).unwrap();
+        let (code, _, err) = redis_enc(&[
+            "report",
+            "verify",
+            edited.to_str().unwrap(),
+            "--master-key",
+            &key,
+        ]);
+        assert_eq!(code, 1, "{name} edited: {err}");
+    }
+}

@@ -655,7 +655,8 @@ fn run(command: Command) -> Result<(), String> {
             say!("recorded the {kind} ({result}) in {}", record.display());
             Ok(())
         }
-        Command::Report(_) => unreachable!("handled in main"),
+        // main() takes `report` before it calls run(): its exit status has three values.
+        Command::Report(_) => unreachable!("redis-enc report is run by main"),
         Command::Restore {
             input,
             master_key,

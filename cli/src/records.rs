@@ -186,7 +186,9 @@ pub fn read(
             let authentic = key.map(|k| match &mac {
                 Some(Value::String(mac)) => {
                     let body = Value::Object(fields.clone()).to_string();
-                    canonical && chained && k.verify(body.as_bytes(), mac)
+                    // Format 1 only: a later format is not read as this one.
+                    let known = fields.get("format") == Some(&json!(1));
+                    known && canonical && chained && k.verify(body.as_bytes(), mac)
                 }
                 _ => false,
             });
@@ -232,6 +234,24 @@ mod tests {
         assert_eq!(authentic, [Some(true), Some(false), Some(false)]);
         assert_eq!(read[0].fields["kind"], RESTORE_DRILL);
         assert_eq!(read[0].fields["result"], "ok");
+    }
+
+    /// `tests/data/records-v1.jsonl`, written by release 0.1 under the vector master key.
+    #[test]
+    fn the_release_0_1_records_read_as_one_chain() {
+        let master =
+            MasterKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "test").unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/records-v1.jsonl");
+        let (read, head) = read(&[&path], Some(&EvidenceKey::for_records(&master))).unwrap();
+        let results: Vec<_> = read
+            .iter()
+            .map(|r| (r.authentic, r.fields["result"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(results, [(Some(true), "ok"), (Some(true), "failed")]);
+        assert_eq!(
+            head.as_deref(),
+            Some("bfc771acc57ce2554f57d7f8540140a6dc2d25c2f86866d8a735cfae9142645a")
+        );
     }
 
     /// Three records appended; then each way of changing the file without the key.

@@ -386,7 +386,12 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         write_file(path, &json_text(&doc))?;
     }
     if let Some(path) = &opts.html {
-        write_file(path, &html::render(&doc))?;
+        let mut page = html::render(&doc);
+        if let Some(m) = &master {
+            let mac = EvidenceKey::for_reports(m).mac(page.as_bytes());
+            page = html::with_page_mac(&page, &mac);
+        }
+        write_file(path, &page)?;
     }
     print_summary(&doc);
     Ok(if list.iter().any(|c| c.status == Status::Fail) {
@@ -432,19 +437,21 @@ fn print_summary(doc: &Value) {
     );
 }
 
-/// The report document inside a JSON file or an HTML page; for a page, also whether the page
-/// is exactly what the document renders to.
-fn read_report(text: &str) -> Result<(Value, Option<bool>), String> {
+/// The report document inside a JSON file or an HTML page, and whether the file around it is
+/// untouched: for the JSON file, that it is exactly the printing of the document; for a page,
+/// that the page's own MAC verifies.
+fn read_report(text: &str, key: &EvidenceKey) -> Result<(Value, bool), String> {
     if text.starts_with("<!DOCTYPE html>") {
         let json = html::embedded(text).ok_or("the page holds no report document")?;
         let doc: Value =
             serde_json::from_str(&json).map_err(|e| format!("the page's report document: {e}"))?;
-        let same = html::render(&doc) == text;
-        return Ok((doc, Some(same)));
+        let intact =
+            html::page_mac(text).is_some_and(|(mac, zeroed)| key.verify(zeroed.as_bytes(), &mac));
+        return Ok((doc, intact));
     }
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("not a report: {e}"))?;
-    let same = json_text(&doc) == text;
-    Ok((doc, Some(same)))
+    let intact = json_text(&doc) == text;
+    Ok((doc, intact))
 }
 
 /// `redis-enc report verify FILE --master-key URI`.
@@ -452,7 +459,8 @@ pub fn verify(file: &Path, master_key: &str) -> Result<(), String> {
     let master = crate::records::local_master(master_key)?;
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let (doc, same) = read_report(&text)?;
+    let key = EvidenceKey::for_reports(&master);
+    let (doc, intact) = read_report(&text, &key)?;
     if doc["format"] != FORMAT {
         return Err(format!("{}: not a {FORMAT} report", file.display()));
     }
@@ -471,13 +479,13 @@ pub fn verify(file: &Path, master_key: &str) -> Result<(), String> {
             master.id()
         ));
     }
-    if !EvidenceKey::for_reports(&master).verify(&mac_input(&doc), value) {
+    if !key.verify(&mac_input(&doc), value) {
         return Err(format!(
             "{}: the MAC does not match: the report was edited",
             file.display()
         ));
     }
-    if same != Some(true) {
+    if !intact {
         return Err(format!(
             "{}: the document verifies but the file around it was edited",
             file.display()

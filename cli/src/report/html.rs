@@ -1,7 +1,8 @@
 //! The report as one self-contained HTML page: summary first, then a table per paragraph of
 //! 164.312, then the evidence of each check; inline styles with a print stylesheet, no script
-//! and no external asset. The report document itself is embedded, so that `report verify` can
-//! check the page: the page must be exactly what the document renders to.
+//! and no external asset. The report document itself is embedded, and a signed page carries a
+//! MAC of its own bytes in its head (docs/FORMAT.md §9.2), so that `report verify` checks the
+//! page as it is, whichever release rendered it.
 
 use std::fmt::Write as _;
 
@@ -9,6 +10,31 @@ use serde_json::Value;
 
 const DOCUMENT_OPEN: &str = "<script type=\"application/json\" id=\"redis-enc-report\">";
 const DOCUMENT_CLOSE: &str = "</script>";
+/// The page's MAC, in its head; while it is computed, the value is 64 zeros.
+const PAGE_MAC_OPEN: &str = "<meta name=\"redis-enc-page-mac\" content=\"";
+pub const UNSIGNED_PAGE_MAC: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The page's MAC and the page with it zeroed, if the page has one.
+pub fn page_mac(page: &str) -> Option<(String, String)> {
+    let start = page.find(PAGE_MAC_OPEN)? + PAGE_MAC_OPEN.len();
+    let mac = page.get(start..start + 64)?.to_owned();
+    let zeroed = format!(
+        "{}{UNSIGNED_PAGE_MAC}{}",
+        &page[..start],
+        &page[start + 64..]
+    );
+    Some((mac, zeroed))
+}
+
+/// Puts `mac` in the place [`render`] left for it.
+pub fn with_page_mac(page: &str, mac: &str) -> String {
+    page.replacen(
+        &format!("{PAGE_MAC_OPEN}{UNSIGNED_PAGE_MAC}"),
+        &format!("{PAGE_MAC_OPEN}{mac}"),
+        1,
+    )
+}
 
 const STYLE: &str = "
 body { font: 15px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #1b1f24; margin: 2rem auto; max-width: 64rem; padding: 0 1.5rem; }
@@ -82,15 +108,20 @@ pub fn embedded(page: &str) -> Option<String> {
     Some(page[start..start + len].to_owned())
 }
 
-/// Renders the page.
+/// Renders the page; a signed report's page has a zeroed page MAC, for [`with_page_mac`].
 pub fn render(doc: &Value) -> String {
     let mut h = String::new();
     let summary = &doc["summary"];
     let target = text(&doc["target"]["url"]);
     let made = text(&doc["made_at"]);
+    let mac_tag = if doc["mac"].is_null() {
+        String::new()
+    } else {
+        format!("{PAGE_MAC_OPEN}{UNSIGNED_PAGE_MAC}\">\n")
+    };
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Encryption evidence: {} at {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n{mac_tag}<title>Encryption evidence: {} at {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         esc(&target),
         esc(&made)
     );
@@ -258,5 +289,14 @@ mod tests {
         let back: Value = serde_json::from_str(&embedded(&page).unwrap()).unwrap();
         assert_eq!(back, doc);
         assert_eq!(render(&back), page);
+        assert!(page_mac(&page).is_none(), "an unsigned page has no MAC");
+        let signed = render(&json!({ "mac": { "value": "x" } }));
+        let (mac, zeroed) = page_mac(&signed).unwrap();
+        assert_eq!(
+            (mac.as_str(), zeroed.as_str()),
+            (UNSIGNED_PAGE_MAC, signed.as_str())
+        );
+        let with = with_page_mac(&signed, &"a".repeat(64));
+        assert_eq!(page_mac(&with).unwrap(), ("a".repeat(64), signed));
     }
 }

@@ -1414,3 +1414,109 @@ fn a_report_covers_every_node_of_a_cluster() {
         "{stdout}"
     );
 }
+
+/// Each node keeps its own audit log: the report needs every node's, each reaching the head that
+/// node had; and a report on one node without `--cluster` does not pass for the cluster.
+#[test]
+fn a_cluster_report_needs_every_nodes_audit_log() {
+    let cluster = Cluster::start_with(
+        3,
+        0,
+        &["phi-patterns", "patient:*", "audit-log", "audit.log"],
+    );
+    for i in 0..12 {
+        cluster
+            .keyed(&format!("ENC.SET patient:{i} v{i} EX 600"))
+            .unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let json = work.path().join("report.json");
+    let key = format!(
+        "file:{}",
+        cluster.nodes[0].dir.path().join("master.key").display()
+    );
+    let run = |extra: &[String]| {
+        let out = Command::new(tool_exe())
+            .args(["report", "--url"])
+            .arg(format!("redis://127.0.0.1:{}", cluster.nodes[0].port))
+            .args(["--master-key", &key, "--json"])
+            .arg(&json)
+            .args(extra)
+            .output()
+            .unwrap();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let audit = r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "audit")
+            .unwrap()
+            .clone();
+        let coverage = r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "phi-coverage")
+            .unwrap()
+            .clone();
+        (out.status.code(), audit, coverage)
+    };
+    let log_of = |n: &Server| {
+        format!(
+            "127.0.0.1:{}={}",
+            n.port,
+            n.dir.path().join("audit.log").display()
+        )
+    };
+    let cluster_flag = "--cluster".to_owned();
+    // One node's log only: the two others are named as missing.
+    let (code, audit, _) = run(&[
+        cluster_flag.clone(),
+        "--audit-log".into(),
+        log_of(&cluster.nodes[0]),
+    ]);
+    assert_eq!(code, Some(1));
+    let findings = audit["figures"]["findings"].to_string();
+    for n in &cluster.nodes[1..] {
+        assert!(
+            findings.contains(&format!(
+                "the audit log of 127.0.0.1:{} was not given",
+                n.port
+            )),
+            "{findings}"
+        );
+    }
+    assert!(
+        !findings.contains(&format!(
+            "the audit log of 127.0.0.1:{} ",
+            cluster.nodes[0].port
+        )),
+        "{findings}"
+    );
+    // Every node's: each reaches its head.
+    let mut all = vec![cluster_flag];
+    for n in &cluster.nodes {
+        all.extend(["--audit-log".to_owned(), log_of(n)]);
+    }
+    let (_, audit, coverage) = run(&all);
+    assert_eq!(coverage["status"], "pass", "{coverage}");
+    let reached = &audit["figures"]["reaches_server_head"];
+    assert_eq!(reached.as_object().unwrap().len(), 3, "{audit}");
+    assert!(
+        reached.as_object().unwrap().values().all(|v| v == true),
+        "{audit}"
+    );
+    assert_eq!(audit["figures"]["logs"].as_array().unwrap().len(), 3);
+    // One node without --cluster: its own slots only.
+    let (code, _, coverage) = run(&[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(coverage["status"], "fail");
+    assert!(
+        coverage["summary"]
+            .as_str()
+            .unwrap()
+            .contains("one node of a cluster"),
+        "{coverage}"
+    );
+}

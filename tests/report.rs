@@ -194,8 +194,11 @@ fn each_failed_control_fails_its_check_with_its_figure() {
     );
     let audit_check = check(&r, "audit");
     assert_eq!(audit_check["status"], "pass", "{audit_check}");
-    assert_eq!(audit_check["figures"]["log"]["reaches_server_head"], true);
-    assert_eq!(audit_check["figures"]["log"]["first_bad"], Value::Null);
+    assert_eq!(
+        audit_check["figures"]["reaches_server_head"][format!("127.0.0.1:{}", server.port)],
+        true
+    );
+    assert_eq!(audit_check["figures"]["logs"][0]["first_bad"], Value::Null);
     assert_eq!(status(&r, "backups"), "fail");
     assert_eq!(status(&r, "guard"), "pass");
     assert_eq!(status(&r, "at-rest"), "pass");
@@ -234,7 +237,7 @@ fn each_failed_control_fails_its_check_with_its_figure() {
     let (r, _) = report(&["--audit-log", edited.to_str().unwrap()]);
     let audit_check = check(&r, "audit");
     assert_eq!(audit_check["status"], "fail");
-    assert_eq!(audit_check["figures"]["log"]["first_bad"]["line"], line);
+    assert_eq!(audit_check["figures"]["logs"][0]["first_bad"]["line"], line);
     // So does a log cut short: its newest records removed.
     let cut = work.path().join("cut.log");
     let lines: Vec<&str> = log.lines().collect();
@@ -245,8 +248,11 @@ fn each_failed_control_fails_its_check_with_its_figure() {
     assert!(audit_check["summary"]
         .as_str()
         .unwrap()
-        .starts_with("the audit log given does not reach the chain head"));
-    assert_eq!(audit_check["figures"]["log"]["first_bad"], Value::Null);
+        .starts_with(&format!(
+            "the audit log of 127.0.0.1:{} was not given, or does not reach the chain head",
+            server.port
+        )));
+    assert_eq!(audit_check["figures"]["logs"][0]["first_bad"], Value::Null);
 
     // Users whose PHI permission a literal key of the pattern would not show, and one whose
     // name is not UTF-8 (its permissions cannot be asked about by name): both are found.
@@ -274,6 +280,45 @@ fn each_failed_control_fails_its_check_with_its_figure() {
             .contains("could not be checked"),
         "{access}"
     );
+    // An empty password is no password; a user reaching PHI keys of a suffix pattern through
+    // a prefix pattern of its own is a PHI reader.
+    cmd(
+        &mut con,
+        "ACL SETUSER emptypw on > ~patient:* +enc.get +enc.phi|read",
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        "ACL SETUSER pfx on >pw ~user:* +enc.get +enc.phi|read",
+    )
+    .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("enc.phi-patterns")
+        .arg("patient:* *:ssn")
+        .query(&mut con)
+        .unwrap();
+    let (r, _) = report(&[]);
+    let access = check(&r, "phi-access");
+    assert!(
+        access["evidence"]["problems"]
+            .to_string()
+            .contains("user 'emptypw' has an empty password"),
+        "{access}"
+    );
+    assert!(
+        access["figures"]["users_phi_read"]
+            .to_string()
+            .contains("\"pfx\""),
+        "{access}"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("enc.phi-patterns")
+        .arg("patient:*")
+        .query(&mut con)
+        .unwrap();
+    cmd(&mut con, "ACL DELUSER emptypw pfx").unwrap();
     cmd(&mut con, "ACL DELUSER clerk").unwrap();
     let _: () = redis::cmd("ACL")
         .arg("DELUSER")

@@ -206,9 +206,10 @@ struct ReportArgs {
     /// the records. Without it the report is not signed.
     #[arg(long, value_name = "URI")]
     master_key: Option<String>,
-    /// The audit log to verify and count (several files, oldest first, as one chain).
-    #[arg(long = "audit-log", value_name = "FILE")]
-    audit_log: Vec<PathBuf>,
+    /// The audit log to verify and count (several files, oldest first, as one chain); in a
+    /// cluster, each node's as ADDRESS=FILE (HOST:PORT as CLUSTER NODES names it).
+    #[arg(long = "audit-log", value_name = "[ADDRESS=]FILE")]
+    audit_log: Vec<String>,
     /// A records file of backups, verifications and restore drills (--record of backup,
     /// verify and scripts/restore-drill.sh).
     #[arg(long, value_name = "FILE")]

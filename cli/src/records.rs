@@ -19,8 +19,19 @@ pub const BACKUP: &str = "backup";
 pub const BACKUP_VERIFIED: &str = "backup-verify";
 pub const RESTORE_DRILL: &str = "restore-drill";
 
-/// The longest records file read (a record is a few hundred bytes).
-const MAX_RECORDS_FILE: u64 = 64 << 20;
+/// The longest record line read as a record (a record is a few hundred bytes); a longer line
+/// is an inauthentic record, not a reason to stop reading.
+const MAX_RECORD_LINE: usize = 64 << 10;
+
+/// The lines of a records file as bytes, split on `\n` only (a `\r` stays part of its line).
+fn lines_of(
+    file: std::fs::File,
+    path: &Path,
+) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
+    BufReader::new(file)
+        .split(b'\n')
+        .map(move |l| l.map_err(|e| format!("cannot read the records {}: {e}", path.display())))
+}
 
 /// What a record says; `time` and `mac` are added when it is written.
 pub struct Record<'a> {
@@ -83,9 +94,12 @@ fn line(record: &Record, key: &EvidenceKey, key_id: &str, head: &Head) -> String
 /// Where the chain of the records in `file` stands: after its last line, which must be a record.
 fn head_of(file: &std::fs::File, key: &EvidenceKey, path: &Path) -> Result<Head, String> {
     let mut last = None;
-    for line in BufReader::new(std::io::Read::take(file, MAX_RECORDS_FILE)).lines() {
-        let line = line.map_err(|e| format!("cannot read the records {}: {e}", path.display()))?;
-        if !line.trim().is_empty() {
+    let file = file
+        .try_clone()
+        .map_err(|e| format!("cannot read the records {}: {e}", path.display()))?;
+    for line in lines_of(file, path) {
+        let line = line?;
+        if !line.trim_ascii().is_empty() {
             last = Some(line);
         }
     }
@@ -95,7 +109,7 @@ fn head_of(file: &std::fs::File, key: &EvidenceKey, path: &Path) -> Result<Head,
             prev: genesis(key),
         });
     };
-    let fields: Value = serde_json::from_str(&last).unwrap_or(Value::Null);
+    let fields: Value = serde_json::from_slice(&last).unwrap_or(Value::Null);
     match (fields["seq"].as_u64(), fields["mac"].as_str()) {
         (Some(seq), Some(mac)) => Ok(Head {
             seq: seq + 1,
@@ -152,13 +166,14 @@ pub fn read(
     for path in paths {
         let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot read the records {}: {e}", path.display()))?;
-        for line in BufReader::new(std::io::Read::take(file, MAX_RECORDS_FILE)).lines() {
-            let line =
-                line.map_err(|e| format!("cannot read the records {}: {e}", path.display()))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&line) else {
+        for line in lines_of(file, path) {
+            // Every line is a record: an empty or blank one too (a record never is).
+            let line = line?;
+            let parsed = (line.len() <= MAX_RECORD_LINE)
+                .then(|| std::str::from_utf8(&line).ok())
+                .flatten()
+                .and_then(|text| serde_json::from_str::<Value>(text).ok());
+            let Some(Value::Object(mut fields)) = parsed else {
                 records.push(Read {
                     fields: Value::Object(Map::new()),
                     authentic: Some(false),
@@ -167,7 +182,8 @@ pub fn read(
                 continue;
             };
             // Exactly as written: no other spelling, order, escape or duplicate member.
-            let canonical = serde_json::to_string(&fields).is_ok_and(|text| text == line);
+            let canonical =
+                serde_json::to_string(&fields).is_ok_and(|text| text.as_bytes() == line.as_slice());
             let mac = fields.remove("mac");
             let seq = fields.get("seq").and_then(Value::as_u64);
             let prev = fields
@@ -313,6 +329,7 @@ mod tests {
             ),
             lines[2].replace(',', ", "),
             lines[2].replace("\"kind\"", "\"\\u006bind\""),
+            format!("{}\r", lines[2]),
         ] {
             assert_eq!(
                 authentic(&format!("{}\n{}\n{spelling}\n", lines[0], lines[1])),
@@ -320,6 +337,16 @@ mod tests {
                 "{spelling}"
             );
         }
+        // A line too long, or not UTF-8, is one more bad record: reading goes on past it.
+        let long = " ".repeat(MAX_RECORD_LINE + 1);
+        assert_eq!(
+            authentic(&format!("{}\n{long}\n{}\n", lines[0], lines[1])),
+            [true, false, true]
+        );
+        std::fs::write(&path, [lines[0].as_bytes(), b"\n\xff\n"].concat()).unwrap();
+        let (read, _) = read(&[&path], Some(&key)).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[1].authentic, Some(false));
         // Appending goes on from the last record; a damaged last line stops it.
         std::fs::write(&path, &text).unwrap();
         let record = Record {

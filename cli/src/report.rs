@@ -28,7 +28,8 @@ pub struct Options {
     pub tls: Option<Tls>,
     pub cluster: bool,
     pub master_key: Option<String>,
-    pub audit_logs: Vec<PathBuf>,
+    /// `[ADDRESS=]FILE`: an audit log file, of the node at ADDRESS in a cluster.
+    pub audit_logs: Vec<String>,
     pub records: Vec<PathBuf>,
     pub json: Option<PathBuf>,
     pub html: Option<PathBuf>,
@@ -110,12 +111,38 @@ fn reach<'a>(opts: &'a Options) -> Result<Vec<Reach<'a>>, String> {
     Ok(reach)
 }
 
+/// The audit logs given: `[ADDRESS=]FILE` each; the files of one address (or of none) form one
+/// chain, oldest first.
+fn read_audits(
+    specs: &[String],
+    master: Option<&redis_enc_core::MasterKey>,
+) -> Result<Vec<AuditFacts>, String> {
+    let mut chains: Vec<(Option<String>, Vec<PathBuf>)> = Vec::new();
+    for spec in specs {
+        let (node, file) = match spec.split_once('=') {
+            Some((node, file)) if node.contains(':') && !node.contains('/') => {
+                (Some(node.to_owned()), file)
+            }
+            _ => (None, spec.as_str()),
+        };
+        match chains.iter_mut().find(|(n, _)| *n == node) {
+            Some((_, files)) => files.push(PathBuf::from(file)),
+            None => chains.push((node, vec![PathBuf::from(file)])),
+        }
+    }
+    chains
+        .into_iter()
+        .map(|(node, files)| read_audit(node, files, master))
+        .collect()
+}
+
 fn read_audit(
-    files: &[PathBuf],
+    node: Option<String>,
+    files: Vec<PathBuf>,
     master: Option<&redis_enc_core::MasterKey>,
 ) -> Result<AuditFacts, String> {
     let mut text = Vec::new();
-    for f in files {
+    for f in &files {
         std::fs::File::open(f)
             .and_then(|mut file| file.read_to_end(&mut text))
             .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
@@ -135,26 +162,31 @@ fn read_audit(
         None => None,
     };
     let mut facts = AuditFacts {
-        files: files.to_vec(),
-        verified,
+        node,
+        files,
+        verified: None,
         macs: Default::default(),
         events: Default::default(),
         denials: 0,
         first_ms: None,
         last_ms: None,
     };
-    // Only records the chain verified are counted (none without a key): the report carries no
-    // text from lines nobody authenticated.
-    let counted = facts.verified.as_ref().map_or(0, |v| v.good);
-    let mut seen = 0;
-    for line in text.split(|&b| b == b'\n') {
+    // Only the records the chain verified are counted, and only their MACs can show that the
+    // log reaches a server's head: not the lines before the first bad one's, not the cut lines
+    // the chain steps over, nothing without a key.
+    let Some(v) = verified else {
+        return Ok(facts);
+    };
+    for (at, line) in (1u64..).zip(text.split(|&b| b == b'\n')) {
+        if v.first_bad.as_ref().is_some_and(|(bad, _)| at >= *bad) {
+            break;
+        }
+        if v.incomplete.contains(&at) {
+            continue;
+        }
         let Ok(event) = serde_json::from_slice::<redis_enc_core::audit::Event>(line) else {
             continue;
         };
-        if seen >= counted {
-            break;
-        }
-        seen += 1;
         if let Ok(v) = serde_json::from_slice::<Value>(line) {
             if let Some(mac) = v["mac"].as_str() {
                 facts.macs.insert(mac.to_owned());
@@ -177,6 +209,7 @@ fn read_audit(
         facts.first_ms = facts.first_ms.or(Some(event.time_ms));
         facts.last_ms = Some(event.time_ms);
     }
+    facts.verified = Some(v);
     Ok(facts)
 }
 
@@ -354,9 +387,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     progress.finish();
     let nodes = nodes?;
     // Read after the servers: a complete log holds the chain head each server had then.
-    let audit = (!opts.audit_logs.is_empty())
-        .then(|| read_audit(&opts.audit_logs, master.as_ref()))
-        .transpose()?;
+    let audit = read_audits(&opts.audit_logs, master.as_ref())?;
     let records = (!opts.records.is_empty())
         .then(|| read_records(&opts.records, master.as_ref()))
         .transpose()?;
@@ -528,6 +559,46 @@ mod tests {
         let back: Value = serde_json::from_str(&json_text(&doc)).unwrap();
         assert_eq!(mac_input(&back), mac_input(&doc));
         assert_eq!(json_text(&back), json_text(&doc));
+    }
+
+    /// A line the chain steps over (a write cut short, noted by the record after it) is not
+    /// counted, and its `mac` cannot stand for a server's head.
+    #[test]
+    fn only_verified_audit_records_are_counted() {
+        use redis_enc_core::audit::{AuditKey, Chain, Event, INCOMPLETE_LINE};
+        let master = redis_enc_core::MasterKey::generate();
+        let mut chain = Chain::new(AuditKey::derive(&master));
+        let event = |name: &str, detail: Option<&str>| Event {
+            event: name.to_owned(),
+            detail: detail.map(str::to_owned),
+            outcome: "ok".to_owned(),
+            ..Event::default()
+        };
+        let mut lines = vec![
+            chain.append(event("audit-started", None)),
+            chain.append(event("phi-read", None)),
+        ];
+        let forged = r#"{"seq":2,"prev":"x","event":"forged-event","time_ms":1,"user":"","client_id":0,"addr":"","command":"","outcome":"ok","mac":"HEAD"}"#;
+        lines.push(forged.to_owned());
+        lines.push(chain.append(event("audit-resumed", Some(INCOMPLETE_LINE))));
+        let real_head = chain.head();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        std::fs::write(
+            &log,
+            lines.join("\n").replace("HEAD", "0".repeat(64).as_str()),
+        )
+        .unwrap();
+        let facts = read_audit(None, vec![log], Some(&master)).unwrap();
+        assert_eq!(facts.verified.as_ref().unwrap().incomplete, [3]);
+        assert!(
+            !facts.events.contains_key("forged-event"),
+            "{:?}",
+            facts.events
+        );
+        assert_eq!(facts.events.values().sum::<u64>(), 3);
+        assert!(facts.macs.contains(&real_head));
+        assert!(!facts.macs.contains(&"0".repeat(64)));
     }
 
     #[test]

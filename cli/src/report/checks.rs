@@ -85,13 +85,16 @@ pub struct Limits {
 
 /// What the report knows besides the servers: the audit log and the records, already read.
 pub struct Extra {
-    pub audit: Option<AuditFacts>,
+    /// One per chain of audit-log files given (none: no `--audit-log`).
+    pub audit: Vec<AuditFacts>,
     pub records: Option<RecordFacts>,
     pub now: u64,
 }
 
-/// The audit log files given, verified.
+/// The audit log files given for one node (or for the one server), verified.
 pub struct AuditFacts {
+    /// The node they belong to (`ADDRESS=FILE`), or `None`: any node.
+    pub node: Option<String>,
     pub files: Vec<PathBuf>,
     /// `None`: no master key to verify with.
     pub verified: Option<redis_enc_core::audit::Verification>,
@@ -135,7 +138,7 @@ pub fn run(nodes: &[Node], extra: &Extra, limits: &Limits) -> Vec<Check> {
         transport(nodes),
         at_rest(nodes),
         keys(nodes, extra.now, limits),
-        audit(nodes, extra.audit.as_ref()),
+        audit(nodes, &extra.audit),
         backups(extra.records.as_ref(), extra.now, limits),
         guard(nodes),
     ]
@@ -185,7 +188,13 @@ fn phi_coverage(nodes: &[Node]) -> Check {
         })
         .map(|n| n.address.as_str())
         .collect();
-    let (status, summary) = if let Some(name) = differing.first() {
+    let lone_node = nodes.len() == 1 && nodes[0].config("cluster-enabled") == "yes";
+    let (status, summary) = if lone_node {
+        (
+            Status::Fail,
+            "this server is one node of a cluster: only its own slots were read (run the report with --cluster)".to_owned(),
+        )
+    } else if let Some(name) = differing.first() {
         (
             Status::Fail,
             format!("the nodes differ in {name}: each counts PHI by its own patterns, so no figure covers the whole"),
@@ -338,6 +347,9 @@ fn phi_access(nodes: &[Node]) -> Check {
                     on(n)
                 ));
             }
+            if u.enabled && !u.nopass && u.empty_password {
+                problems.push(format!("user '{}'{} has an empty password", u.name, on(n)));
+            }
             if u.enabled && u.nopass {
                 problems.push(format!(
                     "user '{}'{} has no password (nopass)",
@@ -407,7 +419,7 @@ fn phi_access(nodes: &[Node]) -> Check {
             "users_phi_read": readers,
             "users_phi_write": writers,
             "users_all_commands": all_commands,
-            "users_without_password": nodes.iter().flat_map(|n| &n.users).filter(|u| u.enabled && u.nopass).map(|u| &u.name).collect::<Vec<_>>(),
+            "users_without_password": nodes.iter().flat_map(|n| &n.users).filter(|u| u.enabled && (u.nopass || u.empty_password)).map(|u| &u.name).collect::<Vec<_>>(),
         }),
         evidence: json!({
             "default_user": default_user,
@@ -537,6 +549,7 @@ fn transport(nodes: &[Node]) -> Check {
             "tls-cluster": n.config("tls-cluster"),
             "tls-protocols": protocols,
             "enc.phi-require-tls": n.config("enc.phi-require-tls"),
+            "cluster-enabled": n.config("cluster-enabled"),
         })
     });
     Check {
@@ -785,7 +798,7 @@ fn none(id: &'static str, title: &'static str, hipaa: &'static [&'static str]) -
     }
 }
 
-fn audit(nodes: &[Node], facts: Option<&AuditFacts>) -> Check {
+fn audit(nodes: &[Node], facts: &[AuditFacts]) -> Check {
     let (mut status, mut lines, evidence) = per_node(nodes, |n, f| {
         if n.info("enc_audit_log") != "on" {
             f.fail("the audit log is off".into());
@@ -814,25 +827,28 @@ fn audit(nodes: &[Node], facts: Option<&AuditFacts>) -> Check {
             "enc.audit-hash-keys": n.config("enc.audit-hash-keys"),
         })
     });
-    let mut log = Value::Null;
-    if let Some(a) = facts {
-        let heads: Vec<&str> = nodes.iter().map(|n| n.info("enc_audit_head")).collect();
+    let mut logs = Vec::new();
+    let mut fails = Vec::new();
+    for a in facts {
+        let named = a
+            .node
+            .as_deref()
+            .map_or(String::new(), |n| format!(" of {n}"));
         let (verified, head, first_bad) = match &a.verified {
             None => {
                 status = status.max(Status::Warn);
-                lines.push("the audit log given was not verified: no --master-key".into());
+                lines.push(format!(
+                    "the audit log{named} given was not verified: no --master-key"
+                ));
                 (Value::Null, None, Value::Null)
             }
             Some(v) => {
                 if let Some((line, why)) = &v.first_bad {
-                    status = Status::Fail;
-                    lines.insert(
-                        0,
-                        format!("the audit log's chain breaks at line {line}: {why}"),
-                    );
+                    fails.push(format!(
+                        "the audit log{named}'s chain breaks at line {line}: {why}"
+                    ));
                 } else if v.good == 0 {
-                    status = Status::Fail;
-                    lines.insert(0, "the audit log given holds no records".into());
+                    fails.push(format!("the audit log{named} given holds no records"));
                 }
                 let bad = v
                     .first_bad
@@ -841,25 +857,39 @@ fn audit(nodes: &[Node], facts: Option<&AuditFacts>) -> Check {
                 (json!(v.good), v.head.clone(), json!(bad))
             }
         };
-        let reaches_head = heads.iter().any(|h| !h.is_empty() && a.macs.contains(*h));
-        if a.verified.is_some() && !reaches_head && status != Status::Fail {
-            status = Status::Fail;
-            lines.insert(
-                0,
-                "the audit log given does not reach the chain head a server had when read: records are missing from its end, or it is another server's log".into(),
-            );
-        }
-        log = json!({
+        logs.push(json!({
+            "node": a.node,
             "files": a.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
             "records_verified": verified,
             "first_bad": first_bad,
             "head": head,
-            "reaches_server_head": reaches_head,
             "records_by_event": a.events,
             "denials": a.denials,
             "period_start_ms": a.first_ms,
             "period_end_ms": a.last_ms,
-        });
+        }));
+    }
+    // Every node that keeps a log must have its log given, reaching the head it had when read.
+    let mut reached = BTreeMap::new();
+    if facts.iter().any(|a| a.verified.is_some()) {
+        for n in nodes.iter().filter(|n| n.info("enc_audit_log") == "on") {
+            let head = n.info("enc_audit_head");
+            let ok = facts
+                .iter()
+                .any(|a| a.node.as_deref().is_none_or(|x| x == n.address) && a.macs.contains(head));
+            if !ok {
+                fails.push(format!(
+                    "the audit log of {} was not given, or does not reach the chain head it had when read: records are missing from its end, or it is another server's log",
+                    n.address
+                ));
+            }
+            reached.insert(n.address.clone(), ok);
+        }
+    }
+    if !fails.is_empty() {
+        status = Status::Fail;
+        fails.extend(lines);
+        lines = fails;
     }
     Check {
         id: "audit",
@@ -867,7 +897,7 @@ fn audit(nodes: &[Node], facts: Option<&AuditFacts>) -> Check {
         hipaa: &["164.312(b)", "164.312(c)(1)"],
         status,
         summary: summary_of(&lines, "audit log on, fail-closed, not failing"),
-        figures: json!({ "findings": lines, "log": log }),
+        figures: json!({ "findings": lines, "logs": logs, "reaches_server_head": reached }),
         evidence,
     }
 }

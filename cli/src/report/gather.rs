@@ -39,6 +39,8 @@ pub struct User {
     pub enabled: bool,
     pub nopass: bool,
     pub passwords: usize,
+    /// One of its passwords is the empty string (`>` with nothing after it).
+    pub empty_password: bool,
     pub all_commands: bool,
     pub phi_read: bool,
     pub phi_write: bool,
@@ -234,18 +236,36 @@ pub fn example_key(pattern: &str) -> String {
     out
 }
 
+/// How `ACL LIST` shows the empty password: the SHA-256 of nothing.
+const EMPTY_PASSWORD: &str = "#e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /// Key names to ask `ACL DRYRUN` about for a PHI pattern and a user's key patterns: names the
 /// PHI pattern matches, built from it (`*` as nothing, `x` and `0`) and from each of the user's
 /// patterns that yields one.
 fn keys_to_try(phi_pattern: &str, user_patterns: &[&str]) -> Vec<String> {
     let matcher = wildmatch::WildMatch::new(phi_pattern);
-    let mut keys = Vec::new();
+    let mut shapes: Vec<String> = Vec::new();
     for pattern in std::iter::once(phi_pattern).chain(user_patterns.iter().copied()) {
         for star in ["", "x", "0"] {
-            let key = example_key(&pattern.replace('*', &format!("{star}*")));
-            if matcher.matches(&key) && !keys.contains(&key) {
-                keys.push(key);
+            shapes.push(pattern.replace('*', &format!("{star}*")));
+        }
+        // One pattern inside the other's first or last `*` (`user:*` and `*:ssn` meet in
+        // `user:x:ssn`).
+        if pattern != phi_pattern {
+            for (outer, inner) in [(pattern, phi_pattern), (phi_pattern, pattern)] {
+                let inner = example_key(&inner.replace('*', "x*"));
+                shapes.push(outer.replacen('*', &format!("{inner}*"), 1));
+                if let Some(at) = outer.rfind('*') {
+                    shapes.push(format!("{}*{inner}{}", &outer[..at], &outer[at + 1..]));
+                }
             }
+        }
+    }
+    let mut keys = Vec::new();
+    for shape in shapes {
+        let key = example_key(&shape);
+        if matcher.matches(&key) && !keys.contains(&key) {
+            keys.push(key);
         }
     }
     keys
@@ -284,6 +304,7 @@ fn read_users(con: &mut Connection, patterns: &[&str]) -> Result<Vec<User>, Stri
             enabled: has("on"),
             nopass: has("nopass"),
             passwords: rules.iter().filter(|r| r.starts_with('#')).count(),
+            empty_password: has(EMPTY_PASSWORD),
             all_commands: has("+@all") || has("allcommands"),
             phi_read: false,
             phi_write: false,
@@ -519,6 +540,10 @@ mod tests {
             assert!(keys.contains(&wanted.to_owned()), "{wanted} in {keys:?}");
         }
         assert!(!keys.iter().any(|k| k.starts_with("app:")));
+        let keys = keys_to_try("*:ssn", &["user:*"]);
+        assert!(keys.contains(&"user:x:ssn".to_owned()), "{keys:?}");
+        let keys = keys_to_try("patient:*", &["*:42"]);
+        assert!(keys.contains(&"patient:x:42".to_owned()), "{keys:?}");
     }
 
     #[test]

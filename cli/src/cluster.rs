@@ -20,6 +20,9 @@ pub(crate) struct Listed {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) primary: bool,
+    /// Whether it serves slots, as the node asked sees it (fields 9 and on of the line): a
+    /// primary that lost its slots to a failover serves none.
+    pub(crate) serves_slots: bool,
     /// `replica`, `primary`, `failing`, or `unknown` (a node in handshake, say).
     pub(crate) role: &'static str,
 }
@@ -37,6 +40,8 @@ pub(crate) fn listed(text: &str) -> (Vec<Listed>, usize) {
                 let id = words.next()?;
                 let addr = words.next()?;
                 let flags: Vec<&str> = words.next()?.split(',').collect();
+                // master id, ping sent, pong received, config epoch, link state, then slots.
+                let serves_slots = words.nth(5).is_some_and(|slot| !slot.starts_with('['));
                 let hostport = addr.split(['@', ',']).next()?;
                 let (host, port) = hostport.rsplit_once(':')?;
                 let printable = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic());
@@ -49,6 +54,7 @@ pub(crate) fn listed(text: &str) -> (Vec<Listed>, usize) {
                     host: host.to_owned(),
                     port: port.parse().ok()?,
                     primary: has("master"),
+                    serves_slots,
                     role: if has("fail") || has("fail?") {
                         "failing"
                     } else if has("master") {
@@ -258,6 +264,13 @@ mod tests {
             ]
         );
         assert_eq!(unreadable, 1, "bad-line");
+        let serving: Vec<_> = nodes.iter().map(|n| n.serves_slots).collect();
+        assert_eq!(serving, [false, true, false]);
+        let (nodes, _) = listed("ab 10.0.0.1:1@2 master - 0 0 1 connected [5->-cd]\n");
+        assert!(
+            !nodes[0].serves_slots,
+            "a migration marker is not a slot it serves"
+        );
         let (_, unreadable) = listed("ab 10.0.0.1:99999@1 master - 0 0 1 connected\n");
         assert_eq!(unreadable, 1, "a port out of range");
     }

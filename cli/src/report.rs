@@ -97,7 +97,8 @@ fn reach<'a>(opts: &'a Options) -> Result<Vec<Reach<'a>>, String> {
         .map(|n| Reach {
             target: same(&n.host, n.port),
             address: format!("{}:{}", n.host, n.port),
-            primary: n.primary,
+            // Each slot counted once: only primaries that serve slots are scanned.
+            primary: n.primary && n.serves_slots,
             tls: opts.tls.as_ref(),
         })
         .collect();

@@ -1314,6 +1314,17 @@ fn a_node_added_and_rebalanced_holds_every_keyring_and_opens_every_value() {
     assert_eq!(keyring_versions(&mut added.client(), "default"), 2);
 }
 
+/// The check `id` of a report's JSON document.
+fn report_check(report: &serde_json::Value, id: &str) -> serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+        .clone()
+}
+
 /// The evidence report reads every node: coverage summed over the three primaries, a user
 /// without a password found on the one node that has it, TLS and the audit log checked on each.
 #[test]
@@ -1363,15 +1374,7 @@ fn a_report_covers_every_node_of_a_cluster() {
     assert!(stdout.contains("(6 servers)"), "{stdout}");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let check = |id: &str| {
-        r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap()
-            .clone()
-    };
+    let check = |id: &str| report_check(&r, id);
     assert_eq!(r["servers"].as_array().unwrap().len(), 6);
     let coverage = check("phi-coverage");
     assert_eq!(coverage["status"], "fail");
@@ -1459,21 +1462,11 @@ fn a_cluster_report_needs_every_nodes_audit_log() {
             .unwrap();
         let r: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        let audit = r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "audit")
-            .unwrap()
-            .clone();
-        let coverage = r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "phi-coverage")
-            .unwrap()
-            .clone();
-        (out.status.code(), audit, coverage)
+        (
+            out.status.code(),
+            report_check(&r, "audit"),
+            report_check(&r, "phi-coverage"),
+        )
     };
     let log_of = |n: &Server| {
         format!(

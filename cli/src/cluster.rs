@@ -76,12 +76,12 @@ pub(crate) fn listed(text: &str) -> (Vec<Listed>, usize) {
 }
 
 impl Listed {
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
     /// This node, reached with the seed's user and password.
-    fn target(&self, like: &Target) -> Target {
+    pub(crate) fn target(&self, like: &Target) -> Target {
         Target {
             host: self.host.clone(),
             port: self.port,

@@ -66,6 +66,7 @@ fn tls_config(tls: &Tls) -> Result<Arc<rustls::ClientConfig>, String> {
 }
 
 /// Where to connect.
+#[derive(Clone)]
 pub struct Target {
     pub host: String,
     pub port: u16,
@@ -217,22 +218,10 @@ const MAX_BULK: usize = 16 << 20;
 impl Connection {
     /// Sends a command whose reply is a bulk string (`CLUSTER NODES`, `INFO`) and reads it.
     pub fn bulk(&mut self, args: &[&str]) -> Result<Vec<u8>, String> {
-        command(self.0.get_mut(), args).map_err(|e| e.to_string())?;
-        let header = reply_line(&mut self.0)?;
-        if let Some(err) = header.strip_prefix('-') {
-            return Err(format!("{} refused: {err}", args.join(" ")));
+        match self.call(args)? {
+            Reply::Bulk(body) => Ok(body),
+            other => Err(format!("{}: not a bulk reply ({other:?})", args.join(" "))),
         }
-        let len: usize = header
-            .strip_prefix('$')
-            .and_then(|n| n.parse().ok())
-            .filter(|n| *n <= MAX_BULK)
-            .ok_or_else(|| format!("{}: not a bulk reply ({header})", args.join(" ")))?;
-        let mut body = vec![0u8; len + 2];
-        self.0
-            .read_exact(&mut body)
-            .map_err(|e| format!("reading from the server: {e}"))?;
-        body.truncate(len);
-        Ok(body)
     }
 }
 
@@ -289,8 +278,7 @@ impl Connection {
     /// Sends a command and reads its reply, whatever its shape; an error reply is `Err`.
     pub fn call(&mut self, args: &[&str]) -> Result<Reply, String> {
         command(self.0.get_mut(), args).map_err(|e| e.to_string())?;
-        self.read_reply(0)
-            .map_err(|e| format!("{}: {e}", args.first().copied().unwrap_or_default()))?
+        self.read_reply(0)?
             .map_err(|err| format!("{} refused: {err}", args.join(" ")))
     }
 

@@ -68,15 +68,9 @@ pub fn parse_age(text: &str) -> Result<u64, String> {
 /// The servers to read: the one named, or with `--cluster` every node it lists.
 fn reach<'a>(opts: &'a Options) -> Result<Vec<Reach<'a>>, String> {
     let address = format!("{}:{}", opts.target.host, opts.target.port);
-    let same = |host: &str, port: u16| Target {
-        host: host.to_owned(),
-        port,
-        user: opts.target.user.clone(),
-        password: opts.target.password.clone(),
-    };
     if !opts.cluster {
         return Ok(vec![Reach {
-            target: same(&opts.target.host, opts.target.port),
+            target: opts.target.clone(),
             address,
             primary: true,
             tls: opts.tls.as_ref(),
@@ -95,8 +89,8 @@ fn reach<'a>(opts: &'a Options) -> Result<Vec<Reach<'a>>, String> {
     let mut reach: Vec<Reach> = listed
         .iter()
         .map(|n| Reach {
-            target: same(&n.host, n.port),
-            address: format!("{}:{}", n.host, n.port),
+            target: n.target(&opts.target),
+            address: n.addr(),
             // Each slot counted once: only primaries that serve slots are scanned.
             primary: n.primary && n.serves_slots,
             tls: opts.tls.as_ref(),
@@ -105,8 +99,8 @@ fn reach<'a>(opts: &'a Options) -> Result<Vec<Reach<'a>>, String> {
     reach.sort_by(|a, b| a.address.cmp(&b.address));
     if let Some(failing) = listed.iter().find(|n| n.role == "failing") {
         return Err(format!(
-            "node {}:{} is failing: a report needs every node",
-            failing.host, failing.port
+            "node {} is failing: a report needs every node",
+            failing.addr()
         ));
     }
     Ok(reach)
@@ -185,14 +179,14 @@ fn read_audit(
         if v.incomplete.contains(&at) {
             continue;
         }
-        let Ok(event) = serde_json::from_slice::<redis_enc_core::audit::Event>(line) else {
+        let Ok(record) = serde_json::from_slice::<Value>(line) else {
             continue;
         };
-        if let Ok(v) = serde_json::from_slice::<Value>(line) {
-            if let Some(mac) = v["mac"].as_str() {
-                facts.macs.insert(mac.to_owned());
-            }
-        }
+        let mac = record["mac"].as_str().map(str::to_owned);
+        let Ok(event) = serde_json::from_value::<redis_enc_core::audit::Event>(record) else {
+            continue;
+        };
+        facts.macs.extend(mac);
         let name = if event.event.len() <= 32
             && event
                 .event

@@ -32,7 +32,7 @@ struct Counts {
 }
 
 impl Counts {
-    /// Counts `stored` as a value of a PHI key (`phi`) or of another key; true when sealed.
+    /// Counts `stored` as a value of a PHI key (`phi`) or of another key.
     fn value(&mut self, phi: bool, stored: &[u8]) {
         match Envelope::parse(stored) {
             Ok(e) => {

@@ -601,6 +601,52 @@ fn render_in_chromium(html: &Path, work: &Path) {
     }
 }
 
+/// A replica that lost its primary holds what it held, not what the primary holds: read alone,
+/// its coverage is no figure, and the report says it is a replica.
+#[test]
+fn a_replica_out_of_sync_does_not_pass_for_its_primary() {
+    let primary = common::phi_server_on(None, &[]);
+    cmd(&mut primary.client(), "ENC.SET patient:1 v").unwrap();
+    let replica = common::replica_of(&primary);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("enc.phi-patterns")
+        .arg("patient:*")
+        .query(&mut replica.client())
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let json = work.path().join("r.json");
+    let report = || {
+        tool(&[
+            "report",
+            "--url",
+            &replica.url(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        read_json(&json)
+    };
+    let r = report();
+    assert_eq!(r["servers"][0]["role"], "replica");
+    assert_eq!(
+        status(&r, "phi-coverage"),
+        "pass",
+        "in sync: {}",
+        check(&r, "phi-coverage")
+    );
+    primary.stop();
+    wait_until("the replica to lose its primary", || {
+        common::info_field(&mut replica.client(), "replication", "master_link_status").as_deref()
+            == Some("down")
+    });
+    let r = report();
+    assert_eq!(status(&r, "phi-coverage"), "fail");
+    assert!(check(&r, "phi-coverage")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("is a replica not in sync"));
+}
+
 #[test]
 fn no_report_without_a_server_and_bad_input_is_refused() {
     let (code, _, err) = tool(&["report", "--url", "redis://127.0.0.1:1"]);

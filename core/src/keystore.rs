@@ -245,6 +245,13 @@ impl KeyStore {
         self.rings.iter().find(|r| r.id == id).map(|r| &r.name)
     }
 
+    /// How keyring `id` is shown in replies: its name, or `#id` when this server does not hold
+    /// it.
+    pub fn label_of(&self, id: KeyringId) -> String {
+        self.name_of(id)
+            .map_or_else(|| format!("#{id}"), |n| n.as_str().to_owned())
+    }
+
     /// The primary key of keyring `name`.
     pub fn primary(&self, name: &KeyringName) -> Result<&DataKey, Error> {
         let ring = self.ring(name)?;

@@ -107,7 +107,7 @@ pub fn coverage(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
             if n == 0 {
                 return Err(CmdError::Syntax);
             }
-            Some(*count)
+            Some([*option, *count])
         }
         [_, _, _, _] => return Err(CmdError::Syntax),
         _ => return Err(CmdError::WrongArity("enc.coverage")),
@@ -120,9 +120,8 @@ pub fn coverage(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     {
         return Err(CmdError::Server("ERR invalid cursor".into()));
     }
-    let count_word = ctx.string(b"COUNT");
     let reply = match count {
-        Some(n) => ctx.call(c"SCAN", c"", &[cursor, Arg::from_owned(&count_word), n]),
+        Some([option, n]) => ctx.call(c"SCAN", c"", &[cursor, option, n]),
         None => ctx.call(c"SCAN", c"", &[cursor]),
     };
     if reply.is_error() {
@@ -146,13 +145,7 @@ pub fn coverage(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
         Ok(counts
             .versions
             .iter()
-            .map(|(id, n)| {
-                let ring = s
-                    .keys
-                    .name_of(id.keyring)
-                    .map_or_else(|| format!("#{}", id.keyring), |n| n.as_str().to_owned());
-                (ring, id.version.0, *n)
-            })
+            .map(|(id, n)| (s.keys.label_of(id.keyring), id.version.0, *n))
             .collect())
     })
     .unwrap_or_default();

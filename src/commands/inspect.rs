@@ -29,12 +29,7 @@ pub fn inspect(ctx: Ctx, args: &[Arg]) -> Result<(), CmdError> {
     };
     let envelope = Envelope::parse(&stored)?;
     let header = *envelope.header();
-    let keyring = state::with(|s| {
-        Ok(s.keys.name_of(header.key_id.keyring).map_or_else(
-            || format!("#{}", header.key_id.keyring),
-            |n| n.as_str().to_owned(),
-        ))
-    })?;
+    let keyring = state::with(|s| Ok(s.keys.label_of(header.key_id.keyring)))?;
     ctx.reply_map(6);
     ctx.reply_field_int(b"format", i64::from(FORMAT_V1));
     ctx.reply_bulk(b"algorithm");

@@ -570,12 +570,8 @@ fn a_backup_over_tls_with_a_client_certificate() {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path());
     let c = |f: &str| certs.path().join(f).display().to_string();
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server_args = tls_server_args(certs.path(), tls_port);
+    let tls_port = free_port();
+    let mut server_args = tls_server_args(certs.path(), tls_port, "yes");
     server_args.extend(["--repl-diskless-sync-delay".into(), "0".into()]);
     let server = Server::with(Options {
         server_args,

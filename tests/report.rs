@@ -376,7 +376,7 @@ fn a_compliant_server_passes_every_check_and_its_signed_report_verifies() {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path());
     let tls_port = common::free_port();
-    let mut server_args = tls_server_args(certs.path(), tls_port);
+    let mut server_args = tls_server_args(certs.path(), tls_port, "yes");
     server_args.extend(
         [
             "--tls-replication",

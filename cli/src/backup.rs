@@ -197,12 +197,6 @@ fn rate(bytes: u64, seconds: f64) -> f64 {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// `redis-enc backup`.
 #[allow(clippy::too_many_arguments)]
 pub fn run_backup(
@@ -218,12 +212,13 @@ pub fn run_backup(
     let master = open_master(master_key)?;
     let started = Instant::now();
     let mut pending = PendingFile::create(out)?;
+    let made = crate::now_unix();
     let (source, plaintext, file_bytes) = match (url, rdb) {
         (Some(url), None) => {
             let target = replication::target(url, user, password_file)?;
             let source = format!("redis://{}:{}", target.host, target.port);
             let mut writer =
-                BackupWriter::create(pending.writer(), master.wrapper(), &source, now())
+                BackupWriter::create(pending.writer(), master.wrapper(), &source, made)
                     .map_err(|e| e.to_string())?;
             let progress = bar(None, "backup");
             replication::snapshot(&target, tls, &mut writer, |n| progress.set_position(n))?;
@@ -239,7 +234,7 @@ pub fn run_backup(
             let len = input.metadata().map(|m| m.len()).ok();
             let source = format!("rdb:{}", path.display());
             let mut writer =
-                BackupWriter::create(pending.writer(), master.wrapper(), &source, now())
+                BackupWriter::create(pending.writer(), master.wrapper(), &source, made)
                     .map_err(|e| e.to_string())?;
             let progress = bar(len, "backup");
             let mut buf = vec![0u8; 1 << 20];

@@ -270,13 +270,16 @@ struct SeedArgs {
     tls: TlsArgs,
 }
 
+impl AuthArgs {
+    /// The server at `addr` (HOST:PORT or a redis:// URL), reached as these options say.
+    fn target(&self, addr: &str) -> Result<replication::Target, String> {
+        replication::target(addr, self.user.as_deref(), self.password_file.as_deref())
+    }
+}
+
 impl SeedArgs {
     fn target(&self) -> Result<replication::Target, String> {
-        replication::target(
-            &self.seed,
-            self.auth.user.as_deref(),
-            self.auth.password_file.as_deref(),
-        )
+        self.auth.target(&self.seed)
     }
 }
 
@@ -426,11 +429,7 @@ fn report(args: ReportArgs) -> ExitCode {
     }
     let made = (|| {
         let url = args.url.clone().unwrap_or_default();
-        let target = replication::target(
-            &url,
-            args.auth.user.as_deref(),
-            args.auth.password_file.as_deref(),
-        )?;
+        let target = args.auth.target(&url)?;
         let options = report::Options {
             url,
             target,
@@ -489,6 +488,13 @@ fn recorded(
         )?;
     }
     result
+}
+
+/// Seconds since the Unix epoch.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn file_name(path: &std::path::Path) -> String {

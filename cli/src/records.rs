@@ -41,13 +41,6 @@ pub struct Record<'a> {
     pub detail: Value,
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The master key records are made and checked with: a local key (`file:`, `env:`, `exec:`).
 pub fn local_master(uri: &str) -> Result<MasterKey, String> {
     Provider::parse(uri)
@@ -74,7 +67,7 @@ fn line(record: &Record, key: &EvidenceKey, key_id: &str, head: &Head) -> String
     fields.insert("seq".into(), json!(head.seq));
     fields.insert("prev".into(), json!(head.prev));
     fields.insert("kind".into(), json!(record.kind));
-    fields.insert("time".into(), json!(now_unix()));
+    fields.insert("time".into(), json!(crate::now_unix()));
     fields.insert(
         "result".into(),
         json!(if record.ok { "ok" } else { "failed" }),

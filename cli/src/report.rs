@@ -241,25 +241,10 @@ fn settings_digest(nodes: &[gather::Node]) -> String {
     ))
 }
 
+/// `unix` as a UTC time to the second (`2026-12-03T04:21:57Z`).
 fn rfc3339(unix: u64) -> String {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// Builds the report document (without its MAC).
@@ -386,7 +371,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     let records = (!opts.records.is_empty())
         .then(|| read_records(&opts.records, master.as_ref()))
         .transpose()?;
-    let now = crate::records::now_unix();
+    let now = crate::now_unix();
     let limits = Limits {
         max_key_age: opts.max_key_age,
         max_backup_age: opts.max_backup_age,

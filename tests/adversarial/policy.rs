@@ -171,11 +171,7 @@ fn phi_needs_tls_when_asked() {
     let certs = Arc::new(tempfile::tempdir().unwrap());
     certificates(certs.path());
     let c = |f: &str| certs.path().join(f).display().to_string();
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let tls_port = free_port();
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let key = dir.path().join("master.key");
     write_key(&key);
@@ -195,20 +191,11 @@ fn phi_needs_tls_when_asked() {
             ]
             .to_vec(),
         ),
-        server_args: vec![
-            "--tls-port".into(),
-            tls_port.to_string(),
-            "--tls-cert-file".into(),
-            c("server.crt"),
-            "--tls-key-file".into(),
-            c("server.key"),
-            "--tls-ca-cert-file".into(),
-            c("ca.crt"),
-            "--tls-auth-clients".into(),
-            "no".into(),
-            "--unixsocket".into(),
-            socket.display().to_string(),
-        ],
+        server_args: [
+            tls_server_args(certs.path(), tls_port, "no"),
+            vec!["--unixsocket".into(), socket.display().to_string()],
+        ]
+        .concat(),
         dir: Some(dir),
         ..Options::default()
     });

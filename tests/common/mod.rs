@@ -627,10 +627,10 @@ pub fn certificates(dir: &Path) {
     }
 }
 
-/// Server options for TLS on `tls_port` with the certificates of [`certificates`] in `certs`,
-/// client certificates required.
+/// Server options for TLS on `tls_port` with the certificates of [`certificates`] in `certs`;
+/// `auth_clients` is `tls-auth-clients` (`yes`: a client certificate is required).
 #[allow(dead_code)] // not every test binary uses it
-pub fn tls_server_args(certs: &Path, tls_port: u16) -> Vec<String> {
+pub fn tls_server_args(certs: &Path, tls_port: u16, auth_clients: &str) -> Vec<String> {
     let c = |name: &str| certs.join(name).display().to_string();
     vec![
         "--tls-port".into(),
@@ -642,7 +642,7 @@ pub fn tls_server_args(certs: &Path, tls_port: u16) -> Vec<String> {
         "--tls-ca-cert-file".into(),
         c("ca.crt"),
         "--tls-auth-clients".into(),
-        "yes".into(),
+        auth_clients.into(),
     ]
 }
 
